@@ -1,0 +1,187 @@
+//! The chain the running invocation belongs to, readable from anywhere inside
+//! a guarded handler.
+//!
+//! [`LoopGuard`](crate::LoopGuard) scopes a [`Chain`] around the handler
+//! future in a tokio task-local: the *outgoing* lineage (this function's
+//! count and the hop count already incremented) and the incoming trace
+//! header. The SDK interceptor reads it to stamp outgoing calls; your code
+//! can read it too. Concurrent invocations never see each other's chain.
+//!
+//! Task-locals do not follow `tokio::spawn`: wrap the spawned future with
+//! [`carry`] so calls made there are stamped too.
+//!
+//! # Example
+//!
+//! ```
+//! use lambda_loop_guard::chain::{self, Chain};
+//! use lambda_loop_guard::{FunctionId, Lineage};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let me = FunctionId::from_identity("worker");
+//! let chain = Chain::new(Lineage::new().record_run(me), None);
+//! chain
+//!     .scope(async {
+//!         assert_eq!(Chain::current().unwrap().lineage().count(me), 1);
+//!         // Spawned tasks see the chain only when it is carried over.
+//!         let seen = tokio::spawn(chain::carry(async { Chain::current() }))
+//!             .await
+//!             .unwrap();
+//!         assert!(seen.is_some());
+//!     })
+//!     .await;
+//! assert!(Chain::current().is_none());
+//! # }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::lineage::Lineage;
+
+tokio::task_local! {
+    static CURRENT: Option<Chain>;
+}
+
+/// The state of the chain for the running invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    lineage: Lineage,
+    incoming_trace_header: Option<Arc<str>>,
+}
+
+impl Chain {
+    /// A chain whose outgoing lineage is `lineage`, entered with
+    /// `incoming_trace_header` (the invocation's `X-Amzn-Trace-Id`).
+    pub fn new(lineage: Lineage, incoming_trace_header: Option<Arc<str>>) -> Self {
+        Chain {
+            lineage,
+            incoming_trace_header,
+        }
+    }
+
+    /// The chain of the running guarded invocation, if any.
+    pub fn current() -> Option<Chain> {
+        CURRENT.try_with(Clone::clone).ok().flatten()
+    }
+
+    /// Calls `f` with the current chain without cloning it.
+    pub fn with_current<R>(f: impl FnOnce(Option<&Chain>) -> R) -> R {
+        // `with` only panics outside a scope, which `try_with` rules out first.
+        if CURRENT.try_with(|_| ()).is_ok() {
+            CURRENT.with(|c| f(c.as_ref()))
+        } else {
+            f(None)
+        }
+    }
+
+    /// The lineage that outgoing calls carry: the incoming one with this
+    /// function's run and one hop added.
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// The invocation's incoming `X-Amzn-Trace-Id`, as received.
+    pub fn incoming_trace_header(&self) -> Option<&str> {
+        self.incoming_trace_header.as_deref()
+    }
+
+    /// Runs `future` with this chain as the current one.
+    pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
+        Scoped {
+            inner: CURRENT.scope(Some(self), future),
+        }
+    }
+}
+
+/// Carries the current chain (if any) into `future`, for `tokio::spawn`:
+///
+/// ```
+/// # async fn f() {
+/// tokio::spawn(lambda_loop_guard::chain::carry(async {
+///     // SDK calls here are stamped with the invocation's chain.
+/// }));
+/// # }
+/// ```
+pub fn carry<F: Future>(future: F) -> Scoped<F> {
+    Scoped {
+        inner: CURRENT.scope(Chain::current(), future),
+    }
+}
+
+pin_project! {
+    /// A future running with a [`Chain`] in scope. See [`Chain::scope`] and [`carry`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F> {
+        #[pin]
+        inner: TaskLocalFuture<Option<Chain>, F>,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<F> std::fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::FunctionId;
+
+    fn chain(n: u32) -> Chain {
+        Chain::new(
+            Lineage::new().record_run(FunctionId::from_u32(n)),
+            Some(Arc::from(format!("Root=1-{n}"))),
+        )
+    }
+
+    #[tokio::test]
+    async fn scope_sets_and_restores() {
+        assert!(Chain::current().is_none());
+        let inner = chain(1)
+            .scope(async {
+                let outer = Chain::current();
+                let nested = chain(2).scope(async { Chain::current() }).await;
+                (outer, nested, Chain::current())
+            })
+            .await;
+        assert_eq!(inner.0, Some(chain(1)));
+        assert_eq!(inner.1, Some(chain(2)));
+        assert_eq!(inner.2, Some(chain(1)));
+        assert_eq!(Chain::with_current(|c| c.cloned()), None);
+    }
+
+    #[tokio::test]
+    async fn spawned_tasks_need_carry() {
+        let (plain, carried) = chain(3)
+            .scope(async {
+                let plain = tokio::spawn(async { Chain::current() }).await.unwrap();
+                let carried = tokio::spawn(carry(async { Chain::current() })).await.unwrap();
+                (plain, carried)
+            })
+            .await;
+        assert_eq!(plain, None);
+        assert_eq!(carried, Some(chain(3)));
+        assert_eq!(
+            chain(3)
+                .scope(async { Chain::with_current(|c| c.map(|c| c.incoming_trace_header().map(String::from))) })
+                .await,
+            Some(Some("Root=1-3".to_string()))
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! Configuration: threshold, mode, metric namespace and function identity,
+//! read from environment variables with code-level overrides.
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `LOOP_GUARD_MAX_DEPTH` | `16` | runs of this function per chain before the next one is dropped (1 to 10000) |
+//! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` is off |
+//! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
+//! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
+//!
+//! A variable set to the empty string counts as unset. Any other bad value is
+//! an error at construction that names the variable and the value.
+//!
+//! # Example
+//!
+//! ```
+//! use lambda_loop_guard::{LoopGuardConfig, Mode};
+//! use std::collections::HashMap;
+//!
+//! let env = HashMap::from([
+//!     ("AWS_LAMBDA_FUNCTION_NAME", "order-processor"),
+//!     ("LOOP_GUARD_MAX_DEPTH", "8"),
+//! ]);
+//! // Code overrides win over the environment.
+//! let config = LoopGuardConfig::builder()
+//!     .mode(Mode::Observe)
+//!     .build_from_env_source(|key| env.get(key).map(|v| v.to_string()))?;
+//! assert_eq!(config.max_depth(), 8);
+//! assert_eq!(config.mode(), Mode::Observe);
+//! assert_eq!(config.function_name(), "order-processor");
+//!
+//! let err = LoopGuardConfig::builder()
+//!     .build_from_env_source(|key| (key == "LOOP_GUARD_MAX_DEPTH").then(|| "abc".to_string()))
+//!     .unwrap_err();
+//! assert!(err.to_string().contains(r#"LOOP_GUARD_MAX_DEPTH="abc""#));
+//! # Ok::<(), lambda_loop_guard::ConfigError>(())
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::lineage::FunctionId;
+
+/// Environment variable: maximum runs of this function per chain.
+pub const ENV_MAX_DEPTH: &str = "LOOP_GUARD_MAX_DEPTH";
+/// Environment variable: `terminate`, `observe` or `allow`.
+pub const ENV_MODE: &str = "LOOP_GUARD_MODE";
+/// Environment variable: CloudWatch metric namespace.
+pub const ENV_METRIC_NAMESPACE: &str = "LOOP_GUARD_METRIC_NAMESPACE";
+/// Environment variable: the function identity hashed into the wire format.
+pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
+/// Environment variable set by Lambda: the function's name.
+pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// Default [`max_depth`](LoopGuardConfig::max_depth): the same as AWS's own detection.
+pub const DEFAULT_MAX_DEPTH: u32 = 16;
+/// Largest accepted `max_depth`.
+pub const MAX_MAX_DEPTH: u32 = 10_000;
+/// Default metric namespace.
+pub const DEFAULT_METRIC_NAMESPACE: &str = "LoopGuard";
+
+/// What the guard does with an invocation past the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Mode {
+    /// Drop it: the handler is not called (default).
+    #[default]
+    Terminate,
+    /// Run the handler anyway, but log and count it: for rollouts.
+    Observe,
+    /// Off: events pass through untouched, nothing is counted or stamped.
+    Allow,
+}
+
+impl Mode {
+    /// The name used in `LOOP_GUARD_MODE`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Terminate => "terminate",
+            Mode::Observe => "observe",
+            Mode::Allow => "allow",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = ConfigError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "terminate" => Ok(Mode::Terminate),
+            "observe" => Ok(Mode::Observe),
+            "allow" => Ok(Mode::Allow),
+            _ => Err(ConfigError::invalid(
+                ENV_MODE,
+                s,
+                "expected terminate, observe or allow",
+            )),
+        }
+    }
+}
+
+/// Validated guard configuration. Build it with [`LoopGuardConfig::from_env`]
+/// or [`LoopGuardConfig::builder`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopGuardConfig {
+    max_depth: u32,
+    mode: Mode,
+    metric_namespace: String,
+    function_identity: String,
+    function_name: String,
+    function_id: FunctionId,
+}
+
+impl LoopGuardConfig {
+    /// Reads the process environment. See the [module docs](self) for the variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().build_from_env()
+    }
+
+    /// A builder whose settings override the environment.
+    pub fn builder() -> LoopGuardConfigBuilder {
+        LoopGuardConfigBuilder::default()
+    }
+
+    /// Runs of this function per chain that are allowed; run `max_depth + 1` is dropped.
+    pub fn max_depth(&self) -> u32 {
+        self.max_depth
+    }
+
+    /// The configured [`Mode`].
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The CloudWatch namespace of the drop metric.
+    pub fn metric_namespace(&self) -> &str {
+        &self.metric_namespace
+    }
+
+    /// The identity hashed into [`function_id`](Self::function_id).
+    pub fn function_identity(&self) -> &str {
+        &self.function_identity
+    }
+
+    /// The `FunctionName` metric dimension: `AWS_LAMBDA_FUNCTION_NAME` when
+    /// set, else the function identity.
+    pub fn function_name(&self) -> &str {
+        &self.function_name
+    }
+
+    /// This function's id on the wire.
+    pub fn function_id(&self) -> FunctionId {
+        self.function_id
+    }
+}
+
+/// Builder for [`LoopGuardConfig`]. Every setting made here wins over the
+/// environment; anything left unset falls back to the environment (with the
+/// `build_from_env*` methods) and then to the default.
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct LoopGuardConfigBuilder {
+    max_depth: Option<u32>,
+    mode: Option<Mode>,
+    metric_namespace: Option<String>,
+    function_identity: Option<String>,
+    function_name: Option<String>,
+}
+
+impl LoopGuardConfigBuilder {
+    /// Runs of this function per chain that are allowed (1 to 10000).
+    pub fn max_depth(mut self, max_depth: u32) -> Self {
+        self.max_depth = Some(max_depth);
+        self
+    }
+
+    /// The [`Mode`].
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// The CloudWatch namespace of the drop metric.
+    pub fn metric_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.metric_namespace = Some(namespace.into());
+        self
+    }
+
+    /// The identity hashed into the wire format. Functions that must count
+    /// as one (aliases, blue/green copies) share an identity.
+    pub fn function_identity(mut self, identity: impl Into<String>) -> Self {
+        self.function_identity = Some(identity.into());
+        self
+    }
+
+    /// The `FunctionName` metric dimension (defaults to
+    /// `AWS_LAMBDA_FUNCTION_NAME`, else the identity).
+    pub fn function_name(mut self, name: impl Into<String>) -> Self {
+        self.function_name = Some(name.into());
+        self
+    }
+
+    /// Validates the code settings alone, without reading the environment.
+    pub fn build(self) -> Result<LoopGuardConfig, ConfigError> {
+        self.build_from_env_source(|_| None)
+    }
+
+    /// Fills unset settings from the process environment, then validates.
+    pub fn build_from_env(self) -> Result<LoopGuardConfig, ConfigError> {
+        self.build_from_env_source(|key| std::env::var(key).ok())
+    }
+
+    /// Fills unset settings from `env` (a lookup by variable name), then
+    /// validates. Tests use this instead of mutating the process environment.
+    pub fn build_from_env_source<F>(self, env: F) -> Result<LoopGuardConfig, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let env = |key: &str| env(key).filter(|v| !v.is_empty());
+
+        let max_depth = match (self.max_depth, env(ENV_MAX_DEPTH)) {
+            (Some(n), _) => check_max_depth(n, "max_depth", &n.to_string())?,
+            (None, Some(raw)) => parse_max_depth(&raw)?,
+            (None, None) => DEFAULT_MAX_DEPTH,
+        };
+        let mode = match (self.mode, env(ENV_MODE)) {
+            (Some(mode), _) => mode,
+            (None, Some(raw)) => raw.parse()?,
+            (None, None) => Mode::default(),
+        };
+        let metric_namespace = match (self.metric_namespace, env(ENV_METRIC_NAMESPACE)) {
+            (Some(ns), _) => check_namespace(ns, "metric_namespace")?,
+            (None, Some(ns)) => check_namespace(ns, ENV_METRIC_NAMESPACE)?,
+            (None, None) => DEFAULT_METRIC_NAMESPACE.to_owned(),
+        };
+        let lambda_name = env(ENV_LAMBDA_FUNCTION_NAME);
+        let function_identity = match self.function_identity {
+            Some(id) if id.trim().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "function_identity",
+                    &id,
+                    "expected a non-empty identity",
+                ))
+            }
+            Some(id) => id,
+            None => match env(ENV_FUNCTION_ID).or_else(|| lambda_name.clone()) {
+                Some(id) => id,
+                // Nothing to hash, but nothing is counted either when off.
+                None if mode == Mode::Allow => String::new(),
+                None => return Err(ConfigError(ErrorKind::MissingIdentity)),
+            },
+        };
+        let function_name = self
+            .function_name
+            .or(lambda_name)
+            .unwrap_or_else(|| function_identity.clone());
+        Ok(LoopGuardConfig {
+            max_depth,
+            mode,
+            metric_namespace,
+            function_id: FunctionId::from_identity(&function_identity),
+            function_identity,
+            function_name,
+        })
+    }
+}
+
+fn parse_max_depth(raw: &str) -> Result<u32, ConfigError> {
+    match raw.trim().parse::<u32>() {
+        Ok(n) => check_max_depth(n, ENV_MAX_DEPTH, raw),
+        Err(_) => Err(max_depth_error(ENV_MAX_DEPTH, raw)),
+    }
+}
+
+fn check_max_depth(n: u32, setting: &'static str, raw: &str) -> Result<u32, ConfigError> {
+    if (1..=MAX_MAX_DEPTH).contains(&n) {
+        Ok(n)
+    } else {
+        Err(max_depth_error(setting, raw))
+    }
+}
+
+fn max_depth_error(setting: &'static str, raw: &str) -> ConfigError {
+    ConfigError::invalid(setting, raw, "expected a whole number from 1 to 10000")
+}
+
+/// CloudWatch: 1-255 characters from `0-9A-Za-z.-_/#:` and space, not `AWS/...`.
+fn check_namespace(ns: String, setting: &'static str) -> Result<String, ConfigError> {
+    let valid_chars = ns
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
+    if ns.is_empty() || ns.len() > 255 || !valid_chars || ns.starts_with("AWS/") {
+        return Err(ConfigError::invalid(
+            setting,
+            &ns,
+            "expected 1-255 characters from A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/",
+        ));
+    }
+    Ok(ns)
+}
+
+/// A configuration value that was rejected, or a missing function identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(ErrorKind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ErrorKind {
+    Invalid {
+        setting: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    MissingIdentity,
+}
+
+impl ConfigError {
+    fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Self {
+        ConfigError(ErrorKind::Invalid {
+            setting,
+            value: value.to_owned(),
+            expected,
+        })
+    }
+
+    /// The variable or builder setting that was rejected, if any.
+    pub fn setting(&self) -> Option<&'static str> {
+        match &self.0 {
+            ErrorKind::Invalid { setting, .. } => Some(setting),
+            ErrorKind::MissingIdentity => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ErrorKind::Invalid {
+                setting,
+                value,
+                expected,
+            } => write!(f, "invalid loop guard setting {setting}={value:?}: {expected}"),
+            ErrorKind::MissingIdentity => f.pad(
+                "loop guard has no function identity: set LOOP_GUARD_FUNCTION_ID or \
+                 AWS_LAMBDA_FUNCTION_NAME, or call LoopGuardConfigBuilder::function_identity",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn build(pairs: &[(&str, &str)]) -> Result<LoopGuardConfig, ConfigError> {
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        LoopGuardConfig::builder().build_from_env_source(|k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = build(&[(ENV_LAMBDA_FUNCTION_NAME, "f")]).unwrap();
+        assert_eq!(c.max_depth(), 16);
+        assert_eq!(c.mode(), Mode::Terminate);
+        assert_eq!(c.metric_namespace(), "LoopGuard");
+        assert_eq!(c.function_identity(), "f");
+        assert_eq!(c.function_name(), "f");
+        assert_eq!(c.function_id(), FunctionId::from_identity("f"));
+    }
+
+    #[test]
+    fn env_values_are_read() {
+        let c = build(&[
+            (ENV_LAMBDA_FUNCTION_NAME, "f"),
+            (ENV_FUNCTION_ID, "shared-id"),
+            (ENV_MAX_DEPTH, " 3 "),
+            (ENV_MODE, "OBSERVE"),
+            (ENV_METRIC_NAMESPACE, "My/App"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_depth(), 3);
+        assert_eq!(c.mode(), Mode::Observe);
+        assert_eq!(c.metric_namespace(), "My/App");
+        assert_eq!(c.function_id(), FunctionId::from_identity("shared-id"));
+        assert_eq!(c.function_name(), "f");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let c = build(&[(ENV_FUNCTION_ID, "x"), (ENV_MAX_DEPTH, ""), (ENV_MODE, "")]).unwrap();
+        assert_eq!(c.max_depth(), 16);
+        assert_eq!(c.mode(), Mode::Terminate);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_value() {
+        for (var, value) in [
+            (ENV_MAX_DEPTH, "abc"),
+            (ENV_MAX_DEPTH, "0"),
+            (ENV_MAX_DEPTH, "-1"),
+            (ENV_MAX_DEPTH, "99999999999"),
+            (ENV_MAX_DEPTH, "10001"),
+            (ENV_MAX_DEPTH, "1.5"),
+            (ENV_MODE, "kill"),
+            (ENV_METRIC_NAMESPACE, "AWS/Lambda"),
+            (ENV_METRIC_NAMESPACE, "bad;ns"),
+        ] {
+            let err = build(&[(ENV_FUNCTION_ID, "f"), (var, value)]).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{var}={value:?}")), "{msg}");
+            assert_eq!(err.setting(), Some(var));
+        }
+    }
+
+    #[test]
+    fn code_overrides_win_and_are_validated() {
+        let env = |k: &str| match k {
+            ENV_MAX_DEPTH => Some("abc".to_string()),
+            ENV_FUNCTION_ID => Some("from-env".to_string()),
+            _ => None,
+        };
+        let c = LoopGuardConfig::builder()
+            .max_depth(4)
+            .function_identity("from-code")
+            .build_from_env_source(env)
+            .unwrap();
+        assert_eq!(c.max_depth(), 4);
+        assert_eq!(c.function_identity(), "from-code");
+        let err = LoopGuardConfig::builder()
+            .function_identity("f")
+            .max_depth(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("max_depth"));
+        let err = LoopGuardConfig::builder().function_identity(" ").build().unwrap_err();
+        assert_eq!(err.setting(), Some("function_identity"));
+    }
+
+    #[test]
+    fn missing_identity_is_an_error_unless_allowed() {
+        let err = build(&[]).unwrap_err();
+        assert!(err.to_string().contains("LOOP_GUARD_FUNCTION_ID"), "{err}");
+        assert!(build(&[(ENV_MODE, "allow")]).is_ok());
+    }
+}

@@ -1,0 +1,177 @@
+//! The errors a guarded handler can return.
+
+use std::fmt;
+
+use lambda_runtime::Diagnostic;
+
+use crate::event::EventSource;
+
+/// The `errorType` Lambda reports for a dropped invocation, the same name
+/// AWS uses for its own recursive loop detection.
+pub const RECURSIVE_INVOCATION_ERROR_TYPE: &str = "RecursiveInvocationException";
+
+/// An invocation was dropped because its chain has run this function more
+/// than `max_depth` times.
+///
+/// Only the guard creates it. Lambda records a failed invocation: SQS
+/// retries the message until `maxReceiveCount` and then moves it to the
+/// queue's dead-letter queue; asynchronous invocations (SNS) go to the
+/// function's DLQ or on-failure destination. Nothing is lost silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecursiveInvocationError {
+    pub(crate) function_name: String,
+    pub(crate) depth: u32,
+    pub(crate) max_depth: u32,
+    pub(crate) source: EventSource,
+    pub(crate) chain_root: Option<String>,
+}
+
+impl RecursiveInvocationError {
+    /// The run number that was refused (always `max_depth + 1` or more).
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// The configured limit.
+    pub fn max_depth(&self) -> u32 {
+        self.max_depth
+    }
+
+    /// Where the looping event came from.
+    pub fn source(&self) -> EventSource {
+        self.source
+    }
+
+    /// The X-Ray trace id (`Root`) of the chain, when known.
+    pub fn chain_root(&self) -> Option<&str> {
+        self.chain_root.as_deref()
+    }
+}
+
+impl fmt::Display for RecursiveInvocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loop guard stopped a recursive loop: function {:?} was invoked for run {} of one \
+             chain (source: {}, chain root: {}), over the limit of {} runs per chain; its \
+             handler was not called. If this recursion is intended, raise LOOP_GUARD_MAX_DEPTH, \
+             or set LOOP_GUARD_MODE=observe to only log it or LOOP_GUARD_MODE=allow to turn the \
+             guard off",
+            self.function_name,
+            self.depth,
+            self.source,
+            self.chain_root.as_deref().unwrap_or("unknown"),
+            self.max_depth,
+        )
+    }
+}
+
+impl std::error::Error for RecursiveInvocationError {}
+
+impl From<RecursiveInvocationError> for Diagnostic {
+    fn from(error: RecursiveInvocationError) -> Self {
+        Diagnostic {
+            error_type: RECURSIVE_INVOCATION_ERROR_TYPE.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The error of a [`LoopGuard`](crate::LoopGuard) service: the handler's own
+/// error, untouched, or a drop.
+///
+/// It converts into [`lambda_runtime::Diagnostic`] whenever the handler's
+/// error does, so `lambda_runtime::run` accepts a guarded handler as is.
+#[derive(Debug)]
+pub enum LoopGuardError<E> {
+    /// The handler failed.
+    Handler(E),
+    /// The guard dropped the invocation; the handler was not called.
+    Dropped(RecursiveInvocationError),
+}
+
+impl<E> LoopGuardError<E> {
+    /// The drop, if this is one.
+    pub fn as_dropped(&self) -> Option<&RecursiveInvocationError> {
+        match self {
+            LoopGuardError::Dropped(e) => Some(e),
+            LoopGuardError::Handler(_) => None,
+        }
+    }
+
+    /// The handler's error, if this is one.
+    pub fn into_handler_error(self) -> Option<E> {
+        match self {
+            LoopGuardError::Handler(e) => Some(e),
+            LoopGuardError::Dropped(_) => None,
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for LoopGuardError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoopGuardError::Handler(e) => e.fmt(f),
+            LoopGuardError::Dropped(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for LoopGuardError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LoopGuardError::Dropped(e) => Some(e),
+            LoopGuardError::Handler(_) => None,
+        }
+    }
+}
+
+impl<E: Into<Diagnostic>> From<LoopGuardError<E>> for Diagnostic {
+    fn from(error: LoopGuardError<E>) -> Self {
+        match error {
+            LoopGuardError::Handler(e) => e.into(),
+            LoopGuardError::Dropped(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dropped() -> RecursiveInvocationError {
+        RecursiveInvocationError {
+            function_name: "orders".into(),
+            depth: 17,
+            max_depth: 16,
+            source: EventSource::Sqs,
+            chain_root: Some("1-5759e988-bd862e3fe1be46a994272793".into()),
+        }
+    }
+
+    #[test]
+    fn message_says_what_where_and_how_to_change_it() {
+        let msg = dropped().to_string();
+        for needle in [
+            "\"orders\"",
+            "run 17",
+            "limit of 16",
+            "sqs",
+            "1-5759e988-bd862e3fe1be46a994272793",
+            "LOOP_GUARD_MAX_DEPTH",
+            "LOOP_GUARD_MODE=allow",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from {msg}");
+        }
+    }
+
+    #[test]
+    fn diagnostics_keep_the_handler_error_and_name_drops() {
+        let d: Diagnostic = LoopGuardError::<lambda_runtime::Error>::Dropped(dropped()).into();
+        assert_eq!(d.error_type, RECURSIVE_INVOCATION_ERROR_TYPE);
+        let d: Diagnostic = LoopGuardError::Handler(String::from("boom")).into();
+        assert_eq!(d.error_message, "boom");
+        let boxed: lambda_runtime::Error = Box::new(LoopGuardError::<String>::Dropped(dropped()));
+        assert!(boxed.to_string().contains("run 17"));
+    }
+}

@@ -1,0 +1,141 @@
+//! `serde_json::Value` payloads: SQS and SNS event shapes are recognised by
+//! their `eventSource` / `EventSource`; anything else is a direct invocation.
+
+use lambda_runtime::Context;
+use serde_json::Value;
+
+use super::sqs::sns_envelope_lineage;
+use super::{retain_by_index, EventSource, GuardedEvent, Incoming};
+use crate::carrier::{AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Sqs,
+    Sns,
+    Other,
+}
+
+fn records(value: &Value) -> Option<&Vec<Value>> {
+    value.get("Records")?.as_array()
+}
+
+fn shape(value: &Value) -> Shape {
+    let Some(first) = records(value).and_then(|r| r.first()) else {
+        return Shape::Other;
+    };
+    match (
+        first.get("eventSource").and_then(Value::as_str),
+        first.get("EventSource").and_then(Value::as_str),
+    ) {
+        (Some("aws:sqs"), _) => Shape::Sqs,
+        (_, Some("aws:sns")) => Shape::Sns,
+        _ => Shape::Other,
+    }
+}
+
+fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(value, |v, key| v.get(*key))
+        .and_then(Value::as_str)
+}
+
+impl GuardedEvent for Value {
+    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        let records = records(self).map(Vec::as_slice).unwrap_or_default();
+        match shape(self) {
+            Shape::Sqs => out.extend(records.iter().map(|r| {
+                let mut incoming = Incoming::new(EventSource::Sqs);
+                incoming.set_item_id(str_at(r, &["messageId"]));
+                if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
+                    incoming.read_trace_header(h);
+                }
+                if let Some(v) = str_at(r, &["messageAttributes", MESSAGE_ATTRIBUTE, "stringValue"]) {
+                    incoming.read_lineage_value(v, "sqs message attribute");
+                }
+                if let Some(v) = str_at(r, &["body"]).and_then(sns_envelope_lineage) {
+                    incoming.read_lineage_value(v, "sns envelope in sqs body");
+                }
+                incoming
+            })),
+            Shape::Sns => out.extend(records.iter().map(|r| {
+                let mut incoming = Incoming::new(EventSource::Sns);
+                incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
+                if let Some(v) = str_at(r, &["Sns", "MessageAttributes", MESSAGE_ATTRIBUTE, "Value"]) {
+                    incoming.read_lineage_value(v, "sns message attribute");
+                }
+                incoming.read_context(context);
+                incoming
+            })),
+            Shape::Other => out.push(Incoming::from_context(context)),
+        }
+    }
+
+    fn is_batch(&self) -> bool {
+        shape(self) == Shape::Sqs
+    }
+
+    fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
+        if let Some(Value::Array(records)) = self.get_mut("Records") {
+            retain_by_index(records, remove);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FunctionId;
+    use serde_json::json;
+
+    fn read(value: &Value, ctx: &Context) -> Vec<(EventSource, u16, Option<String>)> {
+        let mut out = Vec::new();
+        value.read_incoming(ctx, &mut out);
+        out.iter()
+            .map(|i| {
+                (
+                    i.source(),
+                    i.lineage().count(FunctionId::from_u32(1)),
+                    i.item_id().map(String::from),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recognises_sqs_records() {
+        let mut v = json!({"Records": [
+            {"eventSource": "aws:sqs", "messageId": "a", "messageAttributes": {"loop-guard": {"stringValue": "v1.1.00000001-4", "dataType": "String"}}},
+            {"eventSource": "aws:sqs", "messageId": "b", "attributes": {"AWSTraceHeader": "Root=1-x;LoopGuard=v1.1.00000001-2"}},
+            {"eventSource": "aws:sqs", "messageId": "c", "body": "{\"MessageAttributes\":{\"loop-guard\":{\"Type\":\"String\",\"Value\":\"v1.1.00000001-9\"}}}"}
+        ]});
+        let ctx = Context::default();
+        assert_eq!(
+            read(&v, &ctx),
+            vec![
+                (EventSource::Sqs, 4, Some("a".into())),
+                (EventSource::Sqs, 2, Some("b".into())),
+                (EventSource::Sqs, 9, Some("c".into())),
+            ]
+        );
+        assert!(v.is_batch());
+        v.remove_units(&mut |i| i == 1);
+        assert_eq!(v["Records"].as_array().unwrap().len(), 2);
+        assert_eq!(v["Records"][1]["messageId"], "c");
+    }
+
+    #[test]
+    fn recognises_sns_records_and_falls_back_to_context() {
+        let v = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "s",
+            "MessageAttributes": {"loop-guard": {"Type": "String", "Value": "v1.1.00000001-3"}}}}]});
+        let ctx = Context::default();
+        assert_eq!(read(&v, &ctx), vec![(EventSource::Sns, 3, Some("s".into()))]);
+        assert!(!v.is_batch());
+
+        let mut ctx = Context::default();
+        ctx.xray_trace_id = Some("Root=1-x;LoopGuard=v1.1.00000001-5".into());
+        for other in [json!({"hello": "world"}), json!([1, 2]), json!({"Records": []}), json!(null)] {
+            assert_eq!(read(&other, &ctx), vec![(EventSource::Invoke, 5, None)]);
+            assert!(!other.is_batch());
+        }
+    }
+}

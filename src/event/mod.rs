@@ -1,0 +1,233 @@
+//! How the guard reads the incoming chain from an event.
+//!
+//! [`GuardedEvent`] is implemented for the payloads a guarded handler can
+//! take: `aws_lambda_events` SQS and SNS events (typed bodies too),
+//! `serde_json::Value` (SQS and SNS shapes are recognised), `String` and `()`.
+//! Any other payload type opts in with one line, and is then read like a
+//! direct invocation (trace header and client context of the [`Context`]):
+//!
+//! ```
+//! #[derive(serde::Deserialize)]
+//! struct OrderPlaced { order_id: String }
+//!
+//! impl lambda_loop_guard::GuardedEvent for OrderPlaced {}
+//! ```
+//!
+//! A batch event yields one [`Incoming`] per record, and the guard decides per
+//! record.
+
+use std::fmt;
+
+use lambda_runtime::Context;
+
+use crate::carrier::{decode_logged, trace_header_lineage, CLIENT_CONTEXT_KEY};
+use crate::lineage::Lineage;
+use crate::trace_header::TraceHeader;
+
+mod json;
+mod sns;
+mod sqs;
+
+/// Where an invocation or record came from (the metric's `Source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventSource {
+    /// A direct `Invoke` (or any payload read through the [`Context`]).
+    Invoke,
+    /// An SQS record (including SNS notifications delivered through SQS).
+    Sqs,
+    /// An SNS record.
+    Sns,
+    /// A source named by a custom [`GuardedEvent`] implementation.
+    Custom(&'static str),
+}
+
+impl EventSource {
+    /// Lowercase name: `invoke`, `sqs`, `sns`, or the custom name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Invoke => "invoke",
+            EventSource::Sqs => "sqs",
+            EventSource::Sns => "sns",
+            EventSource::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for EventSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The chain one unit of work (a record, or the whole invocation) arrived with.
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    lineage: Lineage,
+    source: EventSource,
+    item_id: Option<&'a str>,
+    chain_root: Option<&'a str>,
+}
+
+impl<'a> Incoming<'a> {
+    /// Nothing read yet: an empty lineage from `source`.
+    pub fn new(source: EventSource) -> Self {
+        Incoming {
+            lineage: Lineage::new(),
+            source,
+            item_id: None,
+            chain_root: None,
+        }
+    }
+
+    /// A direct invocation: reads the [`Context`]'s trace header and client
+    /// context. This is what the default [`GuardedEvent`] methods do.
+    pub fn from_context(context: &'a Context) -> Self {
+        let mut incoming = Incoming::new(EventSource::Invoke);
+        incoming.read_context(context);
+        incoming
+    }
+
+    /// Merges the [`Context`]'s carriers (trace header, client context) in.
+    pub fn read_context(&mut self, context: &'a Context) -> &mut Self {
+        if let Some(header) = context.xray_trace_id.as_deref() {
+            self.read_trace_header(header);
+        }
+        if let Some(value) = context
+            .client_context
+            .as_ref()
+            .and_then(|c| c.custom.get(CLIENT_CONTEXT_KEY))
+        {
+            self.read_lineage_value(value, "client context");
+        }
+        self
+    }
+
+    /// Merges the lineage in an `X-Amzn-Trace-Id` value, and takes its `Root`
+    /// as the chain root if none is known yet.
+    pub fn read_trace_header(&mut self, raw: &'a str) -> &mut Self {
+        if self.chain_root.is_none() {
+            self.chain_root = TraceHeader::parse(raw).ok().and_then(|h| h.root());
+        }
+        if let Some(lineage) = trace_header_lineage(raw) {
+            self.lineage.merge(&lineage);
+        }
+        self
+    }
+
+    /// Merges an encoded lineage (a message attribute value, a client context
+    /// entry, a custom field). `carrier` names it in the warning logged when
+    /// the value is malformed (and then ignored).
+    pub fn read_lineage_value(&mut self, value: &str, carrier: &'static str) -> &mut Self {
+        if let Some(lineage) = decode_logged(value, carrier) {
+            self.lineage.merge(&lineage);
+        }
+        self
+    }
+
+    /// Sets the id used to report this unit as a batch item failure (the SQS
+    /// `messageId`).
+    pub fn set_item_id(&mut self, id: Option<&'a str>) -> &mut Self {
+        self.item_id = id;
+        self
+    }
+
+    /// The lineage merged from every carrier read so far.
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// Where this unit came from.
+    pub fn source(&self) -> EventSource {
+        self.source
+    }
+
+    /// The batch item identifier, if any.
+    pub fn item_id(&self) -> Option<&'a str> {
+        self.item_id
+    }
+
+    /// The trace `Root` of the chain, if a trace header was read.
+    pub fn chain_root(&self) -> Option<&'a str> {
+        self.chain_root
+    }
+}
+
+/// A Lambda payload the guard knows how to read.
+///
+/// The defaults treat the payload as one direct invocation read from the
+/// [`Context`], so `impl GuardedEvent for MyEvent {}` is a complete opt-in.
+/// Batch sources override all three methods.
+pub trait GuardedEvent {
+    /// Appends one [`Incoming`] per unit of work, in order.
+    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        out.push(Incoming::from_context(context));
+    }
+
+    /// Whether units can be removed one by one (SQS batches): then only the
+    /// looping records are dropped.
+    fn is_batch(&self) -> bool {
+        false
+    }
+
+    /// Removes the units for which `remove(index)` is true, keeping the order
+    /// of the rest. Only called when [`is_batch`](Self::is_batch) is true.
+    fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
+        let _ = remove;
+    }
+}
+
+impl GuardedEvent for () {}
+impl GuardedEvent for String {}
+
+/// `Vec::retain` by position.
+pub(crate) fn retain_by_index<T>(items: &mut Vec<T>, remove: &mut dyn FnMut(usize) -> bool) {
+    let mut index = 0;
+    items.retain(|_| {
+        let keep = !remove(index);
+        index += 1;
+        keep
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_carriers_are_merged() {
+        let mut ctx = Context::default();
+        ctx.xray_trace_id = Some("Root=1-a-b;LoopGuard=v1.5.00000001-2".into());
+        ctx.client_context = Some(
+            serde_json::from_value(serde_json::json!({
+                "custom": { CLIENT_CONTEXT_KEY: "v1.3.00000001-3.00000002-1", "theirs": "kept" }
+            }))
+            .unwrap(),
+        );
+        let incoming = Incoming::from_context(&ctx);
+        let l = incoming.lineage();
+        assert_eq!(l.count(crate::FunctionId::from_u32(1)), 3);
+        assert_eq!(l.count(crate::FunctionId::from_u32(2)), 1);
+        assert_eq!(l.hops(), 5);
+        assert_eq!(incoming.chain_root(), Some("1-a-b"));
+        assert_eq!(incoming.source(), EventSource::Invoke);
+    }
+
+    #[test]
+    fn malformed_context_values_are_ignored() {
+        let mut ctx = Context::default();
+        ctx.xray_trace_id = Some("Root=1-a-b;LoopGuard=v1.zz".into());
+        ctx.client_context = Some(
+            serde_json::from_value(serde_json::json!({"custom": { CLIENT_CONTEXT_KEY: "\u{0}\u{ff}" }}))
+                .unwrap(),
+        );
+        assert!(Incoming::from_context(&ctx).lineage().is_empty());
+    }
+
+    #[test]
+    fn retain_by_index_removes_exactly_the_chosen() {
+        let mut v = vec!['a', 'b', 'c', 'd'];
+        retain_by_index(&mut v, &mut |i| i % 2 == 1);
+        assert_eq!(v, vec!['a', 'c']);
+    }
+}

@@ -1,0 +1,213 @@
+//! SQS events: one unit per record.
+//!
+//! Carriers per record: the `AWSTraceHeader` system attribute (our trace
+//! field), the `loop-guard` message attribute, and, for SNS notifications
+//! delivered to SQS without raw delivery, the `loop-guard` entry of the
+//! `MessageAttributes` object inside the JSON body.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsEventObj, SqsMessageAttribute};
+use lambda_runtime::Context;
+use serde::{Deserialize, Serialize};
+
+use super::{retain_by_index, EventSource, GuardedEvent, Incoming};
+use crate::carrier::{AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+
+impl GuardedEvent for SqsEvent {
+    fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        out.extend(self.records.iter().map(|r| {
+            read_record(
+                r.message_id.as_deref(),
+                &r.attributes,
+                &r.message_attributes,
+                r.body.as_deref(),
+            )
+        }));
+    }
+
+    fn is_batch(&self) -> bool {
+        true
+    }
+
+    fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
+        retain_by_index(&mut self.records, remove);
+    }
+}
+
+impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
+    fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        out.extend(self.records.iter().map(|r| {
+            read_record(
+                r.message_id.as_deref(),
+                &r.attributes,
+                &r.message_attributes,
+                None,
+            )
+        }));
+    }
+
+    fn is_batch(&self) -> bool {
+        true
+    }
+
+    fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
+        retain_by_index(&mut self.records, remove);
+    }
+}
+
+fn read_record<'a>(
+    message_id: Option<&'a str>,
+    attributes: &'a HashMap<String, String>,
+    message_attributes: &'a HashMap<String, SqsMessageAttribute>,
+    body: Option<&'a str>,
+) -> Incoming<'a> {
+    let mut incoming = Incoming::new(EventSource::Sqs);
+    incoming.set_item_id(message_id);
+    if let Some(header) = attributes.get(AWS_TRACE_HEADER_ATTRIBUTE) {
+        incoming.read_trace_header(header);
+    }
+    if let Some(value) = message_attributes
+        .get(MESSAGE_ATTRIBUTE)
+        .and_then(|a| a.string_value.as_deref())
+    {
+        incoming.read_lineage_value(value, "sqs message attribute");
+    }
+    if let Some(value) = body.and_then(sns_envelope_lineage) {
+        incoming.read_lineage_value(value, "sns envelope in sqs body");
+    }
+    incoming
+}
+
+/// The `loop-guard` attribute value inside an SNS notification envelope, if
+/// `body` is one. Cheap for other bodies: no JSON parse unless the body is a
+/// JSON object that mentions the attribute name.
+pub(crate) fn sns_envelope_lineage(body: &str) -> Option<&str> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "MessageAttributes", borrow)]
+        attributes: Option<Attributes<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Attributes<'a> {
+        #[serde(rename = "loop-guard", borrow)]
+        loop_guard: Option<Attribute<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Attribute<'a> {
+        #[serde(rename = "Value")]
+        value: &'a str,
+    }
+
+    if !body.trim_start().starts_with('{') || !body.contains(MESSAGE_ATTRIBUTE) {
+        return None;
+    }
+    match serde_json::from_str::<Envelope<'_>>(body) {
+        Ok(envelope) => envelope.attributes?.loop_guard.map(|a| a.value),
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::FunctionId;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    pub(crate) fn record(id: &str, attribute: Option<&str>, trace: Option<&str>) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.to_owned());
+        m.body = Some(format!("body of {id}"));
+        if let Some(value) = attribute {
+            let mut a = SqsMessageAttribute::default();
+            a.data_type = Some("String".into());
+            a.string_value = Some(value.into());
+            m.message_attributes.insert(MESSAGE_ATTRIBUTE.into(), a);
+        }
+        if let Some(trace) = trace {
+            m.attributes
+                .insert(AWS_TRACE_HEADER_ATTRIBUTE.into(), trace.into());
+        }
+        m
+    }
+
+    #[test]
+    fn each_record_is_read_on_its_own_taking_the_max_of_its_carriers() {
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            record("a", Some("v1.2.00000001-2"), Some("Root=1-r-a;LoopGuard=v1.4.00000001-1.00000002-3")),
+            record("b", None, None),
+            record("c", Some("broken"), Some("Root=1-r-c")),
+        ];
+        let ctx = Context::default();
+        let mut out = Vec::new();
+        event.read_incoming(&ctx, &mut out);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);
+        assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 3);
+        assert_eq!(out[0].lineage().hops(), 4);
+        assert_eq!(out[0].chain_root(), Some("1-r-a"));
+        assert_eq!(out[0].item_id(), Some("a"));
+        assert!(out[1].lineage().is_empty());
+        assert!(out[2].lineage().is_empty());
+        assert_eq!(out[2].chain_root(), Some("1-r-c"));
+        assert!(out.iter().all(|i| i.source() == EventSource::Sqs));
+    }
+
+    #[test]
+    fn sns_envelope_in_body_is_read() {
+        let body = r#"{"Type":"Notification","MessageId":"x","TopicArn":"arn:aws:sns:us-east-1:1:t",
+            "Message":"{\"escaped\":\"json\"}","MessageAttributes":{"other":{"Type":"String","Value":"1"},
+            "loop-guard":{"Type":"String","Value":"v1.7.0000000a-7"}}}"#;
+        assert_eq!(sns_envelope_lineage(body), Some("v1.7.0000000a-7"));
+        let mut m = record("e", None, None);
+        m.body = Some(body.into());
+        let mut event = SqsEvent::default();
+        event.records = vec![m];
+        let ctx = Context::default();
+        let mut out = Vec::new();
+        event.read_incoming(&ctx, &mut out);
+        assert_eq!(out[0].lineage().count(FunctionId::from_u32(10)), 7);
+    }
+
+    #[test]
+    fn other_bodies_are_not_envelopes() {
+        for body in [
+            "",
+            "loop-guard",
+            "{\"loop-guard\": 1}",
+            "{\"MessageAttributes\": {\"loop-guard\": {\"Value\": 5}}}",
+            "{not json loop-guard",
+            "[\"loop-guard\"]",
+        ] {
+            assert_eq!(sns_envelope_lineage(body), None, "{body}");
+        }
+    }
+
+    #[test]
+    fn typed_bodies_are_read_and_removed_per_record() {
+        let mut event: SqsEventObj<serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"Records": [
+                {"messageId": "1", "body": "{\"n\": 1}", "messageAttributes": {"loop-guard": {"stringValue": "v1.1.00000001-1", "dataType": "String"}}},
+                {"messageId": "2", "body": "{\"n\": 2}"}
+            ]}))
+            .unwrap();
+        let ctx = Context::default();
+        let mut out = Vec::new();
+        event.read_incoming(&ctx, &mut out);
+        assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 1);
+        drop(out);
+        event.remove_units(&mut |i| i == 0);
+        assert_eq!(event.records.len(), 1);
+        assert_eq!(event.records[0].message_id.as_deref(), Some("2"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn envelope_reader_never_panics(body in "\\PC{0,200}") {
+            let _ = sns_envelope_lineage(&body);
+            let wrapped = format!("{{\"MessageAttributes\":{{\"loop-guard\":{{\"Value\":{body:?}}}}}}}");
+            let _ = sns_envelope_lineage(&wrapped);
+        }
+    }
+}

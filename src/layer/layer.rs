@@ -1,0 +1,98 @@
+use std::fmt;
+use std::sync::Arc;
+
+use tower::Layer;
+
+use super::service::LoopGuard;
+use crate::config::{ConfigError, LoopGuardConfig};
+use crate::metric::{MetricSink, StdoutSink};
+
+/// What to do with looping records of an SQS batch when the handler does not
+/// return `SqsBatchResponse` (so they cannot be reported one by one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BatchDropPolicy {
+    /// Fail the whole invocation without calling the handler (default). SQS
+    /// retries the batch; the looping messages reach the DLQ after
+    /// `maxReceiveCount`, together with their batch mates. Nothing is lost.
+    #[default]
+    FailInvocation,
+    /// Remove the looping records and run the handler on the rest. The
+    /// looping messages are then **deleted** by SQS: they survive only in the
+    /// metric and the log. Use it only when losing them is acceptable.
+    DiscardLoopingRecords,
+}
+
+/// Applies [`LoopGuard`] to a handler service. See the [module docs](crate::layer).
+#[derive(Clone)]
+pub struct LoopGuardLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: LoopGuardConfig,
+    pub(crate) sink: Arc<dyn MetricSink>,
+    pub(crate) batch_policy: BatchDropPolicy,
+}
+
+impl LoopGuardLayer {
+    /// A layer with `config`, EMF lines on stdout and the default policy.
+    pub fn new(config: LoopGuardConfig) -> Self {
+        LoopGuardLayer {
+            shared: Arc::new(Shared {
+                config,
+                sink: Arc::new(StdoutSink),
+                batch_policy: BatchDropPolicy::default(),
+            }),
+        }
+    }
+
+    /// A layer configured from the process environment
+    /// ([`LoopGuardConfig::from_env`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        LoopGuardConfig::from_env().map(Self::new)
+    }
+
+    /// Sends EMF lines to `sink` instead of stdout.
+    #[must_use]
+    pub fn metric_sink(self, sink: impl MetricSink) -> Self {
+        self.map_shared(|s| s.sink = Arc::new(sink))
+    }
+
+    /// Sets the [`BatchDropPolicy`].
+    #[must_use]
+    pub fn batch_drop_policy(self, policy: BatchDropPolicy) -> Self {
+        self.map_shared(|s| s.batch_policy = policy)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &LoopGuardConfig {
+        &self.shared.config
+    }
+
+    fn map_shared(self, f: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = Arc::unwrap_or_clone(self.shared);
+        f(&mut shared);
+        LoopGuardLayer {
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl<S> Layer<S> for LoopGuardLayer {
+    type Service = LoopGuard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        LoopGuard::from_shared(inner, self.shared.clone())
+    }
+}
+
+impl fmt::Debug for LoopGuardLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopGuardLayer")
+            .field("config", &self.shared.config)
+            .field("batch_policy", &self.shared.batch_policy)
+            .finish_non_exhaustive()
+    }
+}

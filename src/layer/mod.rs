@@ -1,0 +1,52 @@
+//! The tower middleware that guards a `lambda_runtime` handler.
+//!
+//! [`LoopGuardLayer`] wraps any `Service<LambdaEvent<T>>` whose payload `T`
+//! is a [`GuardedEvent`](crate::GuardedEvent). For each unit of work (the
+//! invocation, or each SQS record) it reads the incoming lineage and this
+//! function's run count `c`. Run `c + 1` is allowed up to `max_depth`;
+//! beyond it the unit is **dropped**: the handler does not see it, an EMF
+//! metric line and a `tracing` warning are emitted, and:
+//!
+//! * a direct or SNS invocation fails with
+//!   [`RecursiveInvocationError`](crate::RecursiveInvocationError) (Lambda
+//!   retries it, then hands it to the DLQ / on-failure destination);
+//! * in an SQS batch only the looping records are removed. If the handler
+//!   returns `SqsBatchResponse` they are added to `batch_item_failures` (SQS
+//!   retries them, then moves them to the queue's DLQ). Otherwise the
+//!   [`BatchDropPolicy`] decides; the default fails the invocation, so no
+//!   message is ever deleted silently.
+//!
+//! While the handler runs, the outgoing lineage (own count and hops + 1) is
+//! the current [`Chain`](crate::chain::Chain).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+//! use lambda_loop_guard::LoopGuardLayer;
+//! use lambda_runtime::{service_fn, Error, LambdaEvent};
+//! use tower::ServiceBuilder;
+//!
+//! async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+//!     // ... only records that are not looping arrive here ...
+//!     Ok(SqsBatchResponse::default())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let service = ServiceBuilder::new()
+//!         .layer(LoopGuardLayer::from_env()?)
+//!         .service_fn(handler);
+//!     lambda_runtime::run(service).await
+//! }
+//! ```
+
+mod future;
+mod inspect;
+#[allow(clippy::module_inception)]
+mod layer;
+mod service;
+
+pub use self::future::ResponseFuture;
+pub use self::layer::{BatchDropPolicy, LoopGuardLayer};
+pub use self::service::LoopGuard;

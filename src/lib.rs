@@ -1,0 +1,103 @@
+//! Stops runaway recursive loops in AWS Lambda systems, the way AWS's own
+//! recursive loop detection does, but for every loop, with your threshold,
+//! and visible the moment it happens.
+//!
+//! A function that writes to the queue, topic or function that triggers it
+//! can call itself forever. AWS stops some of these chains after about 16
+//! hops, late, silently, only for SQS/SNS/Lambda, and not at all when
+//! `_X_AMZN_TRACE_ID` is missing (`lambda_runtime`'s concurrent mode). This
+//! crate carries a small [`Lineage`] (per-function run counts, total hops)
+//! with every hop and drops an invocation when its chain has run the function
+//! more than `LOOP_GUARD_MAX_DEPTH` times.
+//!
+//! * [`LoopGuardLayer`]: a tower layer for any `lambda_runtime` handler.
+//!   Reads the lineage from direct invokes, SQS records, SNS records and
+//!   SNS→SQS envelopes; drops looping units (per record in SQS batches);
+//!   emits a `RecursiveInvocationsDropped` [EMF metric](metric) and a
+//!   `tracing` warning per drop.
+//! * [`chain::Chain`]: the outgoing lineage of the running invocation, which
+//!   outgoing calls stamp (see `docs/guide.md`).
+//! * [`LoopGuardConfig`]: env configuration with code overrides.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+//! use lambda_loop_guard::LoopGuardLayer;
+//! use lambda_runtime::{service_fn, Error, LambdaEvent};
+//! use tower::ServiceBuilder;
+//!
+//! async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+//!     Ok(SqsBatchResponse::default())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Error> {
+//!     let guard = LoopGuardLayer::from_env()?; // LOOP_GUARD_MAX_DEPTH, LOOP_GUARD_MODE, ...
+//!     lambda_runtime::run(ServiceBuilder::new().layer(guard).service_fn(handler)).await
+//! }
+//! ```
+//!
+//! # A drop, in a test
+//!
+//! ```
+//! use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
+//! use lambda_runtime::{Context, LambdaEvent};
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = LoopGuardConfig::builder().function_identity("f").max_depth(2).build()?;
+//! let guard = LoopGuardLayer::new(config).metric_sink(());
+//! let handler = guard.layer(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+//!     Ok::<_, lambda_runtime::Error>("ran")
+//! }));
+//!
+//! // The incoming chain says f already ran twice: run 3 is over the limit.
+//! let ran_twice = Lineage::new()
+//!     .record_run(FunctionId::from_identity("f"))
+//!     .record_run(FunctionId::from_identity("f"));
+//! let mut context = Context::default();
+//! context.xray_trace_id = Some(TraceHeader::parse("Root=1-a-b")?.with_lineage(&ran_twice));
+//! let err = handler
+//!     .oneshot(LambdaEvent::new(serde_json::json!({}), context))
+//!     .await
+//!     .unwrap_err();
+//! assert_eq!(err.as_dropped().unwrap().depth(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! The layer needs no feature: it depends on `lambda_runtime`,
+//! `aws_lambda_events` (only `sqs` and `sns`), `tower`, `tokio` (`rt`),
+//! `tracing` and `serde_json`, and on no AWS SDK crate.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, unreachable_pub)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod carrier;
+pub mod chain;
+mod config;
+mod error;
+mod event;
+pub mod layer;
+mod lineage;
+pub mod metric;
+mod trace_header;
+
+pub use crate::config::{
+    ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode, DEFAULT_MAX_DEPTH,
+    DEFAULT_METRIC_NAMESPACE, ENV_FUNCTION_ID, ENV_LAMBDA_FUNCTION_NAME, ENV_MAX_DEPTH,
+    ENV_METRIC_NAMESPACE, ENV_MODE, MAX_MAX_DEPTH,
+};
+pub use crate::error::{LoopGuardError, RecursiveInvocationError, RECURSIVE_INVOCATION_ERROR_TYPE};
+pub use crate::event::{EventSource, GuardedEvent, Incoming};
+pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
+pub use crate::lineage::{EncodedLineage, FunctionId, Lineage, LineageError, MAX_ENCODED_LEN, MAX_ENTRIES};
+pub use crate::trace_header::{
+    Fields, TraceField, TraceHeader, TraceHeaderError, LOOP_GUARD_FIELD, MAX_TRACE_HEADER_LEN,
+};

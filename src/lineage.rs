@@ -1,0 +1,584 @@
+//! The chain state that travels with every hop: how many times each guarded
+//! function has run in this chain, plus the total number of hops.
+//!
+//! A [`Lineage`] is a fixed-size value (no heap), so it can be copied into
+//! task-locals and interceptors freely. Its text form is specified in
+//! `docs/wire-format.md`:
+//!
+//! ```text
+//! v1.<hops>.<id>-<count>.<id>-<count>...
+//! ```
+//!
+//! * `v1` is the version. Any other version is rejected (and therefore ignored
+//!   by readers), so a future format can be rolled out side by side.
+//! * `<hops>` is the total number of hops, decimal, `0..=65535`.
+//! * each entry is a [`FunctionId`] (8 hex digits) and how many times that
+//!   function ran in the chain, decimal, `1..=65535`.
+//!
+//! At most [`MAX_ENTRIES`] entries, so an encoded value is never longer than
+//! [`MAX_ENCODED_LEN`] bytes. Counts saturate instead of wrapping.
+//!
+//! # Example
+//!
+//! ```
+//! use lambda_loop_guard::{FunctionId, Lineage};
+//!
+//! let me = FunctionId::from_identity("order-processor");
+//! let incoming: Lineage = "v1.3.5d4e0a6c-2".parse()?;
+//! let outgoing = incoming.record_run(me);
+//! assert_eq!(outgoing.count(me), incoming.count(me) + 1);
+//! assert_eq!(outgoing.hops(), 4);
+//! // Decoding never allocates; encoding goes to a stack buffer.
+//! assert_eq!(outgoing.encode().as_str().parse::<Lineage>()?, outgoing);
+//! # Ok::<(), lambda_loop_guard::LineageError>(())
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+/// At most this many functions are tracked in one lineage.
+pub const MAX_ENTRIES: usize = 16;
+
+/// An encoded lineage is never longer than this many bytes, and longer input
+/// is rejected by the decoder without being scanned.
+pub const MAX_ENCODED_LEN: usize = 256;
+
+const VERSION: &str = "v1";
+
+/// A short, stable, non-reversible identifier of a guarded function.
+///
+/// It is the 32-bit FNV-1a hash of the function's identity
+/// (`LOOP_GUARD_FUNCTION_ID`, else `AWS_LAMBDA_FUNCTION_NAME`), written as 8
+/// lowercase hex digits on the wire. Function names never appear on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FunctionId(u32);
+
+impl FunctionId {
+    /// Hashes a function identity (FNV-1a, 32 bits). Stable across versions,
+    /// platforms and processes: it is part of the wire format.
+    pub const fn from_identity(identity: &str) -> Self {
+        let bytes = identity.as_bytes();
+        let mut hash: u32 = 0x811c_9dc5;
+        let mut i = 0;
+        while i < bytes.len() {
+            hash ^= bytes[i] as u32;
+            hash = hash.wrapping_mul(0x0100_0193);
+            i += 1;
+        }
+        FunctionId(hash)
+    }
+
+    /// Wraps a raw 32-bit id, as read from the wire.
+    pub const fn from_u32(raw: u32) -> Self {
+        FunctionId(raw)
+    }
+
+    /// The raw 32-bit id.
+    pub const fn as_u32(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for FunctionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FunctionId({:08x})", self.0)
+    }
+}
+
+impl fmt::Display for FunctionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+/// Per-function run counts and the total hop count of one chain of invocations.
+///
+/// Entries are kept sorted by [`FunctionId`], so equal lineages encode to the
+/// same bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lineage {
+    ids: [FunctionId; MAX_ENTRIES],
+    counts: [u16; MAX_ENTRIES],
+    len: u8,
+    hops: u16,
+}
+
+impl Default for Lineage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lineage {
+    /// An empty lineage: no function has run, zero hops.
+    pub const fn new() -> Self {
+        Lineage {
+            ids: [FunctionId(0); MAX_ENTRIES],
+            counts: [0; MAX_ENTRIES],
+            len: 0,
+            hops: 0,
+        }
+    }
+
+    /// Total number of hops in the chain so far.
+    pub const fn hops(&self) -> u16 {
+        self.hops
+    }
+
+    /// How many times `function` has run in this chain (0 if never).
+    pub fn count(&self, function: FunctionId) -> u16 {
+        match self.position(function) {
+            Ok(i) => self.counts[i],
+            Err(_) => 0,
+        }
+    }
+
+    /// Number of functions tracked.
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether no function is tracked.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The tracked functions and their run counts, sorted by id.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (FunctionId, u16)> + '_ {
+        self.ids[..self.len()]
+            .iter()
+            .copied()
+            .zip(self.counts[..self.len()].iter().copied())
+    }
+
+    /// The lineage after one more run of `function`: its count and the hop
+    /// count each go up by one (saturating).
+    ///
+    /// If the lineage is full and `function` is new, the entry with the
+    /// smallest count makes room (a function that ran least is the least
+    /// likely part of a loop).
+    #[must_use]
+    pub fn record_run(mut self, function: FunctionId) -> Self {
+        let next = self.count(function).saturating_add(1);
+        self.set_at_least(function, next);
+        self.hops = self.hops.saturating_add(1);
+        self
+    }
+
+    /// Merges `other` into `self`: the maximum count per function, the
+    /// maximum hop count. This is how disagreeing carriers are reconciled.
+    pub fn merge(&mut self, other: &Lineage) {
+        for (id, count) in other.entries() {
+            self.set_at_least(id, count);
+        }
+        self.hops = self.hops.max(other.hops);
+    }
+
+    /// Encodes into a stack buffer (no heap allocation).
+    pub fn encode(&self) -> EncodedLineage {
+        let mut out = EncodedLineage {
+            buf: [0; MAX_ENCODED_LEN],
+            len: 0,
+        };
+        out.push_str(VERSION);
+        out.push_byte(b'.');
+        out.push_decimal(self.hops);
+        for (id, count) in self.entries() {
+            out.push_byte(b'.');
+            out.push_hex(id.0);
+            out.push_byte(b'-');
+            out.push_decimal(count);
+        }
+        out
+    }
+
+    /// Decodes the text form in one pass, without allocating.
+    pub fn decode(text: &str) -> Result<Self, LineageError> {
+        if text.len() > MAX_ENCODED_LEN {
+            return Err(LineageError(ErrorKind::TooLong));
+        }
+        let mut parts = text.split('.');
+        match parts.next() {
+            Some(VERSION) => {}
+            _ => return Err(LineageError(ErrorKind::UnknownVersion)),
+        }
+        let hops = parts
+            .next()
+            .and_then(parse_decimal)
+            .ok_or(LineageError(ErrorKind::BadHops))?;
+        let mut lineage = Lineage::new();
+        lineage.hops = hops;
+        let mut seen = 0usize;
+        for entry in parts {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                return Err(LineageError(ErrorKind::TooManyEntries));
+            }
+            let (id, count) = entry
+                .split_once('-')
+                .and_then(|(id, count)| Some((parse_hex(id)?, parse_decimal(count)?)))
+                .filter(|&(_, count)| count > 0)
+                .ok_or(LineageError(ErrorKind::BadEntry))?;
+            lineage.set_at_least(FunctionId(id), count);
+        }
+        Ok(lineage)
+    }
+
+    fn position(&self, function: FunctionId) -> Result<usize, usize> {
+        self.ids[..self.len()].binary_search(&function)
+    }
+
+    fn set_at_least(&mut self, function: FunctionId, count: u16) {
+        match self.position(function) {
+            Ok(i) => self.counts[i] = self.counts[i].max(count),
+            Err(at) if self.len() < MAX_ENTRIES => self.insert(at, function, count),
+            Err(_) => {
+                let min_at = (0..self.len())
+                    .min_by_key(|&i| self.counts[i])
+                    .unwrap_or_default();
+                if count > self.counts[min_at] {
+                    self.remove(min_at);
+                    if let Err(at) = self.position(function) {
+                        self.insert(at, function, count);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, at: usize, function: FunctionId, count: u16) {
+        let len = self.len();
+        self.ids.copy_within(at..len, at + 1);
+        self.counts.copy_within(at..len, at + 1);
+        self.ids[at] = function;
+        self.counts[at] = count;
+        self.len += 1;
+    }
+
+    fn remove(&mut self, at: usize) {
+        let len = self.len();
+        self.ids.copy_within(at + 1..len, at);
+        self.counts.copy_within(at + 1..len, at);
+        self.len -= 1;
+    }
+}
+
+impl fmt::Debug for Lineage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lineage")
+            .field("hops", &self.hops)
+            .field("entries", &DebugEntries(self))
+            .finish()
+    }
+}
+
+struct DebugEntries<'a>(&'a Lineage);
+
+impl fmt::Debug for DebugEntries<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.entries()).finish()
+    }
+}
+
+impl fmt::Display for Lineage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.encode().as_str())
+    }
+}
+
+impl FromStr for Lineage {
+    type Err = LineageError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Lineage::decode(s)
+    }
+}
+
+fn parse_decimal(text: &str) -> Option<u16> {
+    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+fn parse_hex(text: &str) -> Option<u32> {
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// A lineage in its text form, held in a stack buffer.
+///
+/// Dereferences to `str`.
+#[derive(Clone, Copy)]
+pub struct EncodedLineage {
+    buf: [u8; MAX_ENCODED_LEN],
+    len: usize,
+}
+
+impl EncodedLineage {
+    /// The encoded text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed, so this never fails.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+
+    fn push_byte(&mut self, b: u8) {
+        // The bounds (16 entries of at most 15 bytes + 9) keep us under 256.
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        for b in s.bytes() {
+            self.push_byte(b);
+        }
+    }
+
+    fn push_decimal(&mut self, mut n: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            self.push_byte(d);
+        }
+    }
+
+    fn push_hex(&mut self, n: u32) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for shift in (0..8).rev() {
+            self.push_byte(HEX[((n >> (shift * 4)) & 0xf) as usize]);
+        }
+    }
+}
+
+impl std::ops::Deref for EncodedLineage {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for EncodedLineage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for EncodedLineage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A lineage value that could not be decoded. Readers ignore such values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineageError(ErrorKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorKind {
+    TooLong,
+    UnknownVersion,
+    BadHops,
+    BadEntry,
+    TooManyEntries,
+}
+
+impl fmt::Display for LineageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self.0 {
+            ErrorKind::TooLong => "lineage value is longer than 256 bytes",
+            ErrorKind::UnknownVersion => "lineage value does not start with a known version (v1)",
+            ErrorKind::BadHops => "lineage hop count is not a number from 0 to 65535",
+            ErrorKind::BadEntry => {
+                "lineage entry is not <8 hex digits>-<count from 1 to 65535>"
+            }
+            ErrorKind::TooManyEntries => "lineage has more than 16 entries",
+        })
+    }
+}
+
+impl std::error::Error for LineageError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id(n: u32) -> FunctionId {
+        FunctionId::from_u32(n)
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        // Reference values of 32-bit FNV-1a.
+        assert_eq!(FunctionId::from_identity("").as_u32(), 0x811c9dc5);
+        assert_eq!(FunctionId::from_identity("a").as_u32(), 0xe40c292c);
+        assert_eq!(FunctionId::from_identity("foobar").as_u32(), 0xbf9cf968);
+    }
+
+    #[test]
+    fn record_run_increments_own_count_and_hops() {
+        let l = Lineage::new().record_run(id(7)).record_run(id(9)).record_run(id(7));
+        assert_eq!(l.count(id(7)), 2);
+        assert_eq!(l.count(id(9)), 1);
+        assert_eq!(l.count(id(1)), 0);
+        assert_eq!(l.hops(), 3);
+        assert_eq!(l.to_string(), "v1.3.00000007-2.00000009-1");
+    }
+
+    #[test]
+    fn counts_and_hops_saturate() {
+        let l: Lineage = "v1.65535.00000001-65535".parse().unwrap();
+        let next = l.record_run(id(1));
+        assert_eq!(next.count(id(1)), u16::MAX);
+        assert_eq!(next.hops(), u16::MAX);
+    }
+
+    #[test]
+    fn full_lineage_evicts_the_smallest_count() {
+        let mut l = Lineage::new();
+        for n in 0..MAX_ENTRIES as u32 {
+            l = l.record_run(id(n)).record_run(id(n));
+        }
+        l = l.record_run(id(3)); // id 3 now has 3, everyone else 2
+        let l = l.record_run(id(100)); // new with count 1 < min 2: not tracked
+        assert_eq!(l.len(), MAX_ENTRIES);
+        assert_eq!(l.count(id(100)), 0);
+        let mut other = Lineage::new();
+        other.merge(&"v1.1.00000064-5".parse().unwrap());
+        let mut merged = l;
+        merged.merge(&other);
+        assert_eq!(merged.len(), MAX_ENTRIES);
+        assert_eq!(merged.count(id(100)), 5);
+        assert_eq!(merged.count(id(0)), 0, "first of the smallest was evicted");
+        assert_eq!(merged.count(id(3)), 3);
+    }
+
+    #[test]
+    fn merge_takes_maximum_per_function() {
+        let mut a: Lineage = "v1.4.0000000a-3.0000000b-1".parse().unwrap();
+        let b: Lineage = "v1.9.0000000a-1.0000000b-4.0000000c-2".parse().unwrap();
+        a.merge(&b);
+        assert_eq!(a.to_string(), "v1.9.0000000a-3.0000000b-4.0000000c-2");
+    }
+
+    #[test]
+    fn decoder_rejects_malformed_values() {
+        for bad in [
+            "",
+            "v1",
+            "v2.1",
+            "V1.1",
+            "v1.",
+            "v1.x",
+            "v1.-1",
+            "v1.65536",
+            "v1.1.",
+            "v1.1.abc-1",
+            "v1.1.0000000g-1",
+            "v1.1.00000001-0",
+            "v1.1.00000001-",
+            "v1.1.00000001-65536",
+            "v1.1.00000001",
+            "v1.1.000000001-1",
+            "v1.+1",
+            "v1.1.00000001-+1",
+            "v1.1..00000001-1",
+        ] {
+            assert!(Lineage::decode(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let long = format!("v1.1{}", ".00000001-1".repeat(30));
+        assert!(Lineage::decode(&long).is_err());
+        let seventeen: String = (0..17).map(|n| format!(".{n:08x}-1")).collect();
+        assert_eq!(
+            Lineage::decode(&format!("v1.1{seventeen}")).unwrap_err().to_string(),
+            "lineage has more than 16 entries"
+        );
+    }
+
+    #[test]
+    fn decoder_accepts_unsorted_duplicates_and_uppercase_hex() {
+        let l: Lineage = "v1.5.0000000B-1.0000000a-2.0000000b-3".parse().unwrap();
+        assert_eq!(l.to_string(), "v1.5.0000000a-2.0000000b-3");
+    }
+
+    #[test]
+    fn largest_value_fits_the_bound() {
+        let mut l = Lineage::new();
+        for n in 0..MAX_ENTRIES as u32 {
+            l.set_at_least(id(u32::MAX - n), u16::MAX);
+        }
+        l.hops = u16::MAX;
+        let encoded = l.encode();
+        assert!(encoded.len() <= MAX_ENCODED_LEN, "{}", encoded.len());
+        assert_eq!(encoded.parse::<Lineage>().unwrap(), l);
+    }
+
+    fn arb_lineage() -> impl Strategy<Value = Lineage> {
+        (
+            proptest::collection::vec((any::<u32>(), 1u16..), 0..40),
+            any::<u16>(),
+        )
+            .prop_map(|(entries, hops)| {
+                let mut l = Lineage::new();
+                for (i, c) in entries {
+                    l.set_at_least(id(i), c);
+                }
+                l.hops = hops;
+                l
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(s in "\\PC{0,300}") {
+            let _ = Lineage::decode(&s);
+        }
+
+        #[test]
+        fn decode_never_panics_on_near_valid_input(s in "v1\\.[0-9]{0,6}(\\.[0-9a-fA-F]{0,9}-[0-9]{0,6}){0,18}") {
+            if let Ok(l) = Lineage::decode(&s) {
+                prop_assert!(l.len() <= MAX_ENTRIES);
+            }
+        }
+
+        #[test]
+        fn round_trip(l in arb_lineage()) {
+            let encoded = l.encode();
+            prop_assert!(encoded.len() <= MAX_ENCODED_LEN);
+            prop_assert!(encoded.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+            prop_assert_eq!(Lineage::decode(&encoded).unwrap(), l);
+        }
+
+        #[test]
+        fn merge_is_an_upper_bound_of_both(a in arb_lineage(), b in arb_lineage()) {
+            let mut m = a;
+            m.merge(&b);
+            prop_assert!(m.len() <= MAX_ENTRIES);
+            prop_assert_eq!(m.hops(), a.hops().max(b.hops()));
+            for (i, c) in m.entries() {
+                prop_assert_eq!(c, a.count(i).max(b.count(i)));
+            }
+        }
+
+        #[test]
+        fn record_run_always_tracks_the_runner_when_not_full(l in arb_lineage(), f in any::<u32>()) {
+            let next = l.record_run(id(f));
+            if l.len() < MAX_ENTRIES || l.count(id(f)) > 0 {
+                prop_assert_eq!(next.count(id(f)), l.count(id(f)).saturating_add(1));
+            }
+        }
+    }
+}

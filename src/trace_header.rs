@@ -1,0 +1,378 @@
+//! The `X-Amzn-Trace-Id` header value, read without allocating and written
+//! back with only our own field added or replaced.
+//!
+//! The header is a `;`-separated list of `Key=Value` fields: `Root`,
+//! `Parent`, `Sampled`, `Self` (added by load balancers), `Lineage` (Lambda's
+//! own recursion detection, undocumented and reformatted by AWS more than
+//! once), `CalledFrom`, and any custom field. Field order varies, `Parent` and
+//! `Sampled` may be absent, and strict parsers have broken on every change,
+//! so this one is tolerant: it borrows from the input, never allocates to
+//! read, and on write keeps every field except [`LOOP_GUARD_FIELD`] byte for
+//! byte and in order.
+//!
+//! # Example
+//!
+//! ```
+//! use lambda_loop_guard::{FunctionId, Lineage, TraceHeader};
+//!
+//! let raw = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;\
+//!            Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
+//! let header = TraceHeader::parse(raw)?;
+//! assert_eq!(header.root(), Some("1-5759e988-bd862e3fe1be46a994272793"));
+//! assert_eq!(header.get("Lineage"), Some("a87bd80c:1|68fd508a:5"));
+//! assert!(header.lineage().is_none()); // no LoopGuard field yet
+//!
+//! let next = Lineage::new().record_run(FunctionId::from_identity("worker"));
+//! let written = header.with_lineage(&next);
+//! assert_eq!(written, format!("{raw};LoopGuard={next}"));
+//! assert_eq!(TraceHeader::parse(&written)?.lineage(), Some(next));
+//! # Ok::<(), lambda_loop_guard::TraceHeaderError>(())
+//! ```
+
+use std::fmt;
+
+use crate::lineage::Lineage;
+
+/// The name of the field this crate adds to the trace header.
+pub const LOOP_GUARD_FIELD: &str = "LoopGuard";
+
+/// Header values longer than this are not parsed (and not rewritten).
+pub const MAX_TRACE_HEADER_LEN: usize = 8 * 1024;
+
+/// A borrowed, validated-for-size `X-Amzn-Trace-Id` value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TraceHeader<'a> {
+    raw: &'a str,
+}
+
+/// One `Key=Value` field of a trace header, both sides trimmed of spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceField<'a> {
+    /// The key, e.g. `Root`.
+    pub key: &'a str,
+    /// The value, possibly empty.
+    pub value: &'a str,
+}
+
+impl<'a> TraceHeader<'a> {
+    /// Wraps a header value. Never allocates. Only the size is checked here:
+    /// any content is accepted, and fields that are not `Key=Value` are kept
+    /// on write but not reported by [`fields`](Self::fields).
+    pub fn parse(raw: &'a str) -> Result<Self, TraceHeaderError> {
+        if raw.len() > MAX_TRACE_HEADER_LEN {
+            return Err(TraceHeaderError { len: raw.len() });
+        }
+        Ok(TraceHeader { raw })
+    }
+
+    /// The value as received.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// The `Key=Value` fields in order (duplicates included).
+    pub fn fields(&self) -> Fields<'a> {
+        Fields {
+            segments: self.raw.split(';'),
+        }
+    }
+
+    /// The value of the first field named `key` (exact, case-sensitive).
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.fields().find(|f| f.key == key).map(|f| f.value)
+    }
+
+    /// The trace id (`Root`).
+    pub fn root(&self) -> Option<&'a str> {
+        self.get("Root")
+    }
+
+    /// The parent segment id (`Parent`), often absent.
+    pub fn parent(&self) -> Option<&'a str> {
+        self.get("Parent")
+    }
+
+    /// The sampling decision (`Sampled`: `0`, `1` or `?`), often absent.
+    pub fn sampled(&self) -> Option<&'a str> {
+        self.get("Sampled")
+    }
+
+    /// Every value of our own field, in order (normally zero or one).
+    pub fn loop_guard_values(&self) -> impl Iterator<Item = &'a str> {
+        self.fields()
+            .filter(|f| f.key == LOOP_GUARD_FIELD)
+            .map(|f| f.value)
+    }
+
+    /// The chain lineage carried in our field: the merge of every valid
+    /// value, `None` if there is no valid one. Invalid values are logged at
+    /// `debug` level and ignored.
+    pub fn lineage(&self) -> Option<Lineage> {
+        let mut merged: Option<Lineage> = None;
+        for value in self.loop_guard_values() {
+            match Lineage::decode(value) {
+                Ok(l) => merged.get_or_insert_with(Lineage::new).merge(&l),
+                Err(error) => {
+                    tracing::debug!(%error, value, "ignoring malformed LoopGuard trace field")
+                }
+            }
+        }
+        merged
+    }
+
+    /// Writes this header with our field set to `lineage` into `out`
+    /// (cleared first). Every other segment is copied byte for byte and in
+    /// order; existing `LoopGuard` fields are removed and one is appended.
+    pub fn write_with_lineage(&self, lineage: &Lineage, out: &mut String) {
+        out.clear();
+        out.reserve(self.raw.len() + LOOP_GUARD_FIELD.len() + 2 + 64);
+        let mut first = true;
+        // Trailing separators/blank segments are dropped so our field is not
+        // preceded by `;;`.
+        let mut kept = self.raw;
+        while let Some(rest) = kept.trim_end_matches(' ').strip_suffix(';') {
+            kept = rest;
+        }
+        if kept.trim_start_matches(' ').is_empty() {
+            kept = "";
+        }
+        for segment in kept.split(';') {
+            if is_loop_guard_segment(segment) {
+                continue;
+            }
+            if !first {
+                out.push(';');
+            }
+            out.push_str(segment);
+            first = false;
+        }
+        if !out.is_empty() {
+            out.push(';');
+        }
+        out.push_str(LOOP_GUARD_FIELD);
+        out.push('=');
+        out.push_str(lineage.encode().as_str());
+    }
+
+    /// This header with our field set to `lineage`. See
+    /// [`write_with_lineage`](Self::write_with_lineage).
+    pub fn with_lineage(&self, lineage: &Lineage) -> String {
+        let mut out = String::new();
+        self.write_with_lineage(lineage, &mut out);
+        out
+    }
+}
+
+fn is_loop_guard_segment(segment: &str) -> bool {
+    segment
+        .split_once('=')
+        .is_some_and(|(key, _)| key.trim() == LOOP_GUARD_FIELD)
+}
+
+impl fmt::Debug for TraceHeader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TraceHeader").field(&self.raw).finish()
+    }
+}
+
+impl fmt::Display for TraceHeader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.raw)
+    }
+}
+
+/// Iterator over the `Key=Value` fields of a [`TraceHeader`].
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    segments: std::str::Split<'a, char>,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = TraceField<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        for segment in self.segments.by_ref() {
+            if let Some((key, value)) = segment.split_once('=') {
+                let key = key.trim();
+                if !key.is_empty() {
+                    return Some(TraceField {
+                        key,
+                        value: value.trim(),
+                    });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A trace header value over [`MAX_TRACE_HEADER_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceHeaderError {
+    len: usize,
+}
+
+impl fmt::Display for TraceHeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "trace header is {} bytes, over the {MAX_TRACE_HEADER_LEN}-byte limit",
+            self.len
+        )
+    }
+}
+
+impl std::error::Error for TraceHeaderError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::FunctionId;
+    use proptest::prelude::*;
+
+    fn lineage() -> Lineage {
+        Lineage::new().record_run(FunctionId::from_u32(0xabcdef01))
+    }
+
+    /// (input, root, parent, sampled, Lambda's Lineage, expected output after stamping)
+    const CASES: &[(&str, Option<&str>, Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5",
+            Some("1-5759e988-bd862e3fe1be46a994272793"),
+            Some("53995c3f42cd8ad8"),
+            Some("1"),
+            Some("a87bd80c:1|68fd508a:5"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0;Lineage=1:fe460cdd:0",
+            Some("1-5759e988-bd862e3fe1be46a994272793"),
+            Some("53995c3f42cd8ad8"),
+            Some("0"),
+            Some("1:fe460cdd:0"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0;Lineage=1:fe460cdd:0;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            "Self=1-67891233-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678;CalledFrom=app",
+            Some("1-67891233-abcdef012345678912345678"),
+            None,
+            None,
+            None,
+            "Self=1-67891233-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678;CalledFrom=app;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=1:fe460cdd:3",
+            Some("1-5759e988-bd862e3fe1be46a994272793"),
+            None,
+            None,
+            Some("1:fe460cdd:3"),
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=1:fe460cdd:3;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            " Sampled=? ; Root=1-a-b ;;Parent=p; ",
+            Some("1-a-b"),
+            Some("p"),
+            Some("?"),
+            None,
+            " Sampled=? ; Root=1-a-b ;;Parent=p;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            "Root=1-a-b;LoopGuard=v1.5.00000001-5;Sampled=1;LoopGuard=garbage",
+            Some("1-a-b"),
+            None,
+            Some("1"),
+            None,
+            "Root=1-a-b;Sampled=1;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            "Root=first;Root=second;Foo=bar=baz;novalue;=x",
+            Some("first"),
+            None,
+            None,
+            None,
+            "Root=first;Root=second;Foo=bar=baz;novalue;=x;LoopGuard=v1.1.abcdef01-1",
+        ),
+        ("", None, None, None, None, "LoopGuard=v1.1.abcdef01-1"),
+        (";;;", None, None, None, None, "LoopGuard=v1.1.abcdef01-1"),
+        ("garbage \u{1F980} \u{e9}", None, None, None, None, "garbage \u{1F980} \u{e9};LoopGuard=v1.1.abcdef01-1"),
+        (
+            "Root=1-a-b;Custom=\u{e9}t\u{e9}",
+            Some("1-a-b"),
+            None,
+            None,
+            None,
+            "Root=1-a-b;Custom=\u{e9}t\u{e9};LoopGuard=v1.1.abcdef01-1",
+        ),
+    ];
+
+    #[test]
+    fn table_of_real_world_shapes() {
+        for &(input, root, parent, sampled, lambda_lineage, written) in CASES {
+            let h = TraceHeader::parse(input).unwrap();
+            assert_eq!(h.root(), root, "{input:?}");
+            assert_eq!(h.parent(), parent, "{input:?}");
+            assert_eq!(h.sampled(), sampled, "{input:?}");
+            assert_eq!(h.get("Lineage"), lambda_lineage, "{input:?}");
+            assert_eq!(h.with_lineage(&lineage()), written, "{input:?}");
+            // Stamping twice replaces, never duplicates.
+            let again = TraceHeader::parse(written).unwrap().with_lineage(&lineage());
+            assert_eq!(again, written, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn reads_our_field_merging_duplicates_and_ignoring_garbage() {
+        let h = TraceHeader::parse(
+            "Root=1-a-b;LoopGuard=v1.3.00000001-2;LoopGuard=nope;LoopGuard= v1.2.00000001-1.00000002-1 ",
+        )
+        .unwrap();
+        let l = h.lineage().unwrap();
+        assert_eq!(l.count(FunctionId::from_u32(1)), 2);
+        assert_eq!(l.count(FunctionId::from_u32(2)), 1);
+        assert_eq!(l.hops(), 3);
+        assert_eq!(h.loop_guard_values().count(), 3);
+        assert!(TraceHeader::parse("LoopGuard=v9.1").unwrap().lineage().is_none());
+    }
+
+    #[test]
+    fn oversized_values_are_refused() {
+        let big = format!("Root=1-a-b;Custom={}", "x".repeat(10 * 1024));
+        let err = TraceHeader::parse(&big).unwrap_err();
+        assert!(err.to_string().contains("8192"), "{err}");
+        let at_limit = "x".repeat(MAX_TRACE_HEADER_LEN);
+        assert!(TraceHeader::parse(&at_limit).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_preserves_other_fields(s in "\\PC{0,400}") {
+            if let Ok(h) = TraceHeader::parse(&s) {
+                let _ = h.lineage();
+                let written = h.with_lineage(&lineage());
+                let reparsed = TraceHeader::parse(&written).unwrap();
+                prop_assert_eq!(reparsed.lineage(), Some(lineage()));
+                let before: Vec<_> = h.fields().filter(|f| f.key != LOOP_GUARD_FIELD).collect();
+                let after: Vec<_> = reparsed.fields().filter(|f| f.key != LOOP_GUARD_FIELD).collect();
+                prop_assert_eq!(before, after);
+            }
+        }
+
+        #[test]
+        fn structured_headers_keep_every_field_in_order(
+            fields in proptest::collection::vec(("[A-Za-z]{1,10}", "[ -:<-~]{0,20}"), 0..12)
+        ) {
+            let raw = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";");
+            let h = TraceHeader::parse(&raw).unwrap();
+            let written = h.with_lineage(&lineage());
+            let kept: Vec<_> = fields.iter()
+                .filter(|(k, _)| k != LOOP_GUARD_FIELD)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let expected_prefix = kept.join(";");
+            prop_assert!(written.starts_with(&expected_prefix));
+            let suffix = format!("LoopGuard={}", lineage());
+            prop_assert!(written.ends_with(&suffix));
+            prop_assert_eq!(written.matches("LoopGuard=").count(), 1);
+        }
+    }
+}
