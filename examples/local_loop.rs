@@ -95,15 +95,21 @@ fn parse_args() -> Result<Options, String> {
             }
             "--mode" => options.mode = Some(value()?.parse().map_err(|e| format!("--mode: {e}"))?),
             "--max-receive-count" => {
-                options.max_receive_count = value()?.parse().map_err(|e| format!("--max-receive-count: {e}"))?
+                options.max_receive_count = value()?
+                    .parse()
+                    .map_err(|e| format!("--max-receive-count: {e}"))?
             }
             "--max-deliveries" => {
-                options.max_deliveries = value()?.parse().map_err(|e| format!("--max-deliveries: {e}"))?
+                options.max_deliveries = value()?
+                    .parse()
+                    .map_err(|e| format!("--max-deliveries: {e}"))?
             }
             "-h" | "--help" => {
-                return Err("usage: local_loop [--max-depth N] [--mode terminate|observe|allow] \
+                return Err(
+                    "usage: local_loop [--max-depth N] [--mode terminate|observe|allow] \
                      [--max-receive-count N] [--max-deliveries N]"
-                    .into())
+                        .into(),
+                )
             }
             other => return Err(format!("unknown flag {other} (try --help)")),
         }
@@ -215,7 +221,11 @@ async fn main() -> ExitCode {
         context.request_id = format!("req-{deliveries}");
         context.xray_trace_id = Some("Root=1-6740a1b2-0123456789abcdef01234567;Sampled=1".into());
 
-        let failed = match service.clone().oneshot(LambdaEvent::new(event, context)).await {
+        let failed = match service
+            .clone()
+            .oneshot(LambdaEvent::new(event, context))
+            .await
+        {
             Ok(response) => response
                 .batch_item_failures
                 .iter()
@@ -229,10 +239,16 @@ async fn main() -> ExitCode {
         if !failed {
             deleted += 1;
         } else if message.receive_count >= options.max_receive_count {
-            println!("    {} reached maxReceiveCount: moved to the DLQ", message.id);
+            println!(
+                "    {} reached maxReceiveCount: moved to the DLQ",
+                message.id
+            );
             q.dead_letters.push(message);
         } else {
-            println!("    {} reported as a batch item failure: SQS will redeliver it", message.id);
+            println!(
+                "    {} reported as a batch item failure: SQS will redeliver it",
+                message.id
+            );
             q.visible.push_back(message);
         }
     }
@@ -249,11 +265,18 @@ async fn main() -> ExitCode {
     println!("  drop metric lines {drop_lines}");
     println!("  messages sent     {}", q.sent);
     println!("  processed+deleted {deleted}");
-    println!("  in the DLQ        {} {:?}", q.dead_letters.len(), q.dead_letters.iter().map(|m| &m.id).collect::<Vec<_>>());
+    println!(
+        "  in the DLQ        {} {:?}",
+        q.dead_letters.len(),
+        q.dead_letters.iter().map(|m| &m.id).collect::<Vec<_>>()
+    );
     println!("  still in queue    {in_flight}");
     println!("  lost              {lost}");
     if in_flight > 0 {
-        println!("  the loop was NOT stopped: it ran until --max-deliveries {}", options.max_deliveries);
+        println!(
+            "  the loop was NOT stopped: it ran until --max-deliveries {}",
+            options.max_deliveries
+        );
     } else {
         println!("  the loop stopped after {runs} handler runs; nothing was lost");
     }

@@ -171,7 +171,9 @@ mod tests {
         let (plain, carried) = chain(3)
             .scope(async {
                 let plain = tokio::spawn(async { Chain::current() }).await.unwrap();
-                let carried = tokio::spawn(carry(async { Chain::current() })).await.unwrap();
+                let carried = tokio::spawn(carry(async { Chain::current() }))
+                    .await
+                    .unwrap();
                 (plain, carried)
             })
             .await;
@@ -179,7 +181,9 @@ mod tests {
         assert_eq!(carried, Some(chain(3)));
         assert_eq!(
             chain(3)
-                .scope(async { Chain::with_current(|c| c.map(|c| c.incoming_trace_header().map(String::from))) })
+                .scope(async {
+                    Chain::with_current(|c| c.map(|c| c.incoming_trace_header().map(String::from)))
+                })
                 .await,
             Some(Some("Root=1-3".to_string()))
         );

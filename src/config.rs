@@ -345,7 +345,10 @@ impl fmt::Display for ConfigError {
                 setting,
                 value,
                 expected,
-            } => write!(f, "invalid loop guard setting {setting}={value:?}: {expected}"),
+            } => write!(
+                f,
+                "invalid loop guard setting {setting}={value:?}: {expected}"
+            ),
             ErrorKind::MissingIdentity => f.pad(
                 "loop guard has no function identity: set LOOP_GUARD_FUNCTION_ID or \
                  AWS_LAMBDA_FUNCTION_NAME, or call LoopGuardConfigBuilder::function_identity",
@@ -444,7 +447,10 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.setting(), Some("max_depth"));
-        let err = LoopGuardConfig::builder().function_identity(" ").build().unwrap_err();
+        let err = LoopGuardConfig::builder()
+            .function_identity(" ")
+            .build()
+            .unwrap_err();
         assert_eq!(err.setting(), Some("function_identity"));
     }
 

@@ -81,13 +81,13 @@
 
 pub mod carrier;
 pub mod chain;
-mod config;
-mod error;
-mod event;
+pub mod config;
+pub mod error;
+pub mod event;
 pub mod layer;
-mod lineage;
+pub mod lineage;
 pub mod metric;
-mod trace_header;
+pub mod trace_header;
 
 pub use crate::config::{
     ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode, DEFAULT_MAX_DEPTH,
@@ -97,7 +97,9 @@ pub use crate::config::{
 pub use crate::error::{LoopGuardError, RecursiveInvocationError, RECURSIVE_INVOCATION_ERROR_TYPE};
 pub use crate::event::{EventSource, GuardedEvent, Incoming};
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
-pub use crate::lineage::{EncodedLineage, FunctionId, Lineage, LineageError, MAX_ENCODED_LEN, MAX_ENTRIES};
+pub use crate::lineage::{
+    EncodedLineage, FunctionId, Lineage, LineageError, MAX_ENCODED_LEN, MAX_ENTRIES,
+};
 pub use crate::trace_header::{
     Fields, TraceField, TraceHeader, TraceHeaderError, LOOP_GUARD_FIELD, MAX_TRACE_HEADER_LEN,
 };

@@ -401,9 +401,7 @@ impl fmt::Display for LineageError {
             ErrorKind::TooLong => "lineage value is longer than 256 bytes",
             ErrorKind::UnknownVersion => "lineage value does not start with a known version (v1)",
             ErrorKind::BadHops => "lineage hop count is not a number from 0 to 65535",
-            ErrorKind::BadEntry => {
-                "lineage entry is not <8 hex digits>-<count from 1 to 65535>"
-            }
+            ErrorKind::BadEntry => "lineage entry is not <8 hex digits>-<count from 1 to 65535>",
             ErrorKind::TooManyEntries => "lineage has more than 16 entries",
         })
     }
@@ -430,7 +428,10 @@ mod tests {
 
     #[test]
     fn record_run_increments_own_count_and_hops() {
-        let l = Lineage::new().record_run(id(7)).record_run(id(9)).record_run(id(7));
+        let l = Lineage::new()
+            .record_run(id(7))
+            .record_run(id(9))
+            .record_run(id(7));
         assert_eq!(l.count(id(7)), 2);
         assert_eq!(l.count(id(9)), 1);
         assert_eq!(l.count(id(1)), 0);
@@ -503,7 +504,9 @@ mod tests {
         assert!(Lineage::decode(&long).is_err());
         let seventeen: String = (0..17).map(|n| format!(".{n:08x}-1")).collect();
         assert_eq!(
-            Lineage::decode(&format!("v1.1{seventeen}")).unwrap_err().to_string(),
+            Lineage::decode(&format!("v1.1{seventeen}"))
+                .unwrap_err()
+                .to_string(),
             "lineage has more than 16 entries"
         );
     }

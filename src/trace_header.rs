@@ -235,7 +235,15 @@ mod tests {
     }
 
     /// (input, root, parent, sampled, Lambda's Lineage, expected output after stamping)
-    const CASES: &[(&str, Option<&str>, Option<&str>, Option<&str>, Option<&str>, &str)] = &[
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        Option<&'static str>,
+        &'static str,
+    );
+    const CASES: &[Case] = &[
         (
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5",
             Some("1-5759e988-bd862e3fe1be46a994272793"),
@@ -315,7 +323,9 @@ mod tests {
             assert_eq!(h.get("Lineage"), lambda_lineage, "{input:?}");
             assert_eq!(h.with_lineage(&lineage()), written, "{input:?}");
             // Stamping twice replaces, never duplicates.
-            let again = TraceHeader::parse(written).unwrap().with_lineage(&lineage());
+            let again = TraceHeader::parse(written)
+                .unwrap()
+                .with_lineage(&lineage());
             assert_eq!(again, written, "{input:?}");
         }
     }
@@ -331,7 +341,10 @@ mod tests {
         assert_eq!(l.count(FunctionId::from_u32(2)), 1);
         assert_eq!(l.hops(), 3);
         assert_eq!(h.loop_guard_values().count(), 3);
-        assert!(TraceHeader::parse("LoopGuard=v9.1").unwrap().lineage().is_none());
+        assert!(TraceHeader::parse("LoopGuard=v9.1")
+            .unwrap()
+            .lineage()
+            .is_none());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use aws_lambda_events::event::sns::{MessageAttribute, SnsEvent, SnsRecord};
 use aws_lambda_events::event::sqs::{
     BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute,
 };
-use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::carrier::MESSAGE_ATTRIBUTE;
+use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::metric::{DROPPED_METRIC, OBSERVED_METRIC};
 use lambda_loop_guard::{
     BatchDropPolicy, EventSource, FunctionId, GuardedEvent, Lineage, LoopGuardConfig,
@@ -62,7 +62,10 @@ fn layer(mode: Mode, max_depth: u32, lines: &Lines) -> LoopGuardLayer {
 fn context_with(lineage: Option<Lineage>) -> Context {
     let mut ctx = Context::default();
     ctx.request_id = "req-42".into();
-    let header = TraceHeader::parse("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1").unwrap();
+    let header = TraceHeader::parse(
+        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+    )
+    .unwrap();
     ctx.xray_trace_id = Some(match lineage {
         Some(l) => header.with_lineage(&l),
         None => header.as_str().to_owned(),
@@ -104,7 +107,9 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
         move |_: LambdaEvent<Value>| {
             calls.fetch_add(1, Ordering::SeqCst);
             // Hand the outgoing lineage back, as the next hop would receive it.
-            async { Ok::<_, lambda_runtime::Error>(Chain::current().unwrap().lineage().to_string()) }
+            async {
+                Ok::<_, lambda_runtime::Error>(Chain::current().unwrap().lineage().to_string())
+            }
         }
     });
 
@@ -112,14 +117,21 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
     let mut incoming: Option<Lineage> = None;
     let mut drops = 0;
     for _ in 0..20 {
-        match svc.clone().oneshot(LambdaEvent::new(Value::Null, context_with(incoming))).await {
+        match svc
+            .clone()
+            .oneshot(LambdaEvent::new(Value::Null, context_with(incoming)))
+            .await
+        {
             Ok(outgoing) => incoming = Some(outgoing.parse().unwrap()),
             Err(e) => {
                 let dropped = e.as_dropped().expect("a drop, not a handler error");
                 assert_eq!(dropped.depth(), 17);
                 assert_eq!(dropped.max_depth(), 16);
                 assert_eq!(dropped.source(), EventSource::Invoke);
-                assert_eq!(dropped.chain_root(), Some("1-5759e988-bd862e3fe1be46a994272793"));
+                assert_eq!(
+                    dropped.chain_root(),
+                    Some("1-5759e988-bd862e3fe1be46a994272793")
+                );
                 drops += 1;
             }
         }
@@ -133,7 +145,10 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
     assert_eq!(emitted.len(), 4, "one EMF line per drop");
     for v in &emitted {
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "LoopGuard");
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], DROPPED_METRIC);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            DROPPED_METRIC
+        );
         assert_eq!(v[DROPPED_METRIC], 1);
         assert_eq!(v["FunctionName"], ME);
         assert_eq!(v["Source"], "invoke");
@@ -147,8 +162,9 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
 #[tokio::test]
 async fn drop_error_becomes_a_recursive_invocation_diagnostic() {
     let lines = Lines::default();
-    let svc = layer(Mode::Terminate, 3, &lines)
-        .layer(service_fn(|_: LambdaEvent<Value>| async { Ok::<_, lambda_runtime::Error>(()) }));
+    let svc = layer(Mode::Terminate, 3, &lines).layer(service_fn(|_: LambdaEvent<Value>| async {
+        Ok::<_, lambda_runtime::Error>(())
+    }));
     let err = svc
         .oneshot(LambdaEvent::new(Value::Null, context_with(Some(ran(3)))))
         .await
@@ -177,16 +193,30 @@ type Seen = Arc<Mutex<Vec<Vec<String>>>>;
 
 fn recording_batch_handler(
     seen: &Seen,
-) -> impl Service<LambdaEvent<SqsEvent>, Response = SqsBatchResponse, Error = lambda_runtime::Error, Future = impl Send> + Clone {
+) -> impl Service<
+    LambdaEvent<SqsEvent>,
+    Response = SqsBatchResponse,
+    Error = lambda_runtime::Error,
+    Future = impl Send,
+> + Clone {
     let seen = seen.clone();
     service_fn(move |e: LambdaEvent<SqsEvent>| {
         let seen = seen.clone();
         async move {
-            let ids: Vec<String> = e.payload.records.iter().filter_map(|r| r.message_id.clone()).collect();
+            let ids: Vec<String> = e
+                .payload
+                .records
+                .iter()
+                .filter_map(|r| r.message_id.clone())
+                .collect();
             seen.lock().unwrap().push(ids);
             let mut resp = SqsBatchResponse::default();
             // The handler reports a failure of its own, which must be kept.
-            if e.payload.records.iter().any(|r| r.message_id.as_deref() == Some("ok-2")) {
+            if e.payload
+                .records
+                .iter()
+                .any(|r| r.message_id.as_deref() == Some("ok-2"))
+            {
                 let mut f = BatchItemFailure::default();
                 f.item_identifier = "ok-2".into();
                 resp.batch_item_failures.push(f);
@@ -197,7 +227,11 @@ fn recording_batch_handler(
 }
 
 fn failure_ids(resp: &SqsBatchResponse) -> Vec<&str> {
-    let mut ids: Vec<&str> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let mut ids: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     ids.sort();
     ids
 }
@@ -213,14 +247,25 @@ async fn sqs_batch_drops_only_looping_records_and_reports_them() {
         sqs_record("ok-2", Some(ran(4))),
         sqs_record("loop-2", Some(ran(9))),
     ]);
-    let resp = svc.oneshot(LambdaEvent::new(event, context_with(None))).await.unwrap();
-    assert_eq!(*seen.lock().unwrap(), vec![vec!["ok-1".to_string(), "ok-2".to_string()]]);
+    let resp = svc
+        .oneshot(LambdaEvent::new(event, context_with(None)))
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec!["ok-1".to_string(), "ok-2".to_string()]]
+    );
     assert_eq!(failure_ids(&resp), vec!["loop-1", "loop-2", "ok-2"]);
     let emitted = lines.json();
     assert_eq!(emitted.len(), 2);
     let mut drops: Vec<(String, u64)> = emitted
         .iter()
-        .map(|v| (v["MessageId"].as_str().unwrap().to_string(), v["Depth"].as_u64().unwrap()))
+        .map(|v| {
+            (
+                v["MessageId"].as_str().unwrap().to_string(),
+                v["Depth"].as_u64().unwrap(),
+            )
+        })
         .collect();
     drops.sort();
     assert_eq!(drops, vec![("loop-1".into(), 6), ("loop-2".into(), 10)]);
@@ -232,8 +277,14 @@ async fn sqs_batch_of_only_looping_records_never_reaches_the_handler() {
     let lines = Lines::default();
     let seen: Seen = Default::default();
     let svc = layer(Mode::Terminate, 2, &lines).layer(recording_batch_handler(&seen));
-    let event = sqs_event(vec![sqs_record("l1", Some(ran(2))), sqs_record("l2", Some(ran(3)))]);
-    let resp = svc.oneshot(LambdaEvent::new(event, context_with(None))).await.unwrap();
+    let event = sqs_event(vec![
+        sqs_record("l1", Some(ran(2))),
+        sqs_record("l2", Some(ran(3))),
+    ]);
+    let resp = svc
+        .oneshot(LambdaEvent::new(event, context_with(None)))
+        .await
+        .unwrap();
     assert!(seen.lock().unwrap().is_empty());
     assert_eq!(failure_ids(&resp), vec!["l1", "l2"]);
 }
@@ -250,8 +301,14 @@ async fn sqs_batch_without_batch_response_fails_the_invocation_by_default() {
         })
     };
     let svc = layer(Mode::Terminate, 2, &lines).layer(handler);
-    let event = sqs_event(vec![sqs_record("ok", None), sqs_record("loop", Some(ran(2)))]);
-    let err = svc.oneshot(LambdaEvent::new(event, context_with(None))).await.unwrap_err();
+    let event = sqs_event(vec![
+        sqs_record("ok", None),
+        sqs_record("loop", Some(ran(2))),
+    ]);
+    let err = svc
+        .oneshot(LambdaEvent::new(event, context_with(None)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoopGuardError::Dropped(_)));
     assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing half-processed");
 }
@@ -263,40 +320,65 @@ async fn discard_policy_runs_the_rest_and_is_explicit() {
     let handler = {
         let seen = seen.clone();
         service_fn(move |e: LambdaEvent<SqsEvent>| {
-            seen.lock().unwrap().extend(e.payload.records.iter().filter_map(|r| r.message_id.clone()));
+            seen.lock().unwrap().extend(
+                e.payload
+                    .records
+                    .iter()
+                    .filter_map(|r| r.message_id.clone()),
+            );
             async { Ok::<_, lambda_runtime::Error>(()) }
         })
     };
     let svc = layer(Mode::Terminate, 2, &lines)
         .batch_drop_policy(BatchDropPolicy::DiscardLoopingRecords)
         .layer(handler);
-    let event = sqs_event(vec![sqs_record("ok", None), sqs_record("loop", Some(ran(2)))]);
-    svc.oneshot(LambdaEvent::new(event, context_with(None))).await.unwrap();
+    let event = sqs_event(vec![
+        sqs_record("ok", None),
+        sqs_record("loop", Some(ran(2))),
+    ]);
+    svc.oneshot(LambdaEvent::new(event, context_with(None)))
+        .await
+        .unwrap();
     assert_eq!(*seen.lock().unwrap(), vec!["ok".to_string()]);
-    assert_eq!(lines.json().len(), 1, "the discarded record is still counted");
+    assert_eq!(
+        lines.json().len(),
+        1,
+        "the discarded record is still counted"
+    );
 }
 
 #[tokio::test]
 async fn handler_sees_the_max_lineage_of_the_records_it_runs() {
     let lines = Lines::default();
-    let svc = layer(Mode::Terminate, 5, &lines).layer(service_fn(|_: LambdaEvent<SqsEvent>| async {
-        Ok::<_, lambda_runtime::Error>(*Chain::current().unwrap().lineage())
-    }));
+    let svc =
+        layer(Mode::Terminate, 5, &lines).layer(service_fn(|_: LambdaEvent<SqsEvent>| async {
+            Ok::<_, lambda_runtime::Error>(*Chain::current().unwrap().lineage())
+        }));
     let other = FunctionId::from_identity("upstream");
     let mut upstream = Lineage::new().record_run(other).record_run(other);
     upstream.merge(&ran(1));
-    let event = sqs_event(vec![sqs_record("a", Some(upstream)), sqs_record("b", Some(ran(3))), sqs_record("c", Some(ran(7)))]);
+    let event = sqs_event(vec![
+        sqs_record("a", Some(upstream)),
+        sqs_record("b", Some(ran(3))),
+        sqs_record("c", Some(ran(7))),
+    ]);
     // Record c loops and is removed (SqsBatchResponse is not used, so the
     // invocation would fail): use the discard policy to see the chain.
     let svc = svc;
-    let err = svc.clone().oneshot(LambdaEvent::new(event.clone(), context_with(None))).await;
+    let err = svc
+        .clone()
+        .oneshot(LambdaEvent::new(event.clone(), context_with(None)))
+        .await;
     assert!(err.is_err());
     let svc = layer(Mode::Terminate, 5, &lines)
         .batch_drop_policy(BatchDropPolicy::DiscardLoopingRecords)
         .layer(service_fn(|_: LambdaEvent<SqsEvent>| async {
             Ok::<_, lambda_runtime::Error>(*Chain::current().unwrap().lineage())
         }));
-    let outgoing = svc.oneshot(LambdaEvent::new(event, context_with(None))).await.unwrap();
+    let outgoing = svc
+        .oneshot(LambdaEvent::new(event, context_with(None)))
+        .await
+        .unwrap();
     assert_eq!(outgoing.count(me()), 4, "max of 1 and 3, plus this run");
     assert_eq!(outgoing.count(other), 2);
     assert_eq!(outgoing.hops(), 4);
@@ -310,7 +392,10 @@ fn sns_event(lineage: Option<Lineage>) -> SnsEvent {
         let mut a = MessageAttribute::default();
         a.data_type = "String".into();
         a.value = l.to_string();
-        record.sns.message_attributes.insert(MESSAGE_ATTRIBUTE.into(), a);
+        record
+            .sns
+            .message_attributes
+            .insert(MESSAGE_ATTRIBUTE.into(), a);
     }
     let mut e = SnsEvent::default();
     e.records = vec![record];
@@ -329,8 +414,21 @@ async fn sns_invocation_fails_when_looping() {
         })
     };
     let svc = layer(Mode::Terminate, 4, &lines).layer(handler);
-    svc.clone().oneshot(LambdaEvent::new(sns_event(Some(ran(3))), Context::default())).await.unwrap();
-    let err = svc.clone().oneshot(LambdaEvent::new(sns_event(Some(ran(4))), Context::default())).await.unwrap_err();
+    svc.clone()
+        .oneshot(LambdaEvent::new(
+            sns_event(Some(ran(3))),
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    let err = svc
+        .clone()
+        .oneshot(LambdaEvent::new(
+            sns_event(Some(ran(4))),
+            Context::default(),
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(err.as_dropped().unwrap().source(), EventSource::Sns);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(lines.json()[0]["Source"], "sns");
@@ -345,27 +443,42 @@ async fn observe_mode_runs_the_handler_and_counts_under_its_own_name() {
         let calls = calls.clone();
         service_fn(move |_: LambdaEvent<Value>| {
             calls.fetch_add(1, Ordering::SeqCst);
-            async { Ok::<_, lambda_runtime::Error>(Chain::current().unwrap().lineage().count(me())) }
+            async {
+                Ok::<_, lambda_runtime::Error>(Chain::current().unwrap().lineage().count(me()))
+            }
         })
     };
     let svc = layer(Mode::Observe, 2, &lines).layer(handler);
-    let count = svc.oneshot(LambdaEvent::new(Value::Null, context_with(Some(ran(5))))).await.unwrap();
+    let count = svc
+        .oneshot(LambdaEvent::new(Value::Null, context_with(Some(ran(5)))))
+        .await
+        .unwrap();
     assert_eq!(count, 6, "counting goes on in observe mode");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let emitted = lines.json();
     assert_eq!(emitted.len(), 1);
-    assert_eq!(emitted[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], OBSERVED_METRIC);
+    assert_eq!(
+        emitted[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+        OBSERVED_METRIC
+    );
     assert_eq!(emitted[0]["Mode"], "observe");
 }
 
 #[tokio::test]
 async fn allow_mode_passes_through_untouched() {
     let lines = Lines::default();
-    let svc = layer(Mode::Allow, 1, &lines).layer(service_fn(|e: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>((e.payload.records.len(), Chain::current().is_none()))
-    }));
-    let event = sqs_event(vec![sqs_record("a", Some(ran(50))), sqs_record("b", Some(ran(50)))]);
-    let (len, no_chain) = svc.oneshot(LambdaEvent::new(event, context_with(Some(ran(99))))).await.unwrap();
+    let svc =
+        layer(Mode::Allow, 1, &lines).layer(service_fn(|e: LambdaEvent<SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>((e.payload.records.len(), Chain::current().is_none()))
+        }));
+    let event = sqs_event(vec![
+        sqs_record("a", Some(ran(50))),
+        sqs_record("b", Some(ran(50))),
+    ]);
+    let (len, no_chain) = svc
+        .oneshot(LambdaEvent::new(event, context_with(Some(ran(99)))))
+        .await
+        .unwrap();
     assert_eq!(len, 2);
     assert!(no_chain);
     assert!(lines.json().is_empty());
@@ -373,11 +486,17 @@ async fn allow_mode_passes_through_untouched() {
 
 #[tokio::test]
 async fn bad_config_is_an_error_naming_variable_and_value() {
-    let env: HashMap<&str, &str> = HashMap::from([("AWS_LAMBDA_FUNCTION_NAME", "f"), ("LOOP_GUARD_MODE", "kill")]);
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+        ("LOOP_GUARD_MODE", "kill"),
+    ]);
     let err = LoopGuardConfig::builder()
         .build_from_env_source(|k| env.get(k).map(|v| v.to_string()))
         .unwrap_err();
-    assert!(err.to_string().contains(r#"LOOP_GUARD_MODE="kill""#), "{err}");
+    assert!(
+        err.to_string().contains(r#"LOOP_GUARD_MODE="kill""#),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -390,44 +509,60 @@ async fn custom_payloads_opt_in_with_one_line() {
     impl GuardedEvent for OrderPlaced {}
 
     let lines = Lines::default();
-    let svc = layer(Mode::Terminate, 2, &lines)
-        .layer(service_fn(|_: LambdaEvent<OrderPlaced>| async { Ok::<_, lambda_runtime::Error>(()) }));
-    let payload = || OrderPlaced { order_id: "o-1".into() };
-    svc.clone().oneshot(LambdaEvent::new(payload(), context_with(Some(ran(1))))).await.unwrap();
+    let svc =
+        layer(Mode::Terminate, 2, &lines).layer(service_fn(|_: LambdaEvent<OrderPlaced>| async {
+            Ok::<_, lambda_runtime::Error>(())
+        }));
+    let payload = || OrderPlaced {
+        order_id: "o-1".into(),
+    };
+    svc.clone()
+        .oneshot(LambdaEvent::new(payload(), context_with(Some(ran(1)))))
+        .await
+        .unwrap();
     let mut ctx = Context::default();
-    ctx.client_context = Some(serde_json::from_value(serde_json::json!({"custom": {"loop-guard": ran(2).to_string()}})).unwrap());
+    ctx.client_context = Some(
+        serde_json::from_value(serde_json::json!({"custom": {"loop-guard": ran(2).to_string()}}))
+            .unwrap(),
+    );
     assert!(svc.oneshot(LambdaEvent::new(payload(), ctx)).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invocations_see_only_their_own_chain() {
     let lines = Lines::default();
-    let svc = layer(Mode::Terminate, 10_000, &lines).layer(service_fn(|e: LambdaEvent<Value>| async move {
-        let expected = e.payload["n"].as_u64().unwrap() as u16;
-        let mut mismatches = 0;
-        for _ in 0..5 {
-            tokio::task::yield_now().await;
-            let seen = Chain::current().unwrap();
-            if seen.lineage().count(me()) != expected + 1 {
-                mismatches += 1;
+    let svc = layer(Mode::Terminate, 10_000, &lines).layer(service_fn(
+        |e: LambdaEvent<Value>| async move {
+            let expected = e.payload["n"].as_u64().unwrap() as u16;
+            let mut mismatches = 0;
+            for _ in 0..5 {
+                tokio::task::yield_now().await;
+                let seen = Chain::current().unwrap();
+                if seen.lineage().count(me()) != expected + 1 {
+                    mismatches += 1;
+                }
+                let carried =
+                    tokio::spawn(lambda_loop_guard::chain::carry(async { Chain::current() }))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                if carried != seen {
+                    mismatches += 1;
+                }
             }
-            let carried = tokio::spawn(lambda_loop_guard::chain::carry(async { Chain::current() }))
-                .await
-                .unwrap()
-                .unwrap();
-            if carried != seen {
-                mismatches += 1;
-            }
-        }
-        Ok::<_, lambda_runtime::Error>(mismatches)
-    }));
+            Ok::<_, lambda_runtime::Error>(mismatches)
+        },
+    ));
     let tasks: Vec<_> = (0..200u16)
         .map(|n| {
             let svc = svc.clone();
             tokio::spawn(async move {
-                svc.oneshot(LambdaEvent::new(serde_json::json!({ "n": n }), context_with(Some(ran(n)))))
-                    .await
-                    .unwrap()
+                svc.oneshot(LambdaEvent::new(
+                    serde_json::json!({ "n": n }),
+                    context_with(Some(ran(n))),
+                ))
+                .await
+                .unwrap()
             })
         })
         .collect();

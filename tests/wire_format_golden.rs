@@ -7,18 +7,30 @@ fn golden_lines() -> Vec<String> {
         .expect("docs/wire-format.md is readable");
     let start = doc.find("```golden\n").expect("a ```golden block") + "```golden\n".len();
     let end = start + doc[start..].find("```").expect("the block is closed");
-    doc[start..end].lines().map(str::to_owned).filter(|l| !l.trim().is_empty()).collect()
+    doc[start..end]
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
 }
 
 #[test]
 fn golden_vectors_hold() {
     let lines = golden_lines();
-    assert!(lines.len() >= 20, "the golden block has {} lines", lines.len());
+    assert!(
+        lines.len() >= 20,
+        "the golden block has {} lines",
+        lines.len()
+    );
     for line in &lines {
         let words: Vec<&str> = line.split(' ').collect();
         match words.as_slice() {
             ["function-id", identity, hex] => {
-                assert_eq!(FunctionId::from_identity(identity).to_string(), *hex, "{line}")
+                assert_eq!(
+                    FunctionId::from_identity(identity).to_string(),
+                    *hex,
+                    "{line}"
+                )
             }
             ["canonical", value] => {
                 let l: Lineage = value.parse().unwrap_or_else(|e| panic!("{line}: {e}"));
@@ -34,7 +46,10 @@ fn golden_vectors_hold() {
                 let lineage: Lineage = lineage.parse().unwrap();
                 let written = TraceHeader::parse(header).unwrap().with_lineage(&lineage);
                 assert_eq!(written, *out, "{line}");
-                assert_eq!(TraceHeader::parse(&written).unwrap().lineage(), Some(lineage));
+                assert_eq!(
+                    TraceHeader::parse(&written).unwrap().lineage(),
+                    Some(lineage)
+                );
             }
             _ => panic!("unknown golden line: {line}"),
         }

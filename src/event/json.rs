@@ -49,7 +49,8 @@ impl GuardedEvent for Value {
                 if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
                     incoming.read_trace_header(h);
                 }
-                if let Some(v) = str_at(r, &["messageAttributes", MESSAGE_ATTRIBUTE, "stringValue"]) {
+                if let Some(v) = str_at(r, &["messageAttributes", MESSAGE_ATTRIBUTE, "stringValue"])
+                {
                     incoming.read_lineage_value(v, "sqs message attribute");
                 }
                 if let Some(v) = str_at(r, &["body"]).and_then(sns_envelope_lineage) {
@@ -60,7 +61,9 @@ impl GuardedEvent for Value {
             Shape::Sns => out.extend(records.iter().map(|r| {
                 let mut incoming = Incoming::new(EventSource::Sns);
                 incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
-                if let Some(v) = str_at(r, &["Sns", "MessageAttributes", MESSAGE_ATTRIBUTE, "Value"]) {
+                if let Some(v) =
+                    str_at(r, &["Sns", "MessageAttributes", MESSAGE_ATTRIBUTE, "Value"])
+                {
                     incoming.read_lineage_value(v, "sns message attribute");
                 }
                 incoming.read_context(context);
@@ -128,12 +131,20 @@ mod tests {
         let v = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "s",
             "MessageAttributes": {"loop-guard": {"Type": "String", "Value": "v1.1.00000001-3"}}}}]});
         let ctx = Context::default();
-        assert_eq!(read(&v, &ctx), vec![(EventSource::Sns, 3, Some("s".into()))]);
+        assert_eq!(
+            read(&v, &ctx),
+            vec![(EventSource::Sns, 3, Some("s".into()))]
+        );
         assert!(!v.is_batch());
 
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-x;LoopGuard=v1.1.00000001-5".into());
-        for other in [json!({"hello": "world"}), json!([1, 2]), json!({"Records": []}), json!(null)] {
+        for other in [
+            json!({"hello": "world"}),
+            json!([1, 2]),
+            json!({"Records": []}),
+            json!(null),
+        ] {
             assert_eq!(read(&other, &ctx), vec![(EventSource::Invoke, 5, None)]);
             assert!(!other.is_batch());
         }

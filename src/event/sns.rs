@@ -62,7 +62,10 @@ pub(crate) mod tests {
             let mut a = MessageAttribute::default();
             a.data_type = "String".into();
             a.value = value.into();
-            record.sns.message_attributes.insert(MESSAGE_ATTRIBUTE.into(), a);
+            record
+                .sns
+                .message_attributes
+                .insert(MESSAGE_ATTRIBUTE.into(), a);
         }
         let mut event = SnsEvent::default();
         event.records = vec![record];

@@ -135,7 +135,11 @@ pub(crate) mod tests {
     fn each_record_is_read_on_its_own_taking_the_max_of_its_carriers() {
         let mut event = SqsEvent::default();
         event.records = vec![
-            record("a", Some("v1.2.00000001-2"), Some("Root=1-r-a;LoopGuard=v1.4.00000001-1.00000002-3")),
+            record(
+                "a",
+                Some("v1.2.00000001-2"),
+                Some("Root=1-r-a;LoopGuard=v1.4.00000001-1.00000002-3"),
+            ),
             record("b", None, None),
             record("c", Some("broken"), Some("Root=1-r-c")),
         ];

@@ -84,7 +84,13 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
     }
 }
 
-fn report(shared: &Shared, unit: &Incoming<'_>, depth: u32, chain_root: Option<&str>, request_id: &str) {
+fn report(
+    shared: &Shared,
+    unit: &Incoming<'_>,
+    depth: u32,
+    chain_root: Option<&str>,
+    request_id: &str,
+) {
     let config = &shared.config;
     let record = DropRecord {
         namespace: config.metric_namespace(),

@@ -95,7 +95,9 @@ where
         } = inspect(&self.shared, &event.payload, &event.context);
 
         let error = match error {
-            None => return ResponseFuture::guarded(chain.scope(self.inner.call(event)), Vec::new()),
+            None => {
+                return ResponseFuture::guarded(chain.scope(self.inner.call(event)), Vec::new())
+            }
             Some(error) => error,
         };
         if !event.payload.is_batch() {
