@@ -73,6 +73,16 @@
 //! The layer needs no feature: it depends on `lambda_runtime`,
 //! `aws_lambda_events` (only `sqs` and `sns`), `tower`, `tokio` (`rt`),
 //! `tracing` and `serde_json`, and on no AWS SDK crate.
+//!
+//! | feature | adds |
+//! | --- | --- |
+//! | `interceptor` | [`LoopGuardInterceptor`](interceptor::LoopGuardInterceptor): the trace header on calls of any AWS SDK client (`aws-smithy-runtime-api`) |
+//! | `sqs` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sqs` sends, and `AWSTraceHeader` |
+//! | `sns` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sns` publishes |
+//! | `lambda` | `interceptor` + the client context of `aws-sdk-lambda` invokes |
+//!
+//! The SDK crates are taken with `default-features = false`: your own
+//! dependency on them picks the HTTP client and runtime.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, unreachable_pub)]
@@ -84,6 +94,9 @@ pub mod chain;
 pub mod config;
 pub mod error;
 pub mod event;
+#[cfg(feature = "interceptor")]
+#[cfg_attr(docsrs, doc(cfg(feature = "interceptor")))]
+pub mod interceptor;
 pub mod layer;
 pub mod lineage;
 pub mod metric;
@@ -96,6 +109,8 @@ pub use crate::config::{
 };
 pub use crate::error::{LoopGuardError, RecursiveInvocationError, RECURSIVE_INVOCATION_ERROR_TYPE};
 pub use crate::event::{EventSource, GuardedEvent, Incoming};
+#[cfg(feature = "interceptor")]
+pub use crate::interceptor::LoopGuardInterceptor;
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
 pub use crate::lineage::{
     EncodedLineage, FunctionId, Lineage, LineageError, MAX_ENCODED_LEN, MAX_ENTRIES,

@@ -1,0 +1,307 @@
+//! An AWS SDK interceptor that stamps the current chain on every outgoing call.
+//!
+//! Register [`LoopGuardInterceptor`] on each client built inside a guarded
+//! function. Inside a guarded handler (a current [`Chain`]) it:
+//!
+//! * sets our `LoopGuard=` field in the `x-amzn-trace-id` header of every
+//!   request, keeping every other field. If the header is absent (the SDK's
+//!   own recursion-detection interceptor only sets it from `_X_AMZN_TRACE_ID`,
+//!   which `lambda_runtime` does not set in concurrent mode) it starts from the
+//!   invocation's incoming trace header. The header is set in
+//!   `modify_before_transmit`: SigV4 does not sign it;
+//! * with feature `sqs`: adds the `loop-guard` message attribute to
+//!   `SendMessage` and every `SendMessageBatch` entry, and our field to an
+//!   `AWSTraceHeader` system attribute the caller set;
+//! * with feature `sns`: adds the `loop-guard` message attribute to `Publish`
+//!   and every `PublishBatch` entry;
+//! * with feature `lambda`: merges `loop-guard` into the `ClientContext`
+//!   `custom` map of `Invoke` and `InvokeWithResponseStream`, keeping the
+//!   caller's keys.
+//!
+//! Outside a guarded handler it changes nothing. It never fails a call: a
+//! stamp that cannot be written is skipped with a warning.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqs")]
+//! # async fn f() {
+//! use lambda_loop_guard::LoopGuardInterceptor;
+//!
+//! let sdk_config = aws_config::load_from_env().await;
+//! let sqs = aws_sdk_sqs::Client::from_conf(
+//!     aws_sdk_sqs::config::Builder::from(&sdk_config)
+//!         .interceptor(LoopGuardInterceptor::new())
+//!         .build(),
+//! );
+//! // The same for SNS and Lambda:
+//! // aws_sdk_sns::config::Builder::from(&sdk_config).interceptor(LoopGuardInterceptor::new())
+//! // aws_sdk_lambda::config::Builder::from(&sdk_config).interceptor(LoopGuardInterceptor::new())
+//! # }
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextMut, Input,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Headers;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use crate::chain::Chain;
+use crate::lineage::Lineage;
+use crate::trace_header::TraceHeader;
+
+#[cfg(feature = "lambda")]
+mod lambda;
+#[cfg(feature = "sns")]
+mod sns;
+#[cfg(feature = "sqs")]
+mod sqs;
+
+/// The HTTP header carrying the X-Ray trace context.
+pub const TRACE_ID_HEADER: &str = "x-amzn-trace-id";
+
+/// Lambda's limit on the encoded `ClientContext` of an `Invoke`.
+pub const MAX_CLIENT_CONTEXT_LEN: usize = 3583;
+
+/// SQS and SNS accept at most this many message attributes per message.
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+
+/// Stamps the current [`Chain`] on outgoing AWS SDK calls. See the
+/// [module docs](self).
+#[non_exhaustive]
+#[derive(Debug, Default, Clone)]
+pub struct LoopGuardInterceptor;
+
+impl LoopGuardInterceptor {
+    /// A new interceptor. It holds no state: one per client is fine.
+    pub fn new() -> Self {
+        LoopGuardInterceptor
+    }
+}
+
+impl Intercept for LoopGuardInterceptor {
+    fn name(&self) -> &'static str {
+        "LoopGuardInterceptor"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Chain::with_current(|chain| {
+            if let Some(chain) = chain {
+                stamp_input(context.input_mut(), chain.lineage());
+            }
+        });
+        Ok(())
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        Chain::with_current(|chain| {
+            if let Some(chain) = chain {
+                stamp_trace_header(context.request_mut().headers_mut(), chain);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Adds the operation-specific carriers to a typed operation input.
+/// Returns whether the input was one this build knows.
+#[allow(unused_variables)]
+fn stamp_input(input: &mut Input, lineage: &Lineage) -> bool {
+    #[cfg(feature = "sqs")]
+    if sqs::stamp(input, lineage) {
+        return true;
+    }
+    #[cfg(feature = "sns")]
+    if sns::stamp(input, lineage) {
+        return true;
+    }
+    #[cfg(feature = "lambda")]
+    if lambda::stamp(input, lineage) {
+        return true;
+    }
+    false
+}
+
+/// Sets our field in `x-amzn-trace-id`, starting from the header already on
+/// the request, else from the invocation's incoming trace header.
+pub(crate) fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
+    let existing = headers.get(TRACE_ID_HEADER);
+    let base = existing.or(chain.incoming_trace_header()).unwrap_or("");
+    let stamped = match TraceHeader::parse(base) {
+        Ok(header) => header.with_lineage(chain.lineage()),
+        Err(error) => {
+            tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
+            return;
+        }
+    };
+    if let Err(error) = headers.try_insert(TRACE_ID_HEADER, stamped) {
+        tracing::warn!(%error, "x-amzn-trace-id left as is: the stamped value is not a valid header");
+    }
+}
+
+/// Returns `value` with our field set, for an `AWSTraceHeader` attribute.
+#[cfg(feature = "sqs")]
+pub(crate) fn stamp_trace_value(value: &str, lineage: &Lineage) -> Option<String> {
+    match TraceHeader::parse(value) {
+        Ok(header) => Some(header.with_lineage(lineage)),
+        Err(error) => {
+            tracing::warn!(%error, "AWSTraceHeader left as is: cannot add the loop guard field");
+            None
+        }
+    }
+}
+
+/// Whether a message with these attribute names can take ours.
+#[cfg(any(feature = "sqs", feature = "sns"))]
+pub(crate) fn has_room<'a>(mut names: impl ExactSizeIterator<Item = &'a String>) -> bool {
+    names.len() < MAX_MESSAGE_ATTRIBUTES || names.any(|n| n == crate::carrier::MESSAGE_ATTRIBUTE)
+}
+
+/// Logs a skipped stamp at `warn` the first time only (per `flag`), at
+/// `debug` after that.
+pub(crate) fn warn_once(flag: &AtomicBool, message: &'static str) {
+    if flag.swap(true, Ordering::Relaxed) {
+        tracing::debug!("{message}");
+    } else {
+        tracing::warn!("{message} (logged once)");
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::lineage::FunctionId;
+    use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use aws_smithy_types::body::SdkBody;
+
+    pub(crate) fn chain(runs: u16, incoming: Option<&str>) -> Chain {
+        let me = FunctionId::from_identity("f");
+        let lineage = (0..runs).fold(Lineage::new(), |l, _| l.record_run(me));
+        Chain::new(lineage, incoming.map(std::sync::Arc::from))
+    }
+
+    /// Runs the serialization hook on `input` with `chain` current (or none)
+    /// and returns the input.
+    pub(crate) async fn run_serialization_hook<T: std::fmt::Debug + Send + Sync + 'static>(
+        input: T,
+        chain: Option<Chain>,
+    ) -> T {
+        let rc = RuntimeComponentsBuilder::for_tests().build().unwrap();
+        let mut context = InterceptorContext::new(Input::erase(input));
+        let mut hook = || {
+            let mut ctx = (&mut context).into();
+            LoopGuardInterceptor::new()
+                .modify_before_serialization(&mut ctx, &rc, &mut ConfigBag::base())
+                .unwrap();
+        };
+        match chain {
+            Some(chain) => chain.scope(async { hook() }).await,
+            None => hook(),
+        };
+        context.take_input().unwrap().downcast::<T>().unwrap()
+    }
+
+    async fn transmit(header: Option<&str>, chain: Option<Chain>) -> Option<String> {
+        let rc = RuntimeComponentsBuilder::for_tests().build().unwrap();
+        let mut request = http::Request::builder();
+        if let Some(h) = header {
+            request = request.header(TRACE_ID_HEADER, h);
+        }
+        let request = request.body(SdkBody::empty()).unwrap().try_into().unwrap();
+        let mut context = InterceptorContext::new(Input::doesnt_matter());
+        context.enter_serialization_phase();
+        context.set_request(request);
+        let _ = context.take_input();
+        context.enter_before_transmit_phase();
+        let hook = |context: &mut InterceptorContext| {
+            let mut ctx = context.into();
+            LoopGuardInterceptor::new()
+                .modify_before_transmit(&mut ctx, &rc, &mut ConfigBag::base())
+                .unwrap();
+        };
+        match chain {
+            Some(chain) => chain.scope(async { hook(&mut context) }).await,
+            None => hook(&mut context),
+        }
+        let headers = context.request().unwrap().headers();
+        assert!(headers.get_all(TRACE_ID_HEADER).count() <= 1);
+        headers.get(TRACE_ID_HEADER).map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn existing_header_keeps_every_field_and_gains_ours_once() {
+        let sdk_set = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
+        let c = chain(3, Some("Root=1-00000000-000000000000000000000000"));
+        let out = transmit(Some(sdk_set), Some(c.clone())).await.unwrap();
+        assert_eq!(out, format!("{sdk_set};LoopGuard={}", c.lineage()));
+        // Retried attempts re-run the hook: still exactly one field.
+        let again = transmit(Some(&out), Some(c.clone())).await.unwrap();
+        assert_eq!(again, out);
+    }
+
+    #[tokio::test]
+    async fn absent_header_starts_from_the_incoming_trace_header() {
+        let incoming = "Root=1-6740a1b2-0123456789abcdef01234567;Parent=1111111111111111;Sampled=1;Lineage=1:fe460cdd:0;LoopGuard=v1.1.00000001-1";
+        let c = chain(2, Some(incoming));
+        let out = transmit(None, Some(c.clone())).await.unwrap();
+        assert_eq!(
+            out,
+            format!(
+                "Root=1-6740a1b2-0123456789abcdef01234567;Parent=1111111111111111;Sampled=1;Lineage=1:fe460cdd:0;LoopGuard={}",
+                c.lineage()
+            )
+        );
+        let out = transmit(None, Some(chain(2, None))).await.unwrap();
+        assert_eq!(out, format!("LoopGuard={}", chain(2, None).lineage()));
+    }
+
+    #[tokio::test]
+    async fn outside_a_guarded_handler_nothing_changes() {
+        assert_eq!(transmit(None, None).await, None);
+        assert_eq!(
+            transmit(Some("Root=1-a-b").as_deref().map(|s| s), None)
+                .await
+                .as_deref(),
+            Some("Root=1-a-b")
+        );
+    }
+
+    #[tokio::test]
+    async fn unusable_headers_are_left_alone_without_failing_the_call() {
+        let huge = format!("Root=1-a-b;Pad={}", "x".repeat(9000));
+        assert_eq!(
+            transmit(Some(&huge), Some(chain(1, None))).await,
+            Some(huge)
+        );
+        // Non-ASCII incoming header: the stamped value is not a valid header.
+        let odd = chain(1, Some("Root=1-a-b;Note=caf\u{e9}"));
+        let out = transmit(None, Some(odd)).await;
+        assert!(out.is_none() || out.unwrap().contains("LoopGuard="));
+    }
+
+    #[tokio::test]
+    async fn unknown_inputs_are_untouched() {
+        #[derive(Debug, PartialEq)]
+        struct SomeOtherInput(u8);
+        assert_eq!(
+            run_serialization_hook(SomeOtherInput(7), Some(chain(1, None))).await,
+            SomeOtherInput(7)
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! SQS: the `loop-guard` message attribute on `SendMessage` and every
+//! `SendMessageBatch` entry, and our field in a caller-set `AWSTraceHeader`.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+
+use aws_sdk_sqs::operation::send_message::SendMessageInput;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
+use aws_smithy_runtime_api::client::interceptors::context::Input;
+
+use super::{has_room, stamp_trace_value, warn_once};
+use crate::carrier::MESSAGE_ATTRIBUTE;
+use crate::lineage::Lineage;
+
+static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
+    let value = lineage.to_string();
+    if let Some(send) = input.downcast_mut::<SendMessageInput>() {
+        stamp_message(
+            &mut send.message_attributes,
+            &mut send.message_system_attributes,
+            &value,
+            lineage,
+        );
+        return true;
+    }
+    if let Some(batch) = input.downcast_mut::<SendMessageBatchInput>() {
+        for entry in batch.entries.iter_mut().flatten() {
+            stamp_message(
+                &mut entry.message_attributes,
+                &mut entry.message_system_attributes,
+                &value,
+                lineage,
+            );
+        }
+        return true;
+    }
+    false
+}
+
+fn stamp_message(
+    attributes: &mut Option<HashMap<String, MessageAttributeValue>>,
+    system_attributes: &mut Option<
+        HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>,
+    >,
+    value: &str,
+    lineage: &Lineage,
+) {
+    let attributes = attributes.get_or_insert_with(HashMap::new);
+    if has_room(attributes.keys()) {
+        match MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(value)
+            .build()
+        {
+            Ok(attribute) => {
+                attributes.insert(MESSAGE_ATTRIBUTE.to_owned(), attribute);
+            }
+            Err(error) => tracing::warn!(%error, "loop guard SQS attribute not added"),
+        }
+    } else {
+        warn_once(
+            &FULL_LOGGED,
+            "SQS message already has 10 message attributes: loop guard lineage sent in the trace header only",
+        );
+    }
+    if let Some(trace) = system_attributes
+        .as_mut()
+        .and_then(|m| m.get_mut(&MessageSystemAttributeNameForSends::AwsTraceHeader))
+    {
+        if let Some(stamped) = trace
+            .string_value
+            .as_deref()
+            .and_then(|v| stamp_trace_value(v, lineage))
+        {
+            trace.string_value = Some(stamped);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interceptor::tests::{chain, run_serialization_hook};
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+    fn attr(v: &str) -> MessageAttributeValue {
+        MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(v)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn send_message_gets_attribute_and_trace_field() {
+        let c = chain(2, None);
+        let input = SendMessageInput::builder()
+            .queue_url("q")
+            .message_body("b")
+            .message_attributes("theirs", attr("kept"))
+            .message_attributes(MESSAGE_ATTRIBUTE, attr("v1.9.00000001-9"))
+            .message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value("Root=1-a-b;Sampled=1")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let out = run_serialization_hook(input, Some(c.clone())).await;
+        let attrs = out.message_attributes.unwrap();
+        assert_eq!(attrs.len(), 2);
+        assert_eq!(attrs["theirs"].string_value.as_deref(), Some("kept"));
+        assert_eq!(
+            attrs[MESSAGE_ATTRIBUTE].string_value.as_deref(),
+            Some(c.lineage().to_string().as_str())
+        );
+        let trace = &out.message_system_attributes.unwrap()
+            [&MessageSystemAttributeNameForSends::AwsTraceHeader];
+        assert_eq!(
+            trace.string_value.as_deref(),
+            Some(format!("Root=1-a-b;Sampled=1;LoopGuard={}", c.lineage()).as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn full_messages_keep_their_attributes_and_batches_stamp_every_entry() {
+        let c = chain(1, None);
+        let mut full = SendMessageBatchRequestEntry::builder()
+            .id("full")
+            .message_body("b");
+        for i in 0..10 {
+            full = full.message_attributes(format!("a{i}"), attr("x"));
+        }
+        let input = SendMessageBatchInput::builder()
+            .queue_url("q")
+            .entries(full.build().unwrap())
+            .entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id("plain")
+                    .message_body("b")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        let out = run_serialization_hook(input, Some(c.clone())).await;
+        let entries = out.entries.unwrap();
+        let full = entries[0].message_attributes.as_ref().unwrap();
+        assert_eq!(full.len(), 10);
+        assert!(!full.contains_key(MESSAGE_ATTRIBUTE));
+        let plain = entries[1].message_attributes.as_ref().unwrap();
+        assert_eq!(
+            plain[MESSAGE_ATTRIBUTE].string_value.as_deref(),
+            Some(c.lineage().to_string().as_str())
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_added_outside_a_guarded_handler() {
+        let input = SendMessageInput::builder()
+            .queue_url("q")
+            .message_body("b")
+            .build()
+            .unwrap();
+        let out = run_serialization_hook(input, None).await;
+        assert!(out.message_attributes.is_none());
+    }
+}
