@@ -1,0 +1,83 @@
+//! A Lambda function (`provided.al2023` `bootstrap`) with a recursive-loop
+//! bug: for every SQS record it receives it writes one message back into the
+//! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`) or to an SNS topic
+//! (`LOOP_PUBLISH_TOPIC_ARN`) that delivers to its own queue.
+//!
+//! It is guarded: `LoopGuardLayer::from_env()` around the handler, and
+//! `LoopGuardInterceptor` on both SDK clients. The end-to-end tests deploy
+//! this binary to a local emulator and watch the guard stop the loop.
+//!
+//! Each handler run prints one line `loop-guard-e2e run message_id=.. lineage=..`;
+//! each drop prints the EMF line.
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_loop_guard::chain::Chain;
+use lambda_loop_guard::{LoopGuardInterceptor, LoopGuardLayer};
+use lambda_runtime::{Error, LambdaEvent};
+use tower::ServiceBuilder;
+
+#[derive(Clone)]
+struct Clients {
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+}
+
+async fn handler(
+    clients: Clients,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Error> {
+    for record in &event.payload.records {
+        let id = record.message_id.as_deref().unwrap_or("-");
+        let lineage = Chain::current()
+            .map(|c| c.lineage().to_string())
+            .unwrap_or_default();
+        println!("loop-guard-e2e run message_id={id} lineage={lineage}");
+        let body = format!("follow-up of {id}");
+        if let Ok(queue_url) = std::env::var("LOOP_SEND_QUEUE_URL") {
+            clients
+                .sqs
+                .send_message()
+                .queue_url(queue_url)
+                .message_body(&body)
+                .send()
+                .await?;
+        }
+        if let Ok(topic_arn) = std::env::var("LOOP_PUBLISH_TOPIC_ARN") {
+            clients
+                .sns
+                .publish()
+                .topic_arn(topic_arn)
+                .message(&body)
+                .send()
+                .await?;
+        }
+    }
+    Ok(SqsBatchResponse::default())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let guard = LoopGuardLayer::from_env()?;
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let clients = Clients {
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk_config)
+                .interceptor(LoopGuardInterceptor::new())
+                .build(),
+        ),
+        sns: aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&sdk_config)
+                .interceptor(LoopGuardInterceptor::new())
+                .build(),
+        ),
+    };
+    let service = ServiceBuilder::new()
+        .layer(guard)
+        .service_fn(move |event| handler(clients.clone(), event));
+    lambda_runtime::run(service).await
+}

@@ -1,0 +1,372 @@
+//! End to end on ministack: a real `bootstrap` built from
+//! `examples/loop_function.rs`, deployed with aws-sdk-lambda, triggered by an
+//! SQS event source mapping, looping through real SQS / SNS, stopped by the
+//! guard at `LOOP_GUARD_MAX_DEPTH`.
+#![cfg(all(feature = "sqs", feature = "sns"))]
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, FunctionCode, FunctionResponseType, Runtime, State};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use lambda_loop_guard::{FunctionId, Lineage};
+use support::{bootstrap_zip, example_binary, start_ministack, Emulator};
+
+const MAX_RECEIVE_COUNT: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Topology {
+    /// The function sends to the queue that triggers it.
+    SqsSelfLoop,
+    /// The function publishes to a topic that delivers to its queue.
+    SnsToSqs { raw: bool },
+}
+
+#[derive(Debug)]
+struct Outcome {
+    handler_runs: Vec<String>,
+    drop_lines: Vec<serde_json::Value>,
+    dead_letters: Vec<aws_sdk_sqs::types::Message>,
+    left_in_queue: usize,
+}
+
+struct Clients {
+    lambda: aws_sdk_lambda::Client,
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+}
+
+impl Clients {
+    async fn new(emulator: &Emulator) -> Clients {
+        let config = emulator.sdk_config().await;
+        Clients {
+            lambda: aws_sdk_lambda::Client::new(&config),
+            sqs: aws_sdk_sqs::Client::new(&config),
+            sns: aws_sdk_sns::Client::new(&config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        }
+    }
+
+    async fn queue(
+        &self,
+        name: &str,
+        attributes: HashMap<QueueAttributeName, String>,
+    ) -> (String, String) {
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .set_attributes(Some(attributes))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        let arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        (url, arn)
+    }
+
+    async fn drain(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .visibility_timeout(30)
+                .send()
+                .await
+                .unwrap()
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got);
+        }
+    }
+
+    async fn log_text(&self, function: &str) -> String {
+        let mut text = String::new();
+        let mut token = None;
+        loop {
+            let page = match self
+                .logs
+                .filter_log_events()
+                .log_group_name(format!("/aws/lambda/{function}"))
+                .set_next_token(token)
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(_) => return text, // no group yet
+            };
+            for event in page.events.unwrap_or_default() {
+                text.push_str(event.message.as_deref().unwrap_or_default());
+                text.push('\n');
+            }
+            token = page.next_token;
+            if token.is_none() {
+                return text;
+            }
+        }
+    }
+}
+
+async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let function = format!("looper-{}", max_depth);
+
+    let (dlq_url, dlq_arn) = c.queue("loop-dlq", HashMap::new()).await;
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT })
+            .to_string();
+    let (queue_url, queue_arn) = c
+        .queue(
+            "loop-queue",
+            HashMap::from([
+                (QueueAttributeName::RedrivePolicy, redrive),
+                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
+            ]),
+        )
+        .await;
+
+    let mut env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), max_depth.to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+        ("RUST_BACKTRACE".to_string(), "1".to_string()),
+    ]);
+    let mut topic_arn = None;
+    match topology {
+        Topology::SqsSelfLoop => {
+            env.insert("LOOP_SEND_QUEUE_URL".into(), queue_url.clone());
+        }
+        Topology::SnsToSqs { raw } => {
+            let arn = c
+                .sns
+                .create_topic()
+                .name("loop-topic")
+                .send()
+                .await
+                .unwrap()
+                .topic_arn
+                .unwrap();
+            c.sns
+                .subscribe()
+                .topic_arn(&arn)
+                .protocol("sqs")
+                .endpoint(&queue_arn)
+                .attributes("RawMessageDelivery", raw.to_string())
+                .send()
+                .await
+                .unwrap();
+            env.insert("LOOP_PUBLISH_TOPIC_ARN".into(), arn.clone());
+            topic_arn = Some(arn);
+        }
+    }
+
+    let zip = bootstrap_zip(&example_binary("loop_function"));
+    c.lambda
+        .create_function()
+        .function_name(&function)
+        .runtime(Runtime::Providedal2023)
+        .role("arn:aws:iam::000000000000:role/loop-guard-e2e")
+        .handler("bootstrap")
+        .timeout(30)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .environment(Environment::builder().set_variables(Some(env)).build())
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = c
+            .lambda
+            .get_function()
+            .function_name(&function)
+            .send()
+            .await
+            .unwrap()
+            .configuration
+            .and_then(|c| c.state);
+        if state == Some(State::Active) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "function not Active: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mapping = c
+        .lambda
+        .create_event_source_mapping()
+        .event_source_arn(&queue_arn)
+        .function_name(&function)
+        .batch_size(1)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap();
+
+    // The first message, as a user request would send it: no lineage.
+    match &topic_arn {
+        None => {
+            c.sqs
+                .send_message()
+                .queue_url(&queue_url)
+                .message_body("first order")
+                .send()
+                .await
+                .unwrap();
+        }
+        Some(arn) => {
+            c.sns
+                .publish()
+                .topic_arn(arn)
+                .message("first order")
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+
+    // Wait until the looping message reaches the DLQ (or time runs out).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut dead_letters = Vec::new();
+    while dead_letters.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead_letters = c.drain(&dlq_url).await;
+    }
+    // Stop the trigger first, so an unguarded loop could not run on.
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(&mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let logs = c.log_text(&function).await;
+    let handler_runs: Vec<String> = logs
+        .lines()
+        .filter(|l| l.contains("loop-guard-e2e run"))
+        .map(str::to_owned)
+        .collect();
+    let drop_lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    let left_in_queue = c.drain(&queue_url).await.len();
+    if dead_letters.is_empty() {
+        panic!(
+            "nothing reached the DLQ in 120 s; {} handler runs, {} drops\nfunction logs:\n{}\nministack log:\n{}",
+            handler_runs.len(),
+            drop_lines.len(),
+            &logs[logs.len().saturating_sub(3000)..],
+            emulator.log_tail()
+        );
+    }
+    Outcome {
+        handler_runs,
+        drop_lines,
+        dead_letters,
+        left_in_queue,
+    }
+}
+
+fn assert_stopped_at(outcome: &Outcome, max_depth: u16, function: &str) {
+    let me = FunctionId::from_identity(function);
+    assert_eq!(
+        outcome.handler_runs.len(),
+        max_depth as usize,
+        "handler runs: {:#?}",
+        outcome.handler_runs
+    );
+    // Each run saw one more hop than the one before.
+    for (i, line) in outcome.handler_runs.iter().enumerate() {
+        let lineage: Lineage = line
+            .rsplit("lineage=")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(lineage.count(me), i as u16 + 1, "{line}");
+    }
+    // One EMF line per dropped delivery: the looping message was delivered
+    // (and dropped) maxReceiveCount times before SQS moved it to the DLQ.
+    assert_eq!(
+        outcome.drop_lines.len(),
+        MAX_RECEIVE_COUNT as usize,
+        "{:#?}",
+        outcome.drop_lines
+    );
+    for line in &outcome.drop_lines {
+        assert_eq!(line["RecursiveInvocationsDropped"], 1);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "RecursiveInvocationsDropped"
+        );
+        assert_eq!(line["FunctionName"], function);
+        assert_eq!(line["Depth"], max_depth as u64 + 1);
+        assert_eq!(line["Source"], "sqs");
+    }
+    // Nothing lost: the seed plus one message per run = the runs that
+    // consumed a message + the one message in the DLQ.
+    assert_eq!(outcome.dead_letters.len(), 1, "{:#?}", outcome.dead_letters);
+    assert_eq!(outcome.left_in_queue, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_self_loop_stops_at_max_depth_3() {
+    let outcome = run_loop(Topology::SqsSelfLoop, 3).await;
+    assert_stopped_at(&outcome, 3, "looper-3");
+    let dead = &outcome.dead_letters[0];
+    let attribute = dead.message_attributes.as_ref().unwrap()["loop-guard"]
+        .string_value
+        .clone()
+        .unwrap();
+    let lineage: Lineage = attribute.parse().unwrap();
+    assert_eq!(lineage.count(FunctionId::from_identity("looper-3")), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqs_self_loop_stops_at_max_depth_5() {
+    let outcome = run_loop(Topology::SqsSelfLoop, 5).await;
+    assert_stopped_at(&outcome, 5, "looper-5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_to_sqs_loop_stops_with_raw_delivery() {
+    let outcome = run_loop(Topology::SnsToSqs { raw: true }, 4).await;
+    assert_stopped_at(&outcome, 4, "looper-4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_to_sqs_loop_stops_without_raw_delivery() {
+    let outcome = run_loop(Topology::SnsToSqs { raw: false }, 2).await;
+    assert_stopped_at(&outcome, 2, "looper-2");
+    // The lineage travelled inside the SNS envelope in the body.
+    let body = outcome.dead_letters[0].body.clone().unwrap();
+    assert!(body.contains("\"loop-guard\""), "{body}");
+}
