@@ -40,8 +40,6 @@
 //! # }
 //! ```
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextMut, Input,
@@ -174,8 +172,9 @@ pub(crate) fn has_room<'a>(mut names: impl ExactSizeIterator<Item = &'a String>)
 
 /// Logs a skipped stamp at `warn` the first time only (per `flag`), at
 /// `debug` after that.
-pub(crate) fn warn_once(flag: &AtomicBool, message: &'static str) {
-    if flag.swap(true, Ordering::Relaxed) {
+#[cfg(any(feature = "sqs", feature = "sns"))]
+pub(crate) fn warn_once(flag: &std::sync::atomic::AtomicBool, message: &'static str) {
+    if flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::debug!("{message}");
     } else {
         tracing::warn!("{message} (logged once)");
@@ -275,9 +274,7 @@ pub(crate) mod tests {
     async fn outside_a_guarded_handler_nothing_changes() {
         assert_eq!(transmit(None, None).await, None);
         assert_eq!(
-            transmit(Some("Root=1-a-b").as_deref().map(|s| s), None)
-                .await
-                .as_deref(),
+            transmit(Some("Root=1-a-b"), None).await.as_deref(),
             Some("Root=1-a-b")
         );
     }
