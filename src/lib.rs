@@ -76,7 +76,7 @@
 //!
 //! | feature | adds |
 //! | --- | --- |
-//! | `interceptor` | [`LoopGuardInterceptor`](interceptor::LoopGuardInterceptor): the trace header on calls of any AWS SDK client (`aws-smithy-runtime-api`) |
+//! | `interceptor` | `LoopGuardInterceptor`: the trace header on calls of any AWS SDK client (`aws-smithy-runtime-api`) |
 //! | `sqs` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sqs` sends, and `AWSTraceHeader` |
 //! | `sns` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sns` publishes |
 //! | `lambda` | `interceptor` + the client context of `aws-sdk-lambda` invokes |

@@ -9,7 +9,6 @@
 
 mod support;
 
-use aws_config::BehaviorVersion;
 use lambda_loop_guard::{
     FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer, TraceHeader,
 };
@@ -28,12 +27,7 @@ async fn sdk_recursion_detection_header_is_kept_and_ours_appended_once() {
     std::env::set_var("_X_AMZN_TRACE_ID", ENV_TRACE);
 
     let server = CaptureServer::start(r#"{"MessageId":"m-1","MD5OfMessageBody":"x"}"#).await;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region("us-east-1")
-        .endpoint_url(server.endpoint())
-        .test_credentials()
-        .load()
-        .await;
+    let sdk = server.sdk_config().await;
     let sqs = aws_sdk_sqs::Client::from_conf(
         aws_sdk_sqs::config::Builder::from(&sdk)
             .interceptor(LoopGuardInterceptor::new())

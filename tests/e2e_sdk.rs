@@ -8,7 +8,6 @@ mod support;
 
 use std::collections::HashMap;
 
-use aws_config::BehaviorVersion;
 use aws_sdk_sqs::types::{
     MessageSystemAttributeName, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
 };
@@ -179,12 +178,7 @@ fn context_from_captured(captured: &support::Captured) -> Context {
 #[tokio::test]
 async fn lambda_invoke_carries_header_and_client_context_hop_by_hop() {
     let server = CaptureServer::start("{}").await;
-    let sdk = aws_config::defaults(BehaviorVersion::latest())
-        .region("us-east-1")
-        .endpoint_url(server.endpoint())
-        .test_credentials()
-        .load()
-        .await;
+    let sdk = server.sdk_config().await;
     let lambda = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk)
             .interceptor(LoopGuardInterceptor::new())

@@ -103,27 +103,19 @@ fn report(
         request_id,
         message_id: unit.item_id(),
     };
-    match config.mode() {
-        Mode::Observe => tracing::warn!(
-            function = config.function_name(),
-            chain_root = chain_root.unwrap_or("unknown"),
-            source = %unit.source(),
-            depth,
-            max_depth = config.max_depth(),
-            message_id = unit.item_id().unwrap_or(""),
-            request_id,
-            "recursive loop detected (observe mode: the handler still runs)"
-        ),
-        _ => tracing::warn!(
-            function = config.function_name(),
-            chain_root = chain_root.unwrap_or("unknown"),
-            source = %unit.source(),
-            depth,
-            max_depth = config.max_depth(),
-            message_id = unit.item_id().unwrap_or(""),
-            request_id,
-            "recursive loop stopped: invocation dropped before the handler"
-        ),
-    }
+    let outcome = match config.mode() {
+        Mode::Observe => "recursive loop detected (observe mode: the handler still runs)",
+        _ => "recursive loop stopped: invocation dropped before the handler",
+    };
+    tracing::warn!(
+        function = config.function_name(),
+        chain_root = chain_root.unwrap_or("unknown"),
+        source = %unit.source(),
+        depth,
+        max_depth = config.max_depth(),
+        message_id = unit.item_id().unwrap_or(""),
+        request_id,
+        "{outcome}"
+    );
     shared.sink.write_line(&record.to_emf(SystemTime::now()));
 }

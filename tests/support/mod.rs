@@ -72,6 +72,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An SDK config for `endpoint` (test credentials, us-east-1).
+pub async fn sdk_config_for(endpoint: String) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region("us-east-1")
+        .endpoint_url(endpoint)
+        .test_credentials()
+        .load()
+        .await
+}
+
 /// A running emulator. Dropping it kills its whole process group.
 pub struct Emulator {
     pub name: &'static str,
@@ -88,12 +98,7 @@ impl Emulator {
 
     /// An SDK config for this emulator (test credentials, us-east-1).
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .region("us-east-1")
-            .endpoint_url(self.endpoint())
-            .test_credentials()
-            .load()
-            .await
+        sdk_config_for(self.endpoint()).await
     }
 
     pub fn log_tail(&self) -> String {
@@ -311,6 +316,11 @@ impl CaptureServer {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An SDK config whose every call lands on this server.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        sdk_config_for(self.endpoint()).await
     }
 
     pub fn take(&self) -> Vec<Captured> {
