@@ -7,6 +7,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_sdk_sqs::types::{
     MessageSystemAttributeName, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
@@ -40,29 +41,42 @@ async fn thousand_concurrent_invocations_each_stamp_their_own_lineage() {
             .interceptor(LoopGuardInterceptor::new())
             .build(),
     );
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("fan-in")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    // moto's queues slow down as they fill: spread the messages over 20.
+    const QUEUES: usize = 20;
+    let mut queue_urls = Vec::new();
+    for q in 0..QUEUES {
+        let url = sqs
+            .create_queue()
+            .queue_name(format!("fan-in-{q}"))
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        queue_urls.push(url);
+    }
+    let queue_urls = Arc::new(queue_urls);
 
     let me = FunctionId::from_identity("worker");
+    // All 1,000 invocations run at once; at most 32 of them are inside an
+    // SDK call at a time, so moto (one Python process) is not flooded with
+    // connections. Invocations wait here while holding their own chain.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(32));
     let service = guard("worker", 16).layer(tower::service_fn({
         let sqs = sqs.clone();
-        let queue_url = queue_url.clone();
+        let queue_urls = queue_urls.clone();
         move |event: LambdaEvent<Value>| {
             let sqs = sqs.clone();
-            let queue_url = queue_url.clone();
+            let queue_urls = queue_urls.clone();
+            let in_flight = in_flight.clone();
             async move {
                 tokio::task::yield_now().await;
+                let _permit = in_flight.acquire().await?;
                 let n = event.payload["n"].as_u64().unwrap();
                 // The body says which lineage this invocation must stamp.
                 let expected = Chain::current().unwrap().lineage().to_string();
                 sqs.send_message()
-                    .queue_url(queue_url)
+                    .queue_url(&queue_urls[n as usize % QUEUES])
                     .message_body(json!({"n": n, "expected": expected}).to_string())
                     .message_system_attributes(
                         MessageSystemAttributeNameForSends::AwsTraceHeader,
@@ -108,10 +122,14 @@ async fn thousand_concurrent_invocations_each_stamp_their_own_lineage() {
     let plain = aws_sdk_sqs::Client::new(&sdk);
     let mut seen = HashMap::new();
     let mut mismatches = Vec::new();
+    let mut next_queue = 0;
+    let mut empty_in_a_row = 0;
     while seen.len() < N {
+        let queue_url = &queue_urls[next_queue % QUEUES];
+        next_queue += 1;
         let messages = plain
             .receive_message()
-            .queue_url(&queue_url)
+            .queue_url(queue_url)
             .max_number_of_messages(10)
             .message_attribute_names("All")
             .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)

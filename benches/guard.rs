@@ -1,0 +1,250 @@
+//! What the guard costs, as ratios against a baseline measured in the same
+//! run (see docs/performance.md):
+//!
+//! * `trace_header/*`: parse a header, read our field, write it back stamped;
+//! * `lineage/*`: decode and encode at 1 and 16 entries;
+//! * `layer/*`: the same handler bare and behind `LoopGuardLayer`, for a
+//!   direct invocation and SQS batches of 10 and 10,000 records;
+//! * `interceptor/*`: `SendMessage` on an in-process HTTP client (no
+//!   network): bare, with the SDK's own recursion detection active, with ours,
+//!   and with both.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_smithy_types::body::SdkBody;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use lambda_loop_guard::chain::Chain;
+use lambda_loop_guard::{
+    FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer, TraceHeader,
+};
+use lambda_runtime::{Context, LambdaEvent};
+use tower::{service_fn, Layer, ServiceExt};
+
+/// A typical Lambda trace header (about 150 bytes).
+const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
+
+fn big_header() -> String {
+    let mut h =
+        String::from("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+    let mut i = 0;
+    while h.len() < 2000 {
+        h.push_str(&format!(";Custom{i}=abcdefghijklmnopqrstuvwxyz0123456789"));
+        i += 1;
+    }
+    h.push_str(";LoopGuard=v1.3.bb687fa2-2.eca4390e-1");
+    h
+}
+
+fn lineage_with(entries: u32) -> Lineage {
+    let mut l = Lineage::new();
+    for n in 0..entries {
+        let mut one = Lineage::new();
+        for _ in 0..=n % 7 {
+            one = one.record_run(FunctionId::from_u32(0x1000_0000 + n * 7919));
+        }
+        l.merge(&one);
+    }
+    l
+}
+
+fn trace_header(c: &mut Criterion) {
+    let mut group = c.benchmark_group("trace_header");
+    let big = big_header();
+    let next = lineage_with(2).record_run(FunctionId::from_identity("me"));
+    for (name, raw) in [("typical_150B", TYPICAL), ("large_2KiB", big.as_str())] {
+        group.throughput(Throughput::Bytes(raw.len() as u64));
+        group.bench_function(format!("parse_read/{name}"), |b| {
+            b.iter(|| {
+                let h = TraceHeader::parse(black_box(raw)).unwrap();
+                black_box((h.root(), h.lineage()))
+            })
+        });
+        let mut out = String::with_capacity(raw.len() + 64);
+        group.bench_function(format!("parse_read_stamp/{name}"), |b| {
+            b.iter(|| {
+                let h = TraceHeader::parse(black_box(raw)).unwrap();
+                let l = h.lineage();
+                h.write_with_lineage(&next, &mut out);
+                black_box((l, out.len()))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn lineage(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lineage");
+    for entries in [1, 16] {
+        let l = lineage_with(entries);
+        let text = l.to_string();
+        group.bench_function(format!("decode/{entries}"), |b| {
+            b.iter(|| Lineage::decode(black_box(&text)).unwrap())
+        });
+        group.bench_function(format!("encode/{entries}"), |b| {
+            b.iter(|| black_box(&l).encode())
+        });
+    }
+    group.finish();
+}
+
+fn sqs_event(records: usize) -> SqsEvent {
+    let attribute = lineage_with(3).to_string();
+    let mut event = SqsEvent::default();
+    event.records = (0..records)
+        .map(|i| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m-{i}"));
+            m.body = Some(format!("{{\"order\":{i}}}"));
+            m.event_source = Some("aws:sqs".into());
+            m.attributes.insert("AWSTraceHeader".into(), TYPICAL.into());
+            let mut a = SqsMessageAttribute::default();
+            a.data_type = Some("String".into());
+            a.string_value = Some(attribute.clone());
+            m.message_attributes.insert("loop-guard".into(), a);
+            m
+        })
+        .collect();
+    event
+}
+
+fn context() -> Context {
+    let mut ctx = Context::default();
+    ctx.request_id = "req".into();
+    ctx.xray_trace_id = Some(TYPICAL.into());
+    ctx
+}
+
+fn guard() -> LoopGuardLayer {
+    let config = LoopGuardConfig::builder()
+        .function_identity("bench-fn")
+        .build()
+        .unwrap();
+    LoopGuardLayer::new(config).metric_sink(())
+}
+
+fn layer(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("layer");
+
+    let handler = service_fn(|e: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, lambda_runtime::Error>(black_box(e.payload).is_null())
+    });
+    let guarded = guard().layer(handler);
+    let payload = serde_json::Value::Null;
+    group.bench_function("direct/bare", |b| {
+        b.iter_batched(
+            || LambdaEvent::new(payload.clone(), context()),
+            |e| rt.block_on(handler.clone().oneshot(e)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("direct/guarded", |b| {
+        b.iter_batched(
+            || LambdaEvent::new(payload.clone(), context()),
+            |e| rt.block_on(guarded.clone().oneshot(e)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+
+    let batch_handler = service_fn(|e: LambdaEvent<SqsEvent>| async move {
+        black_box(e.payload.records.len());
+        Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+    });
+    let guarded_batch = guard().layer(batch_handler);
+    for records in [10usize, 10_000] {
+        let event = sqs_event(records);
+        group.throughput(Throughput::Elements(records as u64));
+        group.bench_function(format!("sqs_{records}/bare"), |b| {
+            b.iter_batched(
+                || LambdaEvent::new(event.clone(), context()),
+                |e| rt.block_on(batch_handler.clone().oneshot(e)).unwrap(),
+                BatchSize::LargeInput,
+            )
+        });
+        group.bench_function(format!("sqs_{records}/guarded"), |b| {
+            b.iter_batched(
+                || LambdaEvent::new(event.clone(), context()),
+                |e| rt.block_on(guarded_batch.clone().oneshot(e)).unwrap(),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn sqs_client(with_guard: bool) -> aws_sdk_sqs::Client {
+    let http = aws_smithy_http_client::test_util::infallible_client_fn(|_req| {
+        http::Response::builder()
+            .status(200)
+            .body(SdkBody::from(r#"{"MessageId":"5fea7756-0ea4-451a-a703-a558b933e274","MD5OfMessageBody":"fafb00f5732ab283681e124bf8747ed1"}"#))
+            .unwrap()
+    });
+    let mut config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::for_tests())
+        .endpoint_url("http://127.0.0.1:1")
+        .http_client(http);
+    if with_guard {
+        config = config.interceptor(LoopGuardInterceptor::new());
+    }
+    aws_sdk_sqs::Client::from_conf(config.build())
+}
+
+fn interceptor(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("interceptor");
+    let chain = Chain::new(
+        Lineage::new().record_run(FunctionId::from_identity("bench-fn")),
+        Some(std::sync::Arc::from(TYPICAL)),
+    );
+    let send = |client: &aws_sdk_sqs::Client| {
+        let client = client.clone();
+        let chain = chain.clone();
+        async move {
+            chain
+                .scope(
+                    client
+                        .send_message()
+                        .queue_url("http://127.0.0.1:1/000000000000/q")
+                        .message_body("hello")
+                        .send(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let bare = sqs_client(false);
+    let ours = sqs_client(true);
+    group.bench_function("send_message/bare", |b| b.iter(|| rt.block_on(send(&bare))));
+    group.bench_function("send_message/guarded", |b| {
+        b.iter(|| rt.block_on(send(&ours)))
+    });
+    // The SDK's RecursionDetectionInterceptor works only with both variables
+    // set; set them for the rest of this (single-threaded) benchmark run.
+    std::env::set_var("AWS_LAMBDA_FUNCTION_NAME", "bench-fn");
+    std::env::set_var("_X_AMZN_TRACE_ID", TYPICAL);
+    let sdk_only = sqs_client(false);
+    let both = sqs_client(true);
+    group.bench_function("send_message/sdk_recursion_detection", |b| {
+        b.iter(|| rt.block_on(send(&sdk_only)))
+    });
+    group.bench_function("send_message/sdk_recursion_detection_and_guard", |b| {
+        b.iter(|| rt.block_on(send(&both)))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = trace_header, lineage, layer, interceptor
+}
+criterion_main!(benches);

@@ -1,0 +1,146 @@
+//! Heap allocations on the hot paths, counted with a counting global
+//! allocator. Reading a trace header and decoding or encoding a lineage must
+//! not allocate at all; the per-invocation numbers are printed for
+//! docs/performance.md and bounded so a regression shows up.
+//!
+//! One test in this binary: the counters are process-wide.
+
+use std::alloc::System;
+use std::hint::black_box;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
+use lambda_runtime::{Context, LambdaEvent};
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use tower::{service_fn, Layer, ServiceExt};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
+
+fn allocations(f: impl FnOnce()) -> usize {
+    let region = Region::new(GLOBAL);
+    f();
+    region.change().allocations
+}
+
+fn sqs_event(records: usize) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = (0..records)
+        .map(|i| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m-{i}"));
+            m.attributes.insert("AWSTraceHeader".into(), TYPICAL.into());
+            let mut a = SqsMessageAttribute::default();
+            a.data_type = Some("String".into());
+            a.string_value = Some("v1.3.bb687fa2-2.eca4390e-1".into());
+            m.message_attributes.insert("loop-guard".into(), a);
+            m
+        })
+        .collect();
+    event
+}
+
+#[test]
+fn hot_paths_allocate_nothing_or_a_bounded_amount() {
+    // Reading: zero allocations.
+    let parse = allocations(|| {
+        let h = TraceHeader::parse(black_box(TYPICAL)).unwrap();
+        black_box((
+            h.root(),
+            h.parent(),
+            h.sampled(),
+            h.get("Lineage"),
+            h.lineage(),
+        ));
+    });
+    let lineage: Lineage = "v1.17.bb687fa2-16.eca4390e-1".parse().unwrap();
+    let codec = allocations(|| {
+        let l = Lineage::decode(black_box("v1.17.bb687fa2-16.eca4390e-1")).unwrap();
+        black_box(l.record_run(FunctionId::from_u32(7)).encode());
+    });
+    // Writing into a reused buffer: zero once it has grown.
+    let mut out = String::with_capacity(512);
+    let header = TraceHeader::parse(TYPICAL).unwrap();
+    let stamp = allocations(|| header.write_with_lineage(black_box(&lineage), &mut out));
+
+    // A guarded invocation, against the same handler bare.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let config = LoopGuardConfig::builder()
+        .function_identity("alloc-fn")
+        .build()
+        .unwrap();
+    let guard = LoopGuardLayer::new(config).metric_sink(());
+    let handler = service_fn(|e: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, lambda_runtime::Error>(black_box(e.payload).is_null())
+    });
+    let guarded = guard.layer(handler);
+    let context = || {
+        let mut c = Context::default();
+        c.xray_trace_id = Some(TYPICAL.to_owned());
+        c
+    };
+    let per_invocation = |svc: &dyn Fn(LambdaEvent<serde_json::Value>) -> bool| {
+        let event = LambdaEvent::new(serde_json::Value::Null, context());
+        allocations(|| {
+            black_box(svc(event));
+        })
+    };
+    let bare_direct = per_invocation(&|e| rt.block_on(handler.clone().oneshot(e)).unwrap());
+    let guarded_direct = per_invocation(&|e| rt.block_on(guarded.clone().oneshot(e)).unwrap());
+
+    let batch_handler = service_fn(|e: LambdaEvent<SqsEvent>| async move {
+        black_box(e.payload.records.len());
+        Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+    });
+    let guarded_batch = LoopGuardLayer::new(
+        LoopGuardConfig::builder()
+            .function_identity("alloc-fn")
+            .build()
+            .unwrap(),
+    )
+    .metric_sink(())
+    .layer(batch_handler);
+    let batch = |records: usize, guarded: bool| {
+        let event = LambdaEvent::new(sqs_event(records), context());
+        allocations(|| {
+            let response = if guarded {
+                rt.block_on(guarded_batch.clone().oneshot(event)).unwrap()
+            } else {
+                rt.block_on(batch_handler.clone().oneshot(event)).unwrap()
+            };
+            black_box(response);
+        })
+    };
+    let (bare_10, guarded_10) = (batch(10, false), batch(10, true));
+    let (bare_1000, guarded_1000) = (batch(1000, false), batch(1000, true));
+
+    println!("allocations: trace header parse+read = {parse}");
+    println!("allocations: lineage decode+record_run+encode = {codec}");
+    println!("allocations: stamp into a reused buffer = {stamp}");
+    println!("allocations: direct invocation bare = {bare_direct}, guarded = {guarded_direct}");
+    println!("allocations: sqs batch of 10 bare = {bare_10}, guarded = {guarded_10}");
+    println!("allocations: sqs batch of 1000 bare = {bare_1000}, guarded = {guarded_1000}");
+
+    assert_eq!(parse, 0, "reading a trace header must not allocate");
+    assert_eq!(codec, 0, "the lineage codec must not allocate");
+    assert_eq!(
+        stamp, 0,
+        "stamping into a buffer with room must not allocate"
+    );
+    // Per invocation: the units vector and the chain's trace header copy.
+    assert!(
+        guarded_direct - bare_direct <= 2,
+        "{guarded_direct} vs {bare_direct}"
+    );
+    // Per batch, not per record: the guard's extra allocations do not grow
+    // with the number of records.
+    assert!(
+        guarded_1000 - bare_1000 <= 2,
+        "{guarded_1000} vs {bare_1000}"
+    );
+    assert!(guarded_10 - bare_10 <= 2, "{guarded_10} vs {bare_10}");
+}
