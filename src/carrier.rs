@@ -9,7 +9,6 @@
 //! a malformed value is logged and ignored.
 
 use crate::lineage::Lineage;
-use crate::trace_header::TraceHeader;
 
 /// Name of the SQS/SNS message attribute that carries the lineage.
 pub const MESSAGE_ATTRIBUTE: &str = "loop-guard";
@@ -27,17 +26,6 @@ pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineag
         Ok(lineage) => Some(lineage),
         Err(error) => {
             tracing::warn!(%error, carrier, value = %truncated(value), "ignoring malformed loop guard lineage");
-            None
-        }
-    }
-}
-
-/// Reads our field out of a trace header value, if the value is usable.
-pub(crate) fn trace_header_lineage(raw: &str) -> Option<Lineage> {
-    match TraceHeader::parse(raw) {
-        Ok(header) => header.lineage(),
-        Err(error) => {
-            tracing::warn!(%error, "ignoring oversized trace header");
             None
         }
     }

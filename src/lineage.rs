@@ -168,8 +168,22 @@ impl Lineage {
     /// Merges `other` into `self`: the maximum count per function, the
     /// maximum hop count. This is how disagreeing carriers are reconciled.
     pub fn merge(&mut self, other: &Lineage) {
-        for (id, count) in other.entries() {
-            self.set_at_least(id, count);
+        if self.is_empty() {
+            let hops = self.hops.max(other.hops);
+            *self = *other;
+            self.hops = hops;
+            return;
+        }
+        if self.ids[..self.len()] == other.ids[..other.len()] {
+            // Same functions (the usual case: carriers of one chain, records
+            // of one batch): an element-wise maximum.
+            for (mine, theirs) in self.counts.iter_mut().zip(&other.counts[..other.len()]) {
+                *mine = (*mine).max(*theirs);
+            }
+        } else {
+            for (id, count) in other.entries() {
+                self.set_at_least(id, count);
+            }
         }
         self.hops = self.hops.max(other.hops);
     }
@@ -197,28 +211,35 @@ impl Lineage {
         if text.len() > MAX_ENCODED_LEN {
             return Err(LineageError(ErrorKind::TooLong));
         }
-        let mut parts = text.split('.');
-        match parts.next() {
-            Some(VERSION) => {}
-            _ => return Err(LineageError(ErrorKind::UnknownVersion)),
-        }
-        let hops = parts
-            .next()
-            .and_then(parse_decimal)
-            .ok_or(LineageError(ErrorKind::BadHops))?;
+        let bytes = text.as_bytes();
+        let rest = match bytes.strip_prefix(b"v1.") {
+            Some(rest) => rest,
+            None => return Err(LineageError(ErrorKind::UnknownVersion)),
+        };
+        let mut cursor = Cursor { bytes: rest, at: 0 };
+        let hops = cursor.decimal().ok_or(LineageError(ErrorKind::BadHops))?;
         let mut lineage = Lineage::new();
         lineage.hops = hops;
         let mut seen = 0usize;
-        for entry in parts {
+        while !cursor.done() {
+            if !cursor.eat(b'.') {
+                return Err(LineageError(ErrorKind::BadHops));
+            }
             seen += 1;
             if seen > MAX_ENTRIES {
                 return Err(LineageError(ErrorKind::TooManyEntries));
             }
-            let (id, count) = entry
-                .split_once('-')
-                .and_then(|(id, count)| Some((parse_hex(id)?, parse_decimal(count)?)))
-                .filter(|&(_, count)| count > 0)
+            let id = cursor.hex8().ok_or(LineageError(ErrorKind::BadEntry))?;
+            if !cursor.eat(b'-') {
+                return Err(LineageError(ErrorKind::BadEntry));
+            }
+            let count = cursor
+                .decimal()
+                .filter(|&c| c > 0)
                 .ok_or(LineageError(ErrorKind::BadEntry))?;
+            if !cursor.done() && cursor.peek() != Some(b'.') {
+                return Err(LineageError(ErrorKind::BadEntry));
+            }
             lineage.set_at_least(FunctionId(id), count);
         }
         Ok(lineage)
@@ -229,6 +250,14 @@ impl Lineage {
     }
 
     fn set_at_least(&mut self, function: FunctionId, count: u16) {
+        // Canonical input arrives sorted: append without searching.
+        let len = self.len();
+        if len < MAX_ENTRIES && (len == 0 || self.ids[len - 1] < function) {
+            self.ids[len] = function;
+            self.counts[len] = count;
+            self.len += 1;
+            return;
+        }
         match self.position(function) {
             Ok(i) => self.counts[i] = self.counts[i].max(count),
             Err(at) if self.len() < MAX_ENTRIES => self.insert(at, function, count),
@@ -294,18 +323,63 @@ impl FromStr for Lineage {
     }
 }
 
-fn parse_decimal(text: &str) -> Option<u16> {
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
+/// A forward-only reader over the bytes of an encoded lineage.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
 }
 
-fn parse_hex(text: &str) -> Option<u32> {
-    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+impl Cursor<'_> {
+    fn done(&self) -> bool {
+        self.at >= self.bytes.len()
     }
-    u32::from_str_radix(text, 16).ok()
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// 1 to 5 decimal digits, at most 65535.
+    fn decimal(&mut self) -> Option<u16> {
+        let mut value: u32 = 0;
+        let start = self.at;
+        while let Some(b @ b'0'..=b'9') = self.peek() {
+            if self.at - start == 5 {
+                return None;
+            }
+            value = value * 10 + u32::from(b - b'0');
+            self.at += 1;
+        }
+        if self.at == start {
+            return None;
+        }
+        u16::try_from(value).ok()
+    }
+
+    /// Exactly 8 hex digits, either case.
+    fn hex8(&mut self) -> Option<u32> {
+        let digits = self.bytes.get(self.at..self.at + 8)?;
+        let mut value: u32 = 0;
+        for &b in digits {
+            let nibble = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return None,
+            };
+            value = (value << 4) | u32::from(nibble);
+        }
+        self.at += 8;
+        Some(value)
+    }
 }
 
 /// A lineage in its text form, held in a stack buffer.

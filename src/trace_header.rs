@@ -72,9 +72,7 @@ impl<'a> TraceHeader<'a> {
 
     /// The `Key=Value` fields in order (duplicates included).
     pub fn fields(&self) -> Fields<'a> {
-        Fields {
-            segments: self.raw.split(';'),
-        }
+        Fields { rest: self.raw }
     }
 
     /// The value of the first field named `key` (exact, case-sensitive).
@@ -108,16 +106,40 @@ impl<'a> TraceHeader<'a> {
     /// value, `None` if there is no valid one. Invalid values are logged at
     /// `debug` level and ignored.
     pub fn lineage(&self) -> Option<Lineage> {
+        self.root_and_lineage().1
+    }
+
+    /// The `Root` and our lineage in one pass over the fields (what a reader
+    /// of an incoming event needs).
+    pub fn root_and_lineage(&self) -> (Option<&'a str>, Option<Lineage>) {
         let mut merged: Option<Lineage> = None;
-        for value in self.loop_guard_values() {
-            match Lineage::decode(value) {
-                Ok(l) => merged.get_or_insert_with(Lineage::new).merge(&l),
-                Err(error) => {
-                    tracing::debug!(%error, value, "ignoring malformed LoopGuard trace field")
-                }
+        let root = self.root_and_loop_guard_values(|value| match Lineage::decode(value) {
+            Ok(l) => merged.get_or_insert_with(Lineage::new).merge(&l),
+            Err(error) => {
+                tracing::debug!(%error, value, "ignoring malformed LoopGuard trace field")
+            }
+        });
+        (root, merged)
+    }
+
+    /// One pass over the fields: calls `on_value` with each value of our
+    /// field, in order, and returns the first `Root`. Only these two keys
+    /// matter here, so each segment is classified by its first bytes instead
+    /// of being searched for `=`.
+    pub(crate) fn root_and_loop_guard_values(
+        &self,
+        mut on_value: impl FnMut(&'a str),
+    ) -> Option<&'a str> {
+        let mut root = None;
+        for segment in segments(self.raw) {
+            let segment = segment.trim_ascii_start();
+            if let Some(value) = value_of(segment, "Root") {
+                root = root.or(Some(value));
+            } else if let Some(value) = value_of(segment, LOOP_GUARD_FIELD) {
+                on_value(value);
             }
         }
-        merged
+        root
     }
 
     /// Writes this header with our field set to `lineage` into `out`
@@ -136,7 +158,7 @@ impl<'a> TraceHeader<'a> {
         if kept.trim_start_matches(' ').is_empty() {
             kept = "";
         }
-        for segment in kept.split(';') {
+        for segment in segments(kept) {
             if is_loop_guard_segment(segment) {
                 continue;
             }
@@ -163,10 +185,17 @@ impl<'a> TraceHeader<'a> {
     }
 }
 
+/// The trimmed value of `segment` (already trimmed at the start) if its key
+/// is `key`.
+fn value_of<'a>(segment: &'a str, key: &str) -> Option<&'a str> {
+    let rest = segment.strip_prefix(key)?.trim_ascii_start();
+    Some(rest.strip_prefix('=')?.trim_ascii())
+}
+
 fn is_loop_guard_segment(segment: &str) -> bool {
     segment
         .split_once('=')
-        .is_some_and(|(key, _)| key.trim() == LOOP_GUARD_FIELD)
+        .is_some_and(|(key, _)| key.trim_ascii() == LOOP_GUARD_FIELD)
 }
 
 impl fmt::Debug for TraceHeader<'_> {
@@ -184,25 +213,65 @@ impl fmt::Display for TraceHeader<'_> {
 /// Iterator over the `Key=Value` fields of a [`TraceHeader`].
 #[derive(Debug, Clone)]
 pub struct Fields<'a> {
-    segments: std::str::Split<'a, char>,
+    rest: &'a str,
 }
 
 impl<'a> Iterator for Fields<'a> {
     type Item = TraceField<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        for segment in self.segments.by_ref() {
-            if let Some((key, value)) = segment.split_once('=') {
-                let key = key.trim();
+        while !self.rest.is_empty() {
+            let end = next_separator(self.rest.as_bytes());
+            // `;` and `=` are ASCII, so these are character boundaries.
+            let segment = &self.rest[..end];
+            self.rest = self.rest.get(end + 1..).unwrap_or_default();
+            if let Some(eq) = segment.bytes().position(|b| b == b'=') {
+                let key = segment[..eq].trim_ascii();
                 if !key.is_empty() {
                     return Some(TraceField {
                         key,
-                        value: value.trim(),
+                        value: segment[eq + 1..].trim_ascii(),
                     });
                 }
             }
         }
         None
+    }
+}
+
+/// The `;`-separated segments of `raw`, as `str::split(';')` would give them.
+fn segments(raw: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(raw);
+    std::iter::from_fn(move || {
+        let current = rest?;
+        let end = next_separator(current.as_bytes());
+        rest = current.get(end + 1..);
+        Some(&current[..end])
+    })
+}
+
+/// Index of the first `;` in `bytes`, or its length. Scans 8 bytes at a
+/// time (SWAR): headers are short, so this beats a per-call `memchr` setup.
+fn next_separator(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const SEMICOLONS: u64 = ONES * b';' as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ SEMICOLONS;
+        // The lowest flagged byte is always a real `;` (borrows only move up).
+        let found = x.wrapping_sub(ONES) & !x & HIGH;
+        if found != 0 {
+            return offset + (found.trailing_zeros() / 8) as usize;
+        }
+        offset += 8;
+    }
+    match chunks.remainder().iter().position(|&b| b == b';') {
+        Some(i) => offset + i,
+        None => bytes.len(),
     }
 }
 
@@ -357,6 +426,13 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn segments_match_str_split(s in "[;a=é ]{0,40}") {
+            let ours: Vec<&str> = segments(&s).collect();
+            let std: Vec<&str> = s.split(';').collect();
+            prop_assert_eq!(ours, std);
+        }
+
         #[test]
         fn never_panics_and_preserves_other_fields(s in "\\PC{0,400}") {
             if let Ok(h) = TraceHeader::parse(&s) {

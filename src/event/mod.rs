@@ -20,7 +20,7 @@ use std::fmt;
 
 use lambda_runtime::Context;
 
-use crate::carrier::{decode_logged, trace_header_lineage, CLIENT_CONTEXT_KEY};
+use crate::carrier::{decode_logged, CLIENT_CONTEXT_KEY};
 use crate::lineage::Lineage;
 use crate::trace_header::TraceHeader;
 
@@ -67,6 +67,9 @@ pub struct Incoming<'a> {
     source: EventSource,
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
+    // The last value decoded: carriers of one hop usually hold the same
+    // text, which is then decoded once.
+    last_value: Option<&'a str>,
 }
 
 impl<'a> Incoming<'a> {
@@ -77,6 +80,7 @@ impl<'a> Incoming<'a> {
             source,
             item_id: None,
             chain_root: None,
+            last_value: None,
         }
     }
 
@@ -106,11 +110,16 @@ impl<'a> Incoming<'a> {
     /// Merges the lineage in an `X-Amzn-Trace-Id` value, and takes its `Root`
     /// as the chain root if none is known yet.
     pub fn read_trace_header(&mut self, raw: &'a str) -> &mut Self {
-        if self.chain_root.is_none() {
-            self.chain_root = TraceHeader::parse(raw).ok().and_then(|h| h.root());
-        }
-        if let Some(lineage) = trace_header_lineage(raw) {
-            self.lineage.merge(&lineage);
+        match TraceHeader::parse(raw) {
+            Ok(header) => {
+                let root = header.root_and_loop_guard_values(|value| {
+                    self.read_lineage_value(value, "trace header");
+                });
+                if self.chain_root.is_none() {
+                    self.chain_root = root;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "ignoring oversized trace header"),
         }
         self
     }
@@ -118,7 +127,11 @@ impl<'a> Incoming<'a> {
     /// Merges an encoded lineage (a message attribute value, a client context
     /// entry, a custom field). `carrier` names it in the warning logged when
     /// the value is malformed (and then ignored).
-    pub fn read_lineage_value(&mut self, value: &str, carrier: &'static str) -> &mut Self {
+    pub fn read_lineage_value(&mut self, value: &'a str, carrier: &'static str) -> &mut Self {
+        if self.last_value == Some(value) {
+            return self;
+        }
+        self.last_value = Some(value);
         if let Some(lineage) = decode_logged(value, carrier) {
             self.lineage.merge(&lineage);
         }
