@@ -9,6 +9,8 @@
 //!   network): bare, with the SDK's own recursion detection active, with ours,
 //!   and with both.
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -21,6 +23,8 @@ use lambda_loop_guard::{
 };
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
+
+use common::interleaved;
 
 /// A typical Lambda trace header (about 150 bytes).
 const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
@@ -140,7 +144,7 @@ fn layer(c: &mut Criterion) {
     group.bench_function("direct/bare", |b| {
         b.iter_batched(
             || LambdaEvent::new(payload.clone(), context()),
-            |e| rt.block_on(handler.clone().oneshot(e)).unwrap(),
+            |e| rt.block_on(handler.oneshot(e)).unwrap(),
             BatchSize::SmallInput,
         )
     });
@@ -170,7 +174,7 @@ fn layer(c: &mut Criterion) {
         group.bench_function(format!("sqs_{records}/bare"), |b| {
             b.iter_batched(
                 || LambdaEvent::new(event.clone(), context()),
-                |e| rt.block_on(batch_handler.clone().oneshot(e)).unwrap(),
+                |e| rt.block_on(batch_handler.oneshot(e)).unwrap(),
                 BatchSize::LargeInput,
             )
         });
@@ -232,9 +236,19 @@ fn interceptor(c: &mut Criterion) {
     };
     let bare = sqs_client(false);
     let ours = sqs_client(true);
-    group.bench_function("send_message/bare", |b| b.iter(|| rt.block_on(send(&bare))));
+    group.bench_function("send_message/bare", |b| {
+        interleaved(
+            b,
+            || drop(rt.block_on(send(&bare))),
+            || drop(rt.block_on(send(&ours))),
+        )
+    });
     group.bench_function("send_message/guarded", |b| {
-        b.iter(|| rt.block_on(send(&ours)))
+        interleaved(
+            b,
+            || drop(rt.block_on(send(&ours))),
+            || drop(rt.block_on(send(&bare))),
+        )
     });
     // The SDK's RecursionDetectionInterceptor works only with both variables
     // set; set them for the rest of this (single-threaded) benchmark run.
@@ -243,10 +257,83 @@ fn interceptor(c: &mut Criterion) {
     let sdk_only = sqs_client(false);
     let both = sqs_client(true);
     group.bench_function("send_message/sdk_recursion_detection", |b| {
-        b.iter(|| rt.block_on(send(&sdk_only)))
+        interleaved(
+            b,
+            || drop(rt.block_on(send(&sdk_only))),
+            || drop(rt.block_on(send(&both))),
+        )
     });
     group.bench_function("send_message/sdk_recursion_detection_and_guard", |b| {
-        b.iter(|| rt.block_on(send(&both)))
+        interleaved(
+            b,
+            || drop(rt.block_on(send(&both))),
+            || drop(rt.block_on(send(&sdk_only))),
+        )
+    });
+    group.finish();
+}
+
+/// The interceptor's own work, without the rest of the SDK call: both hooks
+/// on a `SendMessage` input and request, inside a guarded invocation.
+fn interceptor_hooks(c: &mut Criterion) {
+    use aws_sdk_sqs::operation::send_message::SendMessageInput;
+    use aws_smithy_runtime_api::client::interceptors::context::{Input, InterceptorContext};
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
+    use aws_smithy_types::config_bag::ConfigBag;
+
+    let rc = RuntimeComponentsBuilder::for_tests().build().unwrap();
+    let interceptor = LoopGuardInterceptor::new();
+    let chain = Chain::new(
+        Lineage::new().record_run(FunctionId::from_identity("bench-fn")),
+        Some(std::sync::Arc::from(TYPICAL)),
+    );
+    let input = SendMessageInput::builder()
+        .queue_url("https://sqs.us-east-1.amazonaws.com/000000000000/q")
+        .message_body("hello")
+        .build()
+        .unwrap();
+    let setup = || {
+        let mut context = InterceptorContext::new(Input::erase(input.clone()));
+        let request = http::Request::builder()
+            .header("x-amzn-trace-id", TYPICAL)
+            .body(SdkBody::empty())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        (context_with_request(&mut context, request), context)
+    };
+    fn context_with_request(
+        context: &mut InterceptorContext,
+        request: aws_smithy_runtime_api::http::Request,
+    ) -> Option<Input> {
+        let input = context.take_input();
+        context.enter_serialization_phase();
+        context.set_request(request);
+        context.enter_before_transmit_phase();
+        input
+    }
+    let mut group = c.benchmark_group("interceptor_hooks");
+    group.bench_function("send_message/serialization_and_transmit", |b| {
+        b.iter_batched(
+            setup,
+            |(input, mut context)| {
+                let mut cfg = ConfigBag::base();
+                let mut fresh = InterceptorContext::new(input.unwrap());
+                chain.clone().sync_scope(|| {
+                    let mut ctx = (&mut fresh).into();
+                    interceptor
+                        .modify_before_serialization(&mut ctx, &rc, &mut cfg)
+                        .unwrap();
+                    let mut ctx = (&mut context).into();
+                    interceptor
+                        .modify_before_transmit(&mut ctx, &rc, &mut cfg)
+                        .unwrap();
+                });
+                black_box((fresh, context))
+            },
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 }
@@ -254,6 +341,6 @@ fn interceptor(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = trace_header, lineage, layer, interceptor
+    targets = trace_header, lineage, layer, interceptor, interceptor_hooks
 }
 criterion_main!(benches);

@@ -2,6 +2,7 @@
 //! interceptor, as a ratio measured in the same run (docs/performance.md).
 //! Starts its own moto (see tests/support).
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -50,9 +51,21 @@ fn send_message_to_moto(c: &mut Criterion) {
         }
     };
     let mut group = c.benchmark_group("moto");
-    group.bench_function("send_message/bare", |b| b.iter(|| rt.block_on(send(&bare))));
+    // Interleaved: moto slows down as the queue fills, so each variant is
+    // timed right after a call of the other.
+    group.bench_function("send_message/bare", |b| {
+        common::interleaved(
+            b,
+            || drop(rt.block_on(send(&bare))),
+            || drop(rt.block_on(send(&guarded))),
+        )
+    });
     group.bench_function("send_message/guarded", |b| {
-        b.iter(|| rt.block_on(send(&guarded)))
+        common::interleaved(
+            b,
+            || drop(rt.block_on(send(&guarded))),
+            || drop(rt.block_on(send(&bare))),
+        )
     });
     group.finish();
     // Drain so the queue does not grow without bound between runs.

@@ -20,11 +20,6 @@ echo "== cold start and binary size"
 cargo build --release --all-features --example cold_start_bare --example cold_start_guarded
 RUNS="${RUNS:-200}" python3 scripts/cold_start.py target/release/examples | tee "$out/cold_start.md"
 
-echo "== instruction counts (valgrind), if installed"
-if command -v valgrind >/dev/null; then
-  bench=$(ls -t target/release/deps/guard-* | grep -v '\.d$' | head -1)
-  for filter in "trace_header/parse_read/typical_150B" "layer/direct/guarded" "layer/direct/bare"; do
-    valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.$(echo "$filter" | tr / _)" \
-      "$bench" --bench --profile-time 1 "$filter" 2>&1 | grep -E "Collected" || true
-  done
-fi
+echo "== instruction counts (valgrind callgrind)"
+bench=$(ls -t target/release/deps/guard-* | grep -v '\.d$' | head -1)
+python3 scripts/instructions.py "$bench" "$out" | tee "$out/instructions.md"

@@ -91,6 +91,11 @@ impl Chain {
         self.incoming_trace_header.as_deref()
     }
 
+    /// Runs the synchronous `f` with this chain as the current one.
+    pub fn sync_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(Some(self), f)
+    }
+
     /// Runs `future` with this chain as the current one.
     pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
         Scoped {
@@ -164,6 +169,8 @@ mod tests {
         assert_eq!(inner.1, Some(chain(2)));
         assert_eq!(inner.2, Some(chain(1)));
         assert_eq!(Chain::with_current(|c| c.cloned()), None);
+        assert_eq!(chain(4).sync_scope(Chain::current), Some(chain(4)));
+        assert_eq!(Chain::current(), None);
     }
 
     #[tokio::test]

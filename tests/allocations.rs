@@ -89,7 +89,7 @@ fn hot_paths_allocate_nothing_or_a_bounded_amount() {
             black_box(svc(event));
         })
     };
-    let bare_direct = per_invocation(&|e| rt.block_on(handler.clone().oneshot(e)).unwrap());
+    let bare_direct = per_invocation(&|e| rt.block_on(handler.oneshot(e)).unwrap());
     let guarded_direct = per_invocation(&|e| rt.block_on(guarded.clone().oneshot(e)).unwrap());
 
     let batch_handler = service_fn(|e: LambdaEvent<SqsEvent>| async move {
@@ -110,7 +110,7 @@ fn hot_paths_allocate_nothing_or_a_bounded_amount() {
             let response = if guarded {
                 rt.block_on(guarded_batch.clone().oneshot(event)).unwrap()
             } else {
-                rt.block_on(batch_handler.clone().oneshot(event)).unwrap()
+                rt.block_on(batch_handler.oneshot(event)).unwrap()
             };
             black_box(response);
         })

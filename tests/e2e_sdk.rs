@@ -139,8 +139,13 @@ async fn thousand_concurrent_invocations_each_stamp_their_own_lineage() {
             .unwrap()
             .messages
             .unwrap_or_default();
+        empty_in_a_row = if messages.is_empty() {
+            empty_in_a_row + 1
+        } else {
+            0
+        };
         assert!(
-            !messages.is_empty(),
+            empty_in_a_row <= QUEUES,
             "only {} of {N} messages arrived",
             seen.len()
         );
