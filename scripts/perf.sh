@@ -21,5 +21,5 @@ cargo build --release --all-features --example cold_start_bare --example cold_st
 RUNS="${RUNS:-200}" python3 scripts/cold_start.py target/release/examples | tee "$out/cold_start.md"
 
 echo "== instruction counts (valgrind callgrind)"
-bench=$(ls -t target/release/deps/guard-* | grep -v '\.d$' | head -1)
-python3 scripts/instructions.py "$bench" "$out" | tee "$out/instructions.md"
+cargo build --release --all-features --example instruction_probe
+python3 scripts/instructions.py target/release/examples/instruction_probe | tee "$out/instructions.md"

@@ -104,6 +104,63 @@ mod tests {
             .collect()
     }
 
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("aws:sqs".to_string()),
+                Just("aws:sns".to_string()),
+                Just("v1.1.00000001-1".to_string()),
+                "\\PC{0,20}"
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            let keys = prop_oneof![
+                Just("Records".to_string()),
+                Just("eventSource".to_string()),
+                Just("EventSource".to_string()),
+                Just("messageAttributes".to_string()),
+                Just("loop-guard".to_string()),
+                Just("stringValue".to_string()),
+                Just("attributes".to_string()),
+                Just("AWSTraceHeader".to_string()),
+                Just("Sns".to_string()),
+                Just("MessageAttributes".to_string()),
+                Just("Value".to_string()),
+                Just("body".to_string()),
+                "[a-z]{1,5}"
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec((keys, inner), 0..5)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_payload_is_read_without_panicking(mut v in arb_json()) {
+            let ctx = Context::default();
+            let mut out = Vec::new();
+            v.read_incoming(&ctx, &mut out);
+            let units = out.len();
+            drop(out);
+            let expected = match shape(&v) {
+                Shape::Other => 1,
+                _ => records(&v).map_or(0, Vec::len),
+            };
+            proptest::prop_assert_eq!(units, expected);
+            if v.is_batch() {
+                v.remove_units(&mut |i| i % 2 == 0);
+            }
+        }
+    }
+
     #[test]
     fn recognises_sqs_records() {
         let mut v = json!({"Records": [

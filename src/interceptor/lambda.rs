@@ -118,6 +118,20 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn merging_any_client_context_never_panics(theirs in proptest::option::of("\\PC{0,200}"), json in "\\PC{0,200}") {
+            let l = crate::Lineage::new().record_run(crate::FunctionId::from_u32(1));
+            let _ = merged_client_context(theirs.as_deref(), &l);
+            let encoded = base64::encode(json);
+            if let Ok(merged) = merged_client_context(Some(&encoded), &l) {
+                proptest::prop_assert!(merged.len() <= MAX_CLIENT_CONTEXT_LEN);
+                let v = decode(&merged);
+                proptest::prop_assert_eq!(&v["custom"]["loop-guard"], &Value::String(l.to_string()));
+            }
+        }
+    }
+
     #[tokio::test]
     async fn over_the_limit_or_invalid_keeps_theirs() {
         let c = chain(1, None);

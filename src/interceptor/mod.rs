@@ -292,6 +292,19 @@ pub(crate) mod tests {
         assert!(out.is_none() || out.unwrap().contains("LoopGuard="));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn header_stamping_never_panics_or_fails(incoming in "\\PC{0,300}", existing in proptest::option::of("[ -~]{0,300}")) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let out = rt.block_on(transmit(existing.as_deref(), Some(chain(1, Some(&incoming)))));
+            // Either the header was stamped (exactly once) or left as it was.
+            match out {
+                Some(h) if h.contains("LoopGuard=") => proptest::prop_assert_eq!(h.matches("LoopGuard=").count(), 1),
+                other => proptest::prop_assert_eq!(other, existing),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn unknown_inputs_are_untouched() {
         #[derive(Debug, PartialEq)]

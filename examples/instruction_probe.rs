@@ -1,0 +1,123 @@
+//! Runs one hot path of the guard N times, for instruction counting under
+//! `valgrind --tool=callgrind` (scripts/instructions.py runs it twice with
+//! different N and divides the difference, so setup cancels out).
+//!
+//! ```text
+//! cargo run --release --all-features --example instruction_probe -- header_150 1000
+//! ```
+
+use std::hint::black_box;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
+use lambda_runtime::{Context, LambdaEvent};
+use tower::{service_fn, Layer, ServiceExt};
+
+const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
+
+fn lineage(entries: u32) -> Lineage {
+    (0..entries).fold(Lineage::new(), |l, n| {
+        l.record_run(FunctionId::from_u32(n * 7919))
+    })
+}
+
+fn sqs_event(records: usize) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = (0..records)
+        .map(|i| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m-{i}"));
+            m.body = Some(format!("{{\"order\":{i}}}"));
+            m.attributes.insert("AWSTraceHeader".into(), TYPICAL.into());
+            let mut a = SqsMessageAttribute::default();
+            a.data_type = Some("String".into());
+            a.string_value = Some("v1.3.bb687fa2-2.eca4390e-1".into());
+            m.message_attributes.insert("loop-guard".into(), a);
+            m
+        })
+        .collect();
+    event
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let case = args.next().unwrap_or_default();
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let big = format!(
+        "{};{}",
+        TYPICAL,
+        "Custom=abcdefghijklmnopqrstuvwxyz0123456789;".repeat(48)
+    );
+    let l1 = lineage(1).to_string();
+    let l16 = lineage(16).to_string();
+    let next = lineage(3);
+    let mut out = String::with_capacity(4096);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let config = || {
+        LoopGuardConfig::builder()
+            .function_identity("probe")
+            .build()
+            .unwrap()
+    };
+    let direct = service_fn(|e: LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, lambda_runtime::Error>(e.payload.is_null())
+    });
+    let batch = service_fn(|e: LambdaEvent<SqsEvent>| async move {
+        black_box(e.payload.records.len());
+        Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+    });
+    let guarded_direct = LoopGuardLayer::new(config()).metric_sink(()).layer(direct);
+    let guarded_batch = LoopGuardLayer::new(config()).metric_sink(()).layer(batch);
+    let context = || {
+        let mut c = Context::default();
+        c.xray_trace_id = Some(TYPICAL.to_owned());
+        c
+    };
+    let event = sqs_event(100);
+    for _ in 0..n {
+        match case.as_str() {
+            "header_150" => drop(black_box(
+                TraceHeader::parse(black_box(TYPICAL))
+                    .unwrap()
+                    .root_and_lineage(),
+            )),
+            "header_2k" => drop(black_box(
+                TraceHeader::parse(black_box(&big))
+                    .unwrap()
+                    .root_and_lineage(),
+            )),
+            "stamp_150" => TraceHeader::parse(black_box(TYPICAL))
+                .unwrap()
+                .write_with_lineage(&next, &mut out),
+            "decode_1" => drop(black_box(Lineage::decode(black_box(&l1)))),
+            "decode_16" => drop(black_box(Lineage::decode(black_box(&l16)))),
+            "encode_16" => drop(black_box(black_box(&next).encode())),
+            "direct_bare" => drop(
+                rt.block_on(direct.oneshot(LambdaEvent::new(serde_json::Value::Null, context()))),
+            ),
+            "direct_guarded" => drop(
+                rt.block_on(
+                    guarded_direct
+                        .clone()
+                        .oneshot(LambdaEvent::new(serde_json::Value::Null, context())),
+                ),
+            ),
+            "sqs100_bare" => {
+                drop(rt.block_on(batch.oneshot(LambdaEvent::new(event.clone(), context()))))
+            }
+            "sqs100_guarded" => drop(
+                rt.block_on(
+                    guarded_batch
+                        .clone()
+                        .oneshot(LambdaEvent::new(event.clone(), context())),
+                ),
+            ),
+            other => {
+                eprintln!("unknown case {other:?}");
+                std::process::exit(2);
+            }
+        }
+    }
+}
