@@ -10,11 +10,13 @@
 //!   and with both.
 
 mod common;
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_smithy_types::body::SdkBody;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use lambda_loop_guard::chain::Chain;
@@ -25,9 +27,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
 use common::interleaved;
-
-/// A typical Lambda trace header (about 150 bytes).
-const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
+use fixtures::{stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL};
 
 fn big_header() -> String {
     let mut h =
@@ -93,28 +93,6 @@ fn lineage(c: &mut Criterion) {
     group.finish();
 }
 
-/// Records as the guard's interceptor writes them: the same lineage in
-/// `AWSTraceHeader` and in the `loop-guard` attribute.
-fn sqs_event(records: usize) -> SqsEvent {
-    let attribute = TYPICAL.rsplit("LoopGuard=").next().unwrap().to_owned();
-    let mut event = SqsEvent::default();
-    event.records = (0..records)
-        .map(|i| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m-{i}"));
-            m.body = Some(format!("{{\"order\":{i}}}"));
-            m.event_source = Some("aws:sqs".into());
-            m.attributes.insert("AWSTraceHeader".into(), TYPICAL.into());
-            let mut a = SqsMessageAttribute::default();
-            a.data_type = Some("String".into());
-            a.string_value = Some(attribute.clone());
-            m.message_attributes.insert("loop-guard".into(), a);
-            m
-        })
-        .collect();
-    event
-}
-
 fn context() -> Context {
     let mut ctx = Context::default();
     ctx.request_id = "req".into();
@@ -163,13 +141,13 @@ fn layer(c: &mut Criterion) {
     let guarded_batch = guard().layer(batch_handler);
     // For scale: what lambda_runtime already spends per record, deserializing
     // the event JSON before any handler (or guard) runs.
-    let json = serde_json::to_string(&sqs_event(10)).unwrap();
+    let json = serde_json::to_string(&stamped_sqs_event(10)).unwrap();
     group.throughput(Throughput::Elements(10));
     group.bench_function("sqs_10/deserialize_event_json", |b| {
         b.iter(|| serde_json::from_str::<SqsEvent>(black_box(&json)).unwrap())
     });
     for records in [10usize, 10_000] {
-        let event = sqs_event(records);
+        let event = stamped_sqs_event(records);
         group.throughput(Throughput::Elements(records as u64));
         group.bench_function(format!("sqs_{records}/bare"), |b| {
             b.iter_batched(

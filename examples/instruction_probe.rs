@@ -6,37 +6,22 @@
 //! cargo run --release --all-features --example instruction_probe -- header_150 1000
 //! ```
 
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;
+
 use std::hint::black_box;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
-const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
+use fixtures::{stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL};
 
 fn lineage(entries: u32) -> Lineage {
     (0..entries).fold(Lineage::new(), |l, n| {
         l.record_run(FunctionId::from_u32(n * 7919))
     })
-}
-
-fn sqs_event(records: usize) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = (0..records)
-        .map(|i| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m-{i}"));
-            m.body = Some(format!("{{\"order\":{i}}}"));
-            m.attributes.insert("AWSTraceHeader".into(), TYPICAL.into());
-            let mut a = SqsMessageAttribute::default();
-            a.data_type = Some("String".into());
-            a.string_value = Some("v1.3.bb687fa2-2.eca4390e-1".into());
-            m.message_attributes.insert("loop-guard".into(), a);
-            m
-        })
-        .collect();
-    event
 }
 
 fn main() {
@@ -75,7 +60,7 @@ fn main() {
         c.xray_trace_id = Some(TYPICAL.to_owned());
         c
     };
-    let event = sqs_event(100);
+    let event = stamped_sqs_event(100);
     for _ in 0..n {
         match case.as_str() {
             "header_150" => drop(black_box(

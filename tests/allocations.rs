@@ -5,41 +5,26 @@
 //!
 //! One test in this binary: the counters are process-wide.
 
+mod support;
+
 use std::alloc::System;
 use std::hint::black_box;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
 use lambda_runtime::{Context, LambdaEvent};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::{service_fn, Layer, ServiceExt};
 
+use support::fixtures::{stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL};
+
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-const TYPICAL: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=1:fe460cdd:3;LoopGuard=v1.3.bb687fa2-2.eca4390e-1";
 
 fn allocations(f: impl FnOnce()) -> usize {
     let region = Region::new(GLOBAL);
     f();
     region.change().allocations
-}
-
-fn sqs_event(records: usize) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = (0..records)
-        .map(|i| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m-{i}"));
-            m.attributes.insert("AWSTraceHeader".into(), TYPICAL.into());
-            let mut a = SqsMessageAttribute::default();
-            a.data_type = Some("String".into());
-            a.string_value = Some("v1.3.bb687fa2-2.eca4390e-1".into());
-            m.message_attributes.insert("loop-guard".into(), a);
-            m
-        })
-        .collect();
-    event
 }
 
 #[test]
@@ -105,7 +90,7 @@ fn hot_paths_allocate_nothing_or_a_bounded_amount() {
     .metric_sink(())
     .layer(batch_handler);
     let batch = |records: usize, guarded: bool| {
-        let event = LambdaEvent::new(sqs_event(records), context());
+        let event = LambdaEvent::new(stamped_sqs_event(records), context());
         allocations(|| {
             let response = if guarded {
                 rt.block_on(guarded_batch.clone().oneshot(event)).unwrap()
