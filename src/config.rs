@@ -7,6 +7,7 @@
 //! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` is off |
 //! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
+//! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern |
 //!
 //! A variable set to the empty string counts as unset. Any other bad value is
 //! an error at construction that names the variable and the value.
@@ -49,6 +50,8 @@ pub const ENV_MODE: &str = "LOOP_GUARD_MODE";
 pub const ENV_METRIC_NAMESPACE: &str = "LOOP_GUARD_METRIC_NAMESPACE";
 /// Environment variable: the function identity hashed into the wire format.
 pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
+/// Environment variable: per-source limits, `<event source ARN>=<n>,...`.
+pub const ENV_SOURCE_MAX_DEPTH: &str = "LOOP_GUARD_SOURCE_MAX_DEPTH";
 /// Environment variable set by Lambda: the function's name.
 pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
@@ -111,6 +114,7 @@ impl FromStr for Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopGuardConfig {
     max_depth: u32,
+    source_max_depth: Vec<(String, u32)>,
     mode: Mode,
     metric_namespace: String,
     function_identity: String,
@@ -132,6 +136,22 @@ impl LoopGuardConfig {
     /// Runs of this function per chain that are allowed; run `max_depth + 1` is dropped.
     pub fn max_depth(&self) -> u32 {
         self.max_depth
+    }
+
+    /// The limit for units from `source_arn`: its own entry in
+    /// `LOOP_GUARD_SOURCE_MAX_DEPTH` / [`LoopGuardConfigBuilder::source_max_depth`]
+    /// if it has one, else [`max_depth`](Self::max_depth).
+    pub fn max_depth_for(&self, source_arn: Option<&str>) -> u32 {
+        source_arn
+            .and_then(|arn| self.source_max_depth.iter().find(|(a, _)| a == arn))
+            .map_or(self.max_depth, |&(_, n)| n)
+    }
+
+    /// The per-source limits, in the order given.
+    pub fn source_max_depths(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.source_max_depth
+            .iter()
+            .map(|(arn, n)| (arn.as_str(), *n))
     }
 
     /// The configured [`Mode`].
@@ -168,6 +188,7 @@ impl LoopGuardConfig {
 #[must_use]
 pub struct LoopGuardConfigBuilder {
     max_depth: Option<u32>,
+    source_max_depth: Vec<(String, u32)>,
     mode: Option<Mode>,
     metric_namespace: Option<String>,
     function_identity: Option<String>,
@@ -178,6 +199,15 @@ impl LoopGuardConfigBuilder {
     /// Runs of this function per chain that are allowed (1 to 10000).
     pub fn max_depth(mut self, max_depth: u32) -> Self {
         self.max_depth = Some(max_depth);
+        self
+    }
+
+    /// A limit of its own for units from one event source (an SQS queue ARN,
+    /// an SNS topic ARN), e.g. a queue used for a deliberate requeue pattern.
+    /// Code entries are added to those of `LOOP_GUARD_SOURCE_MAX_DEPTH` and win
+    /// for the same ARN.
+    pub fn source_max_depth(mut self, source_arn: impl Into<String>, max_depth: u32) -> Self {
+        self.source_max_depth.push((source_arn.into(), max_depth));
         self
     }
 
@@ -230,6 +260,22 @@ impl LoopGuardConfigBuilder {
             (None, Some(raw)) => parse_max_depth(&raw)?,
             (None, None) => DEFAULT_MAX_DEPTH,
         };
+        let mut source_max_depth = match env(ENV_SOURCE_MAX_DEPTH) {
+            Some(raw) => parse_source_max_depth(&raw)?,
+            None => Vec::new(),
+        };
+        for (arn, n) in self.source_max_depth {
+            let n = check_max_depth(n, "source_max_depth", &format!("{arn}={n}"))?;
+            if arn.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "source_max_depth",
+                    &format!("{arn}={n}"),
+                    "expected a non-empty event source ARN",
+                ));
+            }
+            source_max_depth.retain(|(a, _)| *a != arn);
+            source_max_depth.push((arn, n));
+        }
         let mode = match (self.mode, env(ENV_MODE)) {
             (Some(mode), _) => mode,
             (None, Some(raw)) => raw.parse()?,
@@ -263,6 +309,7 @@ impl LoopGuardConfigBuilder {
             .unwrap_or_else(|| function_identity.clone());
         Ok(LoopGuardConfig {
             max_depth,
+            source_max_depth,
             mode,
             metric_namespace,
             function_id: FunctionId::from_identity(&function_identity),
@@ -277,6 +324,33 @@ fn parse_max_depth(raw: &str) -> Result<u32, ConfigError> {
         Ok(n) => check_max_depth(n, ENV_MAX_DEPTH, raw),
         Err(_) => Err(max_depth_error(ENV_MAX_DEPTH, raw)),
     }
+}
+
+/// `arn=n,arn=n`; spaces around entries are ignored, a later entry for the
+/// same ARN wins.
+fn parse_source_max_depth(raw: &str) -> Result<Vec<(String, u32)>, ConfigError> {
+    let mut limits: Vec<(String, u32)> = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry.rsplit_once('=').and_then(|(arn, n)| {
+            let arn = arn.trim();
+            let n = n.trim().parse::<u32>().ok()?;
+            (!arn.is_empty() && (1..=MAX_MAX_DEPTH).contains(&n)).then(|| (arn.to_owned(), n))
+        });
+        match parsed {
+            Some((arn, n)) => {
+                limits.retain(|(a, _)| *a != arn);
+                limits.push((arn, n));
+            }
+            None => {
+                return Err(ConfigError::invalid(
+                    ENV_SOURCE_MAX_DEPTH,
+                    raw,
+                    "expected <event source ARN>=<1 to 10000>, separated by commas",
+                ))
+            }
+        }
+    }
+    Ok(limits)
 }
 
 fn check_max_depth(n: u32, setting: &'static str, raw: &str) -> Result<u32, ConfigError> {
@@ -452,6 +526,52 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.setting(), Some("function_identity"));
+    }
+
+    #[test]
+    fn per_source_limits_from_env_and_code() {
+        let q = "arn:aws:sqs:us-east-1:123456789012:requeue";
+        let t = "arn:aws:sns:us-east-1:123456789012:fanout";
+        let env = |k: &str| match k {
+            ENV_FUNCTION_ID => Some("f".to_string()),
+            ENV_SOURCE_MAX_DEPTH => Some(format!(" {q}=40 , {t}=3,{q}=41 ")),
+            _ => None,
+        };
+        let c = LoopGuardConfig::builder()
+            .build_from_env_source(env)
+            .unwrap();
+        assert_eq!(c.max_depth_for(Some(q)), 41, "a later entry wins");
+        assert_eq!(c.max_depth_for(Some(t)), 3);
+        assert_eq!(c.max_depth_for(Some("arn:aws:sqs:us-east-1:1:other")), 16);
+        assert_eq!(c.max_depth_for(None), 16);
+        let c = LoopGuardConfig::builder()
+            .source_max_depth(q, 100)
+            .build_from_env_source(env)
+            .unwrap();
+        assert_eq!(c.max_depth_for(Some(q)), 100, "code wins over env");
+        assert_eq!(c.source_max_depths().count(), 2);
+    }
+
+    #[test]
+    fn bad_per_source_limits_name_the_variable() {
+        for raw in [
+            "arn:aws:sqs:x",
+            "arn:aws:sqs:x=0",
+            "=5",
+            "arn=abc",
+            "arn=10001",
+            "a=1,b",
+        ] {
+            let err = build(&[(ENV_FUNCTION_ID, "f"), (ENV_SOURCE_MAX_DEPTH, raw)]).unwrap_err();
+            assert_eq!(err.setting(), Some(ENV_SOURCE_MAX_DEPTH), "{raw}");
+            assert!(err.to_string().contains(raw), "{err}");
+        }
+        let err = LoopGuardConfig::builder()
+            .function_identity("f")
+            .source_max_depth("arn:q", 0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("source_max_depth"));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub struct RecursiveInvocationError {
     pub(crate) depth: u32,
     pub(crate) max_depth: u32,
     pub(crate) source: EventSource,
+    pub(crate) source_arn: Option<String>,
     pub(crate) chain_root: Option<String>,
 }
 
@@ -42,6 +43,11 @@ impl RecursiveInvocationError {
         self.source
     }
 
+    /// The ARN of the event source (queue, topic), when known.
+    pub fn source_arn(&self) -> Option<&str> {
+        self.source_arn.as_deref()
+    }
+
     /// The X-Ray trace id (`Root`) of the chain, when known.
     pub fn chain_root(&self) -> Option<&str> {
         self.chain_root.as_deref()
@@ -54,14 +60,22 @@ impl fmt::Display for RecursiveInvocationError {
             f,
             "loop guard stopped a recursive loop: function {:?} was invoked for run {} of one \
              chain (source: {}, chain root: {}), over the limit of {} runs per chain; its \
-             handler was not called. If this recursion is intended, raise LOOP_GUARD_MAX_DEPTH, \
-             or set LOOP_GUARD_MODE=observe to only log it or LOOP_GUARD_MODE=allow to turn the \
-             guard off",
+             handler was not called. If this recursion is intended, raise LOOP_GUARD_MAX_DEPTH",
             self.function_name,
             self.depth,
             self.source,
             self.chain_root.as_deref().unwrap_or("unknown"),
             self.max_depth,
+        )?;
+        if let Some(arn) = &self.source_arn {
+            write!(
+                f,
+                " or give {arn} its own limit in LOOP_GUARD_SOURCE_MAX_DEPTH"
+            )?;
+        }
+        f.write_str(
+            ", or set LOOP_GUARD_MODE=observe to only log it or LOOP_GUARD_MODE=allow to turn \
+             the guard off",
         )
     }
 }
@@ -145,6 +159,7 @@ mod tests {
             depth: 17,
             max_depth: 16,
             source: EventSource::Sqs,
+            source_arn: None,
             chain_root: Some("1-5759e988-bd862e3fe1be46a994272793".into()),
         }
     }

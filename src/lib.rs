@@ -105,7 +105,7 @@ pub mod trace_header;
 pub use crate::config::{
     ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode, DEFAULT_MAX_DEPTH,
     DEFAULT_METRIC_NAMESPACE, ENV_FUNCTION_ID, ENV_LAMBDA_FUNCTION_NAME, ENV_MAX_DEPTH,
-    ENV_METRIC_NAMESPACE, ENV_MODE, MAX_MAX_DEPTH,
+    ENV_METRIC_NAMESPACE, ENV_MODE, ENV_SOURCE_MAX_DEPTH, MAX_MAX_DEPTH,
 };
 pub use crate::error::{LoopGuardError, RecursiveInvocationError, RECURSIVE_INVOCATION_ERROR_TYPE};
 pub use crate::event::{EventSource, GuardedEvent, Incoming};

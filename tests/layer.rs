@@ -436,6 +436,58 @@ async fn sns_invocation_fails_when_looping() {
 }
 
 #[tokio::test]
+async fn a_source_with_its_own_limit_runs_deeper_while_others_keep_the_default() {
+    const REQUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:deliberate-requeue";
+    const OTHER: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
+    let lines = Lines::default();
+    let seen: Seen = Default::default();
+    let config = LoopGuardConfig::builder()
+        .function_identity(ME)
+        .source_max_depth(REQUEUE, 40)
+        .build()
+        .unwrap();
+    let svc = LoopGuardLayer::new(config)
+        .metric_sink(lines.sink())
+        .layer(recording_batch_handler(&seen));
+    let from = |id: &str, arn: &str, runs: u16| {
+        let mut r = sqs_record(id, Some(ran(runs)));
+        r.event_source_arn = Some(arn.into());
+        r
+    };
+    let event = sqs_event(vec![
+        from("requeue-30", REQUEUE, 30),
+        from("requeue-40", REQUEUE, 40),
+        from("orders-16", OTHER, 16),
+        from("orders-15", OTHER, 15),
+    ]);
+    let resp = svc
+        .oneshot(LambdaEvent::new(event, context_with(None)))
+        .await
+        .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![vec!["requeue-30".to_string(), "orders-15".to_string()]]
+    );
+    assert_eq!(failure_ids(&resp), vec!["orders-16", "requeue-40"]);
+    let mut limits: Vec<(String, u64, u64)> = lines
+        .json()
+        .iter()
+        .map(|v| {
+            (
+                v["MessageId"].as_str().unwrap().to_owned(),
+                v["Depth"].as_u64().unwrap(),
+                v["MaxDepth"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    limits.sort();
+    assert_eq!(
+        limits,
+        vec![("orders-16".into(), 17, 16), ("requeue-40".into(), 41, 40)]
+    );
+}
+
+#[tokio::test]
 async fn observe_mode_runs_the_handler_and_counts_under_its_own_name() {
     let lines = Lines::default();
     let calls = Arc::new(AtomicUsize::new(0));

@@ -46,6 +46,7 @@ impl GuardedEvent for Value {
             Shape::Sqs => out.extend(records.iter().map(|r| {
                 let mut incoming = Incoming::new(EventSource::Sqs);
                 incoming.set_item_id(str_at(r, &["messageId"]));
+                incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
                 if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
                     incoming.read_trace_header(h);
                 }
@@ -61,6 +62,7 @@ impl GuardedEvent for Value {
             Shape::Sns => out.extend(records.iter().map(|r| {
                 let mut incoming = Incoming::new(EventSource::Sns);
                 incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
+                incoming.set_source_arn(str_at(r, &["Sns", "TopicArn"]));
                 if let Some(v) =
                     str_at(r, &["Sns", "MessageAttributes", MESSAGE_ATTRIBUTE, "Value"])
                 {

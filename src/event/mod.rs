@@ -67,6 +67,7 @@ pub struct Incoming<'a> {
     source: EventSource,
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
+    source_arn: Option<&'a str>,
     // The last value decoded: carriers of one hop usually hold the same
     // text, which is then decoded once.
     last_value: Option<&'a str>,
@@ -80,6 +81,7 @@ impl<'a> Incoming<'a> {
             source,
             item_id: None,
             chain_root: None,
+            source_arn: None,
             last_value: None,
         }
     }
@@ -143,6 +145,18 @@ impl<'a> Incoming<'a> {
     pub fn set_item_id(&mut self, id: Option<&'a str>) -> &mut Self {
         self.item_id = id;
         self
+    }
+
+    /// Sets the ARN of the event source (SQS queue, SNS topic), which selects
+    /// a per-source limit (`LOOP_GUARD_SOURCE_MAX_DEPTH`).
+    pub fn set_source_arn(&mut self, arn: Option<&'a str>) -> &mut Self {
+        self.source_arn = arn;
+        self
+    }
+
+    /// The event source ARN, if known.
+    pub fn source_arn(&self) -> Option<&'a str> {
+        self.source_arn
     }
 
     /// The lineage merged from every carrier read so far.

@@ -16,31 +16,39 @@ use crate::carrier::MESSAGE_ATTRIBUTE;
 
 impl GuardedEvent for SnsEvent {
     fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
-        out.extend(
-            self.records
-                .iter()
-                .map(|r| read_record(context, &r.sns.message_id, &r.sns.message_attributes)),
-        );
+        out.extend(self.records.iter().map(|r| {
+            read_record(
+                context,
+                &r.sns.message_id,
+                &r.sns.topic_arn,
+                &r.sns.message_attributes,
+            )
+        }));
     }
 }
 
 impl<T: Serialize> GuardedEvent for SnsEventObj<T> {
     fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
-        out.extend(
-            self.records
-                .iter()
-                .map(|r| read_record(context, &r.sns.message_id, &r.sns.message_attributes)),
-        );
+        out.extend(self.records.iter().map(|r| {
+            read_record(
+                context,
+                &r.sns.message_id,
+                &r.sns.topic_arn,
+                &r.sns.message_attributes,
+            )
+        }));
     }
 }
 
 fn read_record<'a>(
     context: &'a Context,
     message_id: &'a str,
+    topic_arn: &'a str,
     attributes: &'a HashMap<String, MessageAttribute>,
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sns);
     incoming.set_item_id(Some(message_id));
+    incoming.set_source_arn(Some(topic_arn).filter(|arn| !arn.is_empty()));
     if let Some(attribute) = attributes.get(MESSAGE_ATTRIBUTE) {
         incoming.read_lineage_value(&attribute.value, "sns message attribute");
     }

@@ -17,12 +17,14 @@ use crate::carrier::{AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
 impl GuardedEvent for SqsEvent {
     fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
         out.extend(self.records.iter().map(|r| {
-            read_record(
+            let mut incoming = read_record(
                 r.message_id.as_deref(),
                 &r.attributes,
                 &r.message_attributes,
                 r.body.as_deref(),
-            )
+            );
+            incoming.set_source_arn(r.event_source_arn.as_deref());
+            incoming
         }));
     }
 
@@ -38,12 +40,14 @@ impl GuardedEvent for SqsEvent {
 impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
     fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
         out.extend(self.records.iter().map(|r| {
-            read_record(
+            let mut incoming = read_record(
                 r.message_id.as_deref(),
                 &r.attributes,
                 &r.message_attributes,
                 None,
-            )
+            );
+            incoming.set_source_arn(r.event_source_arn.as_deref());
+            incoming
         }));
     }
 

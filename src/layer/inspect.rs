@@ -39,7 +39,6 @@ pub(super) struct Verdict {
 pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &Context) -> Verdict {
     let config = &shared.config;
     let me = config.function_id();
-    let max_depth = config.max_depth();
     let context_root = context
         .xray_trace_id
         .as_deref()
@@ -54,9 +53,17 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
     let mut error = None;
     for (index, unit) in units.iter().enumerate() {
         let depth = u32::from(unit.lineage().count(me)) + 1;
+        let max_depth = config.max_depth_for(unit.source_arn());
         if depth > max_depth {
             let chain_root = unit.chain_root().or(context_root);
-            report(shared, unit, depth, chain_root, &context.request_id);
+            report(
+                shared,
+                unit,
+                depth,
+                max_depth,
+                chain_root,
+                &context.request_id,
+            );
             if config.mode() == Mode::Terminate {
                 dropped.push(DroppedUnit {
                     index,
@@ -67,6 +74,7 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
                     depth,
                     max_depth,
                     source: unit.source(),
+                    source_arn: unit.source_arn().map(str::to_owned),
                     chain_root: chain_root.map(str::to_owned),
                 });
                 continue;
@@ -88,6 +96,7 @@ fn report(
     shared: &Shared,
     unit: &Incoming<'_>,
     depth: u32,
+    max_depth: u32,
     chain_root: Option<&str>,
     request_id: &str,
 ) {
@@ -98,7 +107,7 @@ fn report(
         mode: config.mode(),
         source: unit.source(),
         depth,
-        max_depth: config.max_depth(),
+        max_depth,
         chain_root,
         request_id,
         message_id: unit.item_id(),
@@ -112,7 +121,8 @@ fn report(
         chain_root = chain_root.unwrap_or("unknown"),
         source = %unit.source(),
         depth,
-        max_depth = config.max_depth(),
+        max_depth,
+        source_arn = unit.source_arn().unwrap_or(""),
         message_id = unit.item_id().unwrap_or(""),
         request_id,
         "{outcome}"
