@@ -395,7 +395,7 @@ enum ErrorKind {
 }
 
 impl ConfigError {
-    fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Self {
+    pub(crate) fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Self {
         ConfigError(ErrorKind::Invalid {
             setting,
             value: value.to_owned(),

@@ -80,6 +80,7 @@
 //! | `sqs` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sqs` sends, and `AWSTraceHeader` |
 //! | `sns` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sns` publishes |
 //! | `lambda` | `interceptor` + the client context of `aws-sdk-lambda` invokes |
+//! | `continuation` | `lambda` + `continuation`: long jobs split across self-invocations, with a budget |
 //!
 //! The SDK crates are taken with `default-features = false`: your own
 //! dependency on them picks the HTTP client and runtime.
@@ -92,6 +93,9 @@
 pub mod carrier;
 pub mod chain;
 pub mod config;
+#[cfg(feature = "continuation")]
+#[cfg_attr(docsrs, doc(cfg(feature = "continuation")))]
+pub mod continuation;
 pub mod error;
 pub mod event;
 #[cfg(feature = "interceptor")]

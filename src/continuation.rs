@@ -1,0 +1,368 @@
+//! Intentional recursion made safe: a long job split across self-invocations,
+//! each continuing where the last stopped, bounded by a budget of its own.
+//!
+//! The classic recursive Lambda: do a batch of work, check the time left,
+//! and, if not finished, invoke yourself asynchronously with the position
+//! and an iteration counter. [`Continuations::run`] does exactly that: it
+//! calls your step function while time remains (the invocation's deadline
+//! minus a safety margin), then re-invokes the same function
+//! (`Invoke`, `InvocationType::Event`, `Context.invoked_function_arn`) with
+//! the state and the next sequence number, and returns
+//! [`Outcome::Continued`]; when a step says it is done, it returns
+//! [`Outcome::Finished`].
+//!
+//! Continuation hops are recognised by the loop guard: the continuation
+//! carries the lineage the job *arrived* with, so it never trips
+//! `LOOP_GUARD_MAX_DEPTH`, and AWS's 16-hop cut does not apply to a function
+//! whose `RecursiveLoop` is `Allow`. A runaway job is stopped by the budget
+//! instead: past `LOOP_GUARD_MAX_CONTINUATIONS` (default 100) the run fails
+//! with [`ContinuationError::BudgetExhausted`] and an EMF line
+//! `ContinuationBudgetExhausted`.
+//!
+//! The payload of an asynchronous invoke is limited to 1 MB (Lambda Invoke
+//! API reference); larger state is a clear error
+//! ([`ContinuationError::StateTooLarge`]) before anything is sent.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, Step};
+//! use lambda_runtime::{Error, LambdaEvent};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Position { next_row: u64, total: u64 }
+//!
+//! async fn handler(
+//!     jobs: &Continuations,
+//!     event: LambdaEvent<ContinuationEvent<Position>>,
+//! ) -> Result<String, Error> {
+//!     let outcome = jobs
+//!         .run(event, |mut p: Position| async move {
+//!             p.next_row += 1_000; // ... process rows next_row..next_row + 1000 ...
+//!             Ok::<_, Error>(if p.next_row >= p.total { Step::Done(p) } else { Step::Continue(p) })
+//!         })
+//!         .await?;
+//!     Ok(match outcome {
+//!         Outcome::Finished(p) => format!("done at row {}", p.next_row),
+//!         Outcome::Continued { sequence } => format!("continued as run {sequence}"),
+//!     })
+//! }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use lambda_runtime::{Context, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Chain;
+use crate::event::{EventSource, GuardedEvent, Incoming};
+use crate::metric::{MetricSink, StdoutSink};
+
+/// Key of the continuation metadata in the payload.
+pub const CONTINUATION_KEY: &str = "loopGuardContinuation";
+/// Environment variable: the largest continuation number a job may reach.
+pub const ENV_MAX_CONTINUATIONS: &str = "LOOP_GUARD_MAX_CONTINUATIONS";
+/// Default budget of continuations per job.
+pub const DEFAULT_MAX_CONTINUATIONS: u32 = 100;
+/// Lambda's limit on an asynchronous invocation payload (1 MB).
+pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
+/// Metric name emitted when a job runs out of continuations.
+pub const BUDGET_EXHAUSTED_METRIC: &str = "ContinuationBudgetExhausted";
+
+/// The payload of a continuable job: your state plus the continuation
+/// metadata. The first invocation may send just `{"state": ...}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContinuationEvent<S> {
+    /// Where the job stands.
+    #[serde(rename = "loopGuardContinuation", default)]
+    pub meta: ContinuationMeta,
+    /// Your state.
+    pub state: S,
+}
+
+/// Continuation bookkeeping carried from run to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ContinuationMeta {
+    /// 0 for the first run, then 1, 2, ...
+    #[serde(default)]
+    pub sequence: u32,
+    /// The lineage the job arrived with (wire format), carried unchanged so
+    /// continuations do not count as loop hops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<String>,
+}
+
+impl<S> GuardedEvent for ContinuationEvent<S> {
+    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        let mut incoming = Incoming::new(EventSource::Invoke);
+        incoming.read_context(context);
+        if let Some(value) = self.meta.lineage.as_deref() {
+            incoming.read_lineage_value(value, "continuation payload");
+        }
+        out.push(incoming);
+    }
+}
+
+/// What a step reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<S> {
+    /// More to do: call again with this state (now or in the next run).
+    Continue(S),
+    /// Finished with this state.
+    Done(S),
+}
+
+/// How a run of [`Continuations::run`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<S> {
+    /// The job finished in this run.
+    Finished(S),
+    /// Time ran out; the job continues in a new invocation with this sequence number.
+    Continued {
+        /// The sequence number of the new invocation.
+        sequence: u32,
+    },
+}
+
+/// Runs continuable jobs. Build once, share across invocations.
+#[derive(Clone)]
+pub struct Continuations {
+    lambda: aws_sdk_lambda::Client,
+    max_continuations: u32,
+    safety_margin: Duration,
+    function_name: String,
+    namespace: String,
+    sink: Arc<dyn MetricSink>,
+    now: fn() -> SystemTime,
+}
+
+impl fmt::Debug for Continuations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Continuations")
+            .field("max_continuations", &self.max_continuations)
+            .field("safety_margin", &self.safety_margin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Continuations {
+    /// Continuations invoking through `lambda` (register
+    /// [`LoopGuardInterceptor`](crate::LoopGuardInterceptor) on it too), with
+    /// the budget from `LOOP_GUARD_MAX_CONTINUATIONS` (default 100), a 10 s
+    /// safety margin, and EMF lines on stdout in namespace `LoopGuard`.
+    pub fn from_env(lambda: aws_sdk_lambda::Client) -> Result<Self, crate::ConfigError> {
+        Self::from_env_source(lambda, |k| std::env::var(k).ok())
+    }
+
+    /// As [`from_env`](Self::from_env), reading variables through `env`.
+    pub fn from_env_source(
+        lambda: aws_sdk_lambda::Client,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::ConfigError> {
+        let max_continuations = match env(ENV_MAX_CONTINUATIONS).filter(|v| !v.is_empty()) {
+            None => DEFAULT_MAX_CONTINUATIONS,
+            Some(raw) => match raw.trim().parse::<u32>() {
+                Ok(n) if (1..=1_000_000).contains(&n) => n,
+                _ => {
+                    return Err(crate::config::ConfigError::invalid(
+                        ENV_MAX_CONTINUATIONS,
+                        &raw,
+                        "expected a whole number from 1 to 1000000",
+                    ))
+                }
+            },
+        };
+        Ok(Continuations {
+            lambda,
+            max_continuations,
+            safety_margin: Duration::from_secs(10),
+            function_name: env(crate::ENV_LAMBDA_FUNCTION_NAME).unwrap_or_default(),
+            namespace: env(crate::ENV_METRIC_NAMESPACE)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| crate::DEFAULT_METRIC_NAMESPACE.to_owned()),
+            sink: Arc::new(StdoutSink),
+            now: SystemTime::now,
+        })
+    }
+
+    /// Overrides the budget (code wins over the environment).
+    #[must_use]
+    pub fn max_continuations(mut self, n: u32) -> Self {
+        self.max_continuations = n.max(1);
+        self
+    }
+
+    /// Time kept in reserve before the deadline to hand over (default 10 s).
+    #[must_use]
+    pub fn safety_margin(mut self, margin: Duration) -> Self {
+        self.safety_margin = margin;
+        self
+    }
+
+    /// Sends EMF lines to `sink` instead of stdout.
+    #[must_use]
+    pub fn metric_sink(mut self, sink: impl MetricSink) -> Self {
+        self.sink = Arc::new(sink);
+        self
+    }
+
+    /// Runs `step` while time remains, then continues or finishes. See the
+    /// [module docs](self).
+    pub async fn run<S, E, F, Fut>(
+        &self,
+        event: LambdaEvent<ContinuationEvent<S>>,
+        mut step: F,
+    ) -> Result<Outcome<S>, ContinuationError<E>>
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnMut(S) -> Fut,
+        Fut: Future<Output = Result<Step<S>, E>>,
+    {
+        let LambdaEvent { payload, context } = event;
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
+        let mut state = payload.state;
+        loop {
+            match step(state).await.map_err(ContinuationError::Step)? {
+                Step::Done(done) => return Ok(Outcome::Finished(done)),
+                Step::Continue(next) => state = next,
+            }
+            let left = deadline.duration_since((self.now)()).unwrap_or_default();
+            if left <= self.safety_margin {
+                break;
+            }
+        }
+
+        let sequence = payload.meta.sequence.saturating_add(1);
+        if sequence > self.max_continuations {
+            self.report_exhausted(&context, sequence);
+            return Err(ContinuationError::BudgetExhausted {
+                sequence,
+                max_continuations: self.max_continuations,
+            });
+        }
+        // Carry the lineage the job arrived with, unchanged.
+        let mut arrived = Vec::new();
+        let incoming = ContinuationEvent {
+            meta: payload.meta.clone(),
+            state: (),
+        };
+        incoming.read_incoming(&context, &mut arrived);
+        let arrived = arrived.first().map(|i| *i.lineage()).unwrap_or_default();
+        let next = ContinuationEvent {
+            meta: ContinuationMeta {
+                sequence,
+                lineage: (!arrived.is_empty()).then(|| arrived.to_string()),
+            },
+            state,
+        };
+        let body =
+            serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
+        if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
+            return Err(ContinuationError::StateTooLarge { bytes: body.len() });
+        }
+        // Every carrier of this hop (trace header too) holds the arrived
+        // lineage, not this run's incremented one.
+        let hop = Chain::new(arrived, context.xray_trace_id.as_deref().map(Arc::from));
+        let invoke = self
+            .lambda
+            .invoke()
+            .function_name(&context.invoked_function_arn)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(body))
+            .send();
+        hop.scope(invoke).await.map_err(|e| {
+            ContinuationError::Invoke(aws_sdk_lambda::error::DisplayErrorContext(e).to_string())
+        })?;
+        Ok(Outcome::Continued { sequence })
+    }
+
+    fn report_exhausted(&self, context: &Context, sequence: u32) {
+        tracing::warn!(
+            function = self.function_name.as_str(),
+            sequence,
+            max_continuations = self.max_continuations,
+            request_id = context.request_id.as_str(),
+            "continuation budget exhausted: the job is stopped"
+        );
+        let millis = (self.now)()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let line = serde_json::json!({
+            "_aws": {
+                "Timestamp": millis,
+                "CloudWatchMetrics": [{
+                    "Namespace": self.namespace,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [{ "Name": BUDGET_EXHAUSTED_METRIC, "Unit": "Count" }],
+                }],
+            },
+            "FunctionName": self.function_name,
+            BUDGET_EXHAUSTED_METRIC: 1,
+            "Sequence": sequence,
+            "MaxContinuations": self.max_continuations,
+            "RequestId": context.request_id,
+        });
+        self.sink.write_line(&line.to_string());
+    }
+}
+
+/// Why a continuable run failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ContinuationError<E> {
+    /// Your step failed.
+    Step(E),
+    /// The job would need continuation `sequence`, over the budget.
+    BudgetExhausted {
+        /// The continuation that was refused.
+        sequence: u32,
+        /// The budget.
+        max_continuations: u32,
+    },
+    /// The serialized state is over the 1 MB asynchronous payload limit.
+    StateTooLarge {
+        /// Size of the payload that would have been sent.
+        bytes: usize,
+    },
+    /// The state could not be serialized.
+    State(String),
+    /// The asynchronous self-invocation failed.
+    Invoke(String),
+}
+
+impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContinuationError::Step(e) => write!(f, "continuation step failed: {e}"),
+            ContinuationError::BudgetExhausted {
+                sequence,
+                max_continuations,
+            } => write!(
+                f,
+                "continuation budget exhausted: the job would start continuation {sequence}, over \
+                 the limit of {max_continuations}; raise LOOP_GUARD_MAX_CONTINUATIONS if the job \
+                 really needs more"
+            ),
+            ContinuationError::StateTooLarge { bytes } => write!(
+                f,
+                "continuation state is {bytes} bytes, over Lambda's {MAX_ASYNC_PAYLOAD_BYTES}-byte \
+                 limit for asynchronous invocations; keep large data in S3 and pass a reference"
+            ),
+            ContinuationError::State(e) => {
+                write!(f, "continuation state cannot be serialized: {e}")
+            }
+            ContinuationError::Invoke(e) => write!(f, "continuation invoke failed: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ContinuationError<E> {}
