@@ -2,7 +2,7 @@
 //! `examples/loop_function.rs`, deployed with aws-sdk-lambda, triggered by an
 //! SQS event source mapping, looping through real SQS / SNS, stopped by the
 //! guard at `LOOP_GUARD_MAX_DEPTH`.
-#![cfg(all(feature = "sqs", feature = "sns"))]
+#![cfg(all(feature = "sqs", feature = "sns", feature = "continuation"))]
 
 mod support;
 
@@ -130,6 +130,47 @@ impl Clients {
     }
 }
 
+/// Deploys `examples/<example>.rs` as a `provided.al2023` function and waits
+/// until it is Active.
+async fn deploy(
+    c: &Clients,
+    function: &str,
+    example: &str,
+    env: HashMap<String, String>,
+    timeout: i32,
+) {
+    let zip = bootstrap_zip(&example_binary(example));
+    c.lambda
+        .create_function()
+        .function_name(function)
+        .runtime(Runtime::Providedal2023)
+        .role("arn:aws:iam::000000000000:role/loop-guard-e2e")
+        .handler("bootstrap")
+        .timeout(timeout)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .environment(Environment::builder().set_variables(Some(env)).build())
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = c
+            .lambda
+            .get_function()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap()
+            .configuration
+            .and_then(|c| c.state);
+        if state == Some(State::Active) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "function not Active: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
@@ -183,36 +224,7 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
         }
     }
 
-    let zip = bootstrap_zip(&example_binary("loop_function"));
-    c.lambda
-        .create_function()
-        .function_name(&function)
-        .runtime(Runtime::Providedal2023)
-        .role("arn:aws:iam::000000000000:role/loop-guard-e2e")
-        .handler("bootstrap")
-        .timeout(30)
-        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
-        .environment(Environment::builder().set_variables(Some(env)).build())
-        .send()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let state = c
-            .lambda
-            .get_function()
-            .function_name(&function)
-            .send()
-            .await
-            .unwrap()
-            .configuration
-            .and_then(|c| c.state);
-        if state == Some(State::Active) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "function not Active: {state:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    deploy(&c, &function, "loop_function", env, 30).await;
     let mapping = c
         .lambda
         .create_event_source_mapping()
@@ -369,4 +381,94 @@ async fn sns_to_sqs_loop_stops_without_raw_delivery() {
     // The lineage travelled inside the SNS envelope in the body.
     let body = outcome.dead_letters[0].body.clone().unwrap();
     assert!(body.contains("\"loop-guard\""), "{body}");
+}
+
+/// Runs `examples/continuation_job.rs` on ministack from one asynchronous
+/// invoke until `done` says so (or 120 s pass); returns the function's log.
+async fn run_job(steps: u32, max_continuations: u32, done: impl Fn(&str) -> bool) -> String {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let function = format!("job-{steps}-{max_continuations}");
+    let env = HashMap::from([
+        (
+            "LOOP_GUARD_MAX_CONTINUATIONS".to_string(),
+            max_continuations.to_string(),
+        ),
+        // Hand over after every step: the timeout is the margin.
+        ("JOB_SAFETY_MARGIN_MS".to_string(), "5000".to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+    ]);
+    deploy(&c, &function, "continuation_job", env, 5).await;
+    c.lambda
+        .invoke()
+        .function_name(&function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(Blob::new(
+            serde_json::json!({"state": {"remaining": steps, "done": 0}}).to_string(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let logs = c.log_text(&function).await;
+        if done(&logs) {
+            // Let retries of a failed last run show up, then stop everything.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            return c.log_text(&function).await;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job did not end in 120 s:\n{}\n{}",
+            &logs[logs.len().saturating_sub(3000)..],
+            emulator.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn step_sequences(logs: &str) -> Vec<u32> {
+    let mut seen: Vec<u32> = logs
+        .lines()
+        .filter(|l| l.contains("job step sequence="))
+        .filter_map(|l| l.split("sequence=").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forty_step_continuation_chain_completes_past_the_loop_threshold() {
+    let logs = run_job(40, 50, |l| l.contains("job finished")).await;
+    assert!(logs.contains("job finished done=40 sequence=39"), "{logs}");
+    assert_eq!(step_sequences(&logs), (0..40).collect::<Vec<_>>());
+    assert!(
+        !logs.contains("RecursiveInvocationsDropped"),
+        "continuations must not trip the loop guard"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_continuation_stops_at_its_budget_with_its_metric() {
+    let logs = run_job(40, 5, |l| l.contains("ContinuationBudgetExhausted")).await;
+    assert_eq!(
+        step_sequences(&logs),
+        (0..=5).collect::<Vec<_>>(),
+        "runs 0..=5, nothing after"
+    );
+    assert!(!logs.contains("job finished"));
+    let emf: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v.get("ContinuationBudgetExhausted").is_some())
+        .collect();
+    // Lambda retries a failed asynchronous event (twice): each retry of the
+    // last run is refused again.
+    assert!(!emf.is_empty());
+    for line in &emf {
+        assert_eq!(line["Sequence"], 6);
+        assert_eq!(line["MaxContinuations"], 5);
+    }
 }

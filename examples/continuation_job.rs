@@ -1,0 +1,74 @@
+//! A long job split across invocations with `Continuations`: a countdown of
+//! `remaining` steps, one batch of work per step, handing over to a new
+//! asynchronous invocation of itself when its time is up. Deployed as a
+//! `provided.al2023` `bootstrap` by the end-to-end tests.
+//!
+//! Env: `LOOP_GUARD_MAX_CONTINUATIONS` (the job's budget), `JOB_SAFETY_MARGIN_MS`
+//! (time kept in reserve before the deadline; default 10000).
+//!
+//! Payload of the first invocation: `{"state": {"remaining": 40, "done": 0}}`.
+
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, Step};
+use lambda_loop_guard::{LoopGuardInterceptor, LoopGuardLayer};
+use lambda_runtime::{Error, LambdaEvent};
+use serde::{Deserialize, Serialize};
+use tower::ServiceBuilder;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Countdown {
+    remaining: u32,
+    done: u32,
+}
+
+async fn handler(
+    jobs: Continuations,
+    event: LambdaEvent<ContinuationEvent<Countdown>>,
+) -> Result<String, Error> {
+    let sequence = event.payload.meta.sequence;
+    let outcome = jobs
+        .run(event, move |mut job: Countdown| async move {
+            println!("job step sequence={sequence} remaining={}", job.remaining);
+            tokio::time::sleep(Duration::from_millis(20)).await; // the work
+            job.remaining -= 1;
+            job.done += 1;
+            Ok::<_, Error>(if job.remaining == 0 {
+                Step::Done(job)
+            } else {
+                Step::Continue(job)
+            })
+        })
+        .await?;
+    Ok(match outcome {
+        Outcome::Finished(job) => {
+            println!("job finished done={} sequence={sequence}", job.done);
+            format!("finished after {} steps", job.done)
+        }
+        Outcome::Continued { sequence } => format!("continued as {sequence}"),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk_config)
+            .interceptor(LoopGuardInterceptor::new())
+            .build(),
+    );
+    let margin = std::env::var("JOB_SAFETY_MARGIN_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let jobs = Continuations::from_env(lambda)?.safety_margin(Duration::from_millis(margin));
+    let service = ServiceBuilder::new()
+        .layer(LoopGuardLayer::from_env()?)
+        .service_fn(move |event| handler(jobs.clone(), event));
+    lambda_runtime::run(service).await
+}
