@@ -47,6 +47,8 @@ async fn handler(
             format!("finished after {} steps", job.done)
         }
         Outcome::Continued { sequence } => format!("continued as {sequence}"),
+        Outcome::Duplicate { sequence } => format!("duplicate delivery of {sequence}: skipped"),
+        _ => String::new(),
     })
 }
 

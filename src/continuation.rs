@@ -45,6 +45,8 @@
 //!     Ok(match outcome {
 //!         Outcome::Finished(p) => format!("done at row {}", p.next_row),
 //!         Outcome::Continued { sequence } => format!("continued as run {sequence}"),
+//!         Outcome::Duplicate { sequence } => format!("run {sequence} was a duplicate"),
+//!         _ => String::new(),
 //!     })
 //! }
 //! ```
@@ -98,6 +100,45 @@ pub struct ContinuationMeta {
     /// continuations do not count as loop hops.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<String>,
+    /// Identifies the job across its continuations (the request id of its
+    /// first run); with `sequence` it keys duplicate detection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+}
+
+/// Remembers which continuations have started, so a duplicate delivery of
+/// an asynchronous event (Lambda delivers at least once) processes nothing.
+pub trait ContinuationLedger: Send + Sync + 'static {
+    /// Records that continuation `sequence` of `job` starts now; `false` if
+    /// it had already started (a duplicate).
+    fn claim(&self, job: &str, sequence: u32) -> bool;
+}
+
+/// A per-process [`ContinuationLedger`] (the default): it recognises a
+/// duplicate that reaches the same warm execution environment. For a
+/// guarantee across environments, implement the trait over a conditional
+/// write (DynamoDB `attribute_not_exists`, S3 `If-None-Match: *`).
+#[derive(Debug, Default)]
+pub struct InMemoryLedger {
+    started: std::sync::Mutex<std::collections::HashSet<(String, u32)>>,
+}
+
+impl InMemoryLedger {
+    /// Entries kept before the oldest knowledge is dropped (a bound on memory).
+    pub const CAPACITY: usize = 100_000;
+}
+
+impl ContinuationLedger for InMemoryLedger {
+    fn claim(&self, job: &str, sequence: u32) -> bool {
+        let mut started = match self.started.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if started.len() >= Self::CAPACITY {
+            started.clear();
+        }
+        started.insert((job.to_owned(), sequence))
+    }
 }
 
 impl<S> GuardedEvent for ContinuationEvent<S> {
@@ -122,12 +163,19 @@ pub enum Step<S> {
 
 /// How a run of [`Continuations::run`] ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome<S> {
     /// The job finished in this run.
     Finished(S),
     /// Time ran out; the job continues in a new invocation with this sequence number.
     Continued {
         /// The sequence number of the new invocation.
+        sequence: u32,
+    },
+    /// This continuation had already started (a duplicate delivery); no
+    /// step ran and nothing was invoked.
+    Duplicate {
+        /// The duplicated sequence number.
         sequence: u32,
     },
 }
@@ -141,6 +189,7 @@ pub struct Continuations {
     function_name: String,
     namespace: String,
     sink: Arc<dyn MetricSink>,
+    ledger: Arc<dyn ContinuationLedger>,
     now: fn() -> SystemTime,
 }
 
@@ -189,6 +238,7 @@ impl Continuations {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| crate::DEFAULT_METRIC_NAMESPACE.to_owned()),
             sink: Arc::new(StdoutSink),
+            ledger: Arc::new(InMemoryLedger::default()),
             now: SystemTime::now,
         })
     }
@@ -214,8 +264,16 @@ impl Continuations {
         self
     }
 
+    /// Uses `ledger` to recognise duplicate deliveries (default: [`InMemoryLedger`]).
+    #[must_use]
+    pub fn ledger(mut self, ledger: impl ContinuationLedger) -> Self {
+        self.ledger = Arc::new(ledger);
+        self
+    }
+
     /// Runs `step` while time remains, then continues or finishes. See the
-    /// [module docs](self).
+    /// [module docs](self). A continuation (sequence 1 or more) that was
+    /// already started returns [`Outcome::Duplicate`] without running a step.
     pub async fn run<S, E, F, Fut>(
         &self,
         event: LambdaEvent<ContinuationEvent<S>>,
@@ -227,6 +285,17 @@ impl Continuations {
         Fut: Future<Output = Result<Step<S>, E>>,
     {
         let LambdaEvent { payload, context } = event;
+        if let (Some(job), sequence @ 1..) = (payload.meta.job_id.as_deref(), payload.meta.sequence)
+        {
+            if !self.ledger.claim(job, sequence) {
+                tracing::info!(
+                    job,
+                    sequence,
+                    "duplicate continuation delivery: nothing to do"
+                );
+                return Ok(Outcome::Duplicate { sequence });
+            }
+        }
         let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
         let mut state = payload.state;
         loop {
@@ -260,6 +329,13 @@ impl Continuations {
             meta: ContinuationMeta {
                 sequence,
                 lineage: (!arrived.is_empty()).then(|| arrived.to_string()),
+                job_id: Some(
+                    payload
+                        .meta
+                        .job_id
+                        .clone()
+                        .unwrap_or_else(|| context.request_id.clone()),
+                ),
             },
             state,
         };

@@ -166,12 +166,17 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
                 assert_eq!(request.header("x-amz-invocation-type"), Some("Event"));
                 payload = serde_json::from_slice(&request.body).unwrap();
                 assert_eq!(payload["loopGuardContinuation"]["sequence"], sequence);
-                // The lineage the job arrived with travels unchanged.
+                // The lineage the job arrived with travels unchanged, in the
+                // payload and in the trace header alike.
                 assert_eq!(
                     payload["loopGuardContinuation"]["lineage"],
                     arrived.as_str()
                 );
+                let header = request.header("x-amzn-trace-id").unwrap();
+                let header = lambda_loop_guard::TraceHeader::parse(header).unwrap();
+                assert_eq!(header.lineage().unwrap().to_string(), arrived);
             }
+            other => panic!("unexpected {other:?}"),
         }
     };
     assert_eq!(
@@ -201,7 +206,7 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
                 let body = server.take().pop().unwrap().body;
                 event = serde_json::from_slice(&body).unwrap();
             }
-            Ok(Outcome::Finished(_)) => unreachable!(),
+            Ok(other) => panic!("unexpected {other:?}"),
             Err(e) => break e,
         }
     };
@@ -265,4 +270,70 @@ async fn a_bad_budget_names_the_variable() {
             "{err}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_processes_nothing_twice() {
+    let server = CaptureServer::start("{}").await;
+    let jobs = continuations(lambda_client(&server).await, "10", Arc::default());
+    let steps = Arc::new(Mutex::new(Vec::new()));
+    let step = |steps: Arc<Mutex<Vec<u32>>>| {
+        move |s: Countdown| {
+            let steps = steps.clone();
+            async move {
+                steps.lock().unwrap().push(s.number_of_calls);
+                count_down(s).await
+            }
+        }
+    };
+    let first = ContinuationEvent {
+        meta: Default::default(),
+        state: Countdown {
+            number_of_calls: 3,
+            processed: vec![],
+        },
+    };
+    let outcome = jobs
+        .run(
+            LambdaEvent::new(first, context(now_ms() - 1)),
+            step(steps.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Continued { sequence: 1 });
+    let continuation: ContinuationEvent<Countdown> =
+        serde_json::from_slice(&server.take()[0].body).unwrap();
+    assert_eq!(
+        continuation.meta.job_id.as_deref(),
+        Some("req"),
+        "the job is named by its first request"
+    );
+
+    // Lambda delivers the continuation twice.
+    let once = jobs
+        .run(
+            LambdaEvent::new(continuation.clone(), context(now_ms() - 1)),
+            step(steps.clone()),
+        )
+        .await
+        .unwrap();
+    let twice = jobs
+        .run(
+            LambdaEvent::new(continuation, context(now_ms() - 1)),
+            step(steps.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(once, Outcome::Continued { sequence: 2 });
+    assert_eq!(twice, Outcome::Duplicate { sequence: 1 });
+    assert_eq!(
+        *steps.lock().unwrap(),
+        vec![3, 2],
+        "position 2 was processed once"
+    );
+    assert_eq!(
+        server.take().len(),
+        1,
+        "only the first delivery handed over"
+    );
 }
