@@ -80,12 +80,34 @@ pub const BUDGET_EXHAUSTED_METRIC: &str = "ContinuationBudgetExhausted";
 /// The payload of a continuable job: your state plus the continuation
 /// metadata. The first invocation may send just `{"state": ...}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "S: Deserialize<'de>", serialize = "S: Serialize"))]
 pub struct ContinuationEvent<S> {
     /// Where the job stands.
     #[serde(rename = "loopGuardContinuation", default)]
     pub meta: ContinuationMeta,
-    /// Your state.
-    pub state: S,
+    /// Your state; `None` when it was offloaded to S3 (see
+    /// [`ContinuationMeta::state_ref`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<S>,
+}
+
+impl<S> ContinuationEvent<S> {
+    /// The first event of a job.
+    pub fn start(state: S) -> Self {
+        ContinuationEvent {
+            meta: ContinuationMeta::default(),
+            state: Some(state),
+        }
+    }
+}
+
+/// Where offloaded state was put.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRef {
+    /// The S3 bucket.
+    pub bucket: String,
+    /// The object key.
+    pub key: String,
 }
 
 /// Continuation bookkeeping carried from run to run.
@@ -104,6 +126,9 @@ pub struct ContinuationMeta {
     /// first run); with `sequence` it keys duplicate detection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<String>,
+    /// The state, when it was too large for the payload and offloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_ref: Option<StateRef>,
 }
 
 /// Remembers which continuations have started, so a duplicate delivery of
@@ -190,7 +215,18 @@ pub struct Continuations {
     namespace: String,
     sink: Arc<dyn MetricSink>,
     ledger: Arc<dyn ContinuationLedger>,
+    #[cfg(feature = "continuation-s3")]
+    offload: Option<S3Offload>,
     now: fn() -> SystemTime,
+}
+
+/// Opt-in S3 storage for state over the asynchronous payload limit.
+#[cfg(feature = "continuation-s3")]
+#[derive(Clone, Debug)]
+struct S3Offload {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
 }
 
 impl fmt::Debug for Continuations {
@@ -239,6 +275,8 @@ impl Continuations {
                 .unwrap_or_else(|| crate::DEFAULT_METRIC_NAMESPACE.to_owned()),
             sink: Arc::new(StdoutSink),
             ledger: Arc::new(InMemoryLedger::default()),
+            #[cfg(feature = "continuation-s3")]
+            offload: None,
             now: SystemTime::now,
         })
     }
@@ -271,6 +309,27 @@ impl Continuations {
         self
     }
 
+    /// Opt-in: state whose payload would exceed 1 MB is put in `bucket`
+    /// under `prefix` and passed by reference; each object is deleted once
+    /// the run that loaded it has handed over or finished, so nothing is left
+    /// when the chain finishes. The function needs `s3:PutObject`,
+    /// `s3:GetObject` and `s3:DeleteObject` on the prefix.
+    #[cfg(feature = "continuation-s3")]
+    #[must_use]
+    pub fn offload_to_s3(
+        mut self,
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        self.offload = Some(S3Offload {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        });
+        self
+    }
+
     /// Runs `step` while time remains, then continues or finishes. See the
     /// [module docs](self). A continuation (sequence 1 or more) that was
     /// already started returns [`Outcome::Duplicate`] without running a step.
@@ -297,10 +356,22 @@ impl Continuations {
             }
         }
         let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
-        let mut state = payload.state;
+        let loaded = payload.meta.state_ref.clone();
+        let mut state = match (payload.state, &loaded) {
+            (Some(state), _) => state,
+            (None, Some(state_ref)) => self.load_state(state_ref).await?,
+            (None, None) => {
+                return Err(ContinuationError::State(
+                    "the payload has neither `state` nor a state reference".into(),
+                ))
+            }
+        };
         loop {
             match step(state).await.map_err(ContinuationError::Step)? {
-                Step::Done(done) => return Ok(Outcome::Finished(done)),
+                Step::Done(done) => {
+                    self.forget_state(loaded.as_ref()).await;
+                    return Ok(Outcome::Finished(done));
+                }
                 Step::Continue(next) => state = next,
             }
             let left = deadline.duration_since((self.now)()).unwrap_or_default();
@@ -321,28 +392,36 @@ impl Continuations {
         let mut arrived = Vec::new();
         let incoming = ContinuationEvent {
             meta: payload.meta.clone(),
-            state: (),
+            state: Some(()),
         };
         incoming.read_incoming(&context, &mut arrived);
         let arrived = arrived.first().map(|i| *i.lineage()).unwrap_or_default();
-        let next = ContinuationEvent {
+        let job_id = payload
+            .meta
+            .job_id
+            .clone()
+            .unwrap_or_else(|| context.request_id.clone());
+        let mut next = ContinuationEvent {
             meta: ContinuationMeta {
                 sequence,
                 lineage: (!arrived.is_empty()).then(|| arrived.to_string()),
-                job_id: Some(
-                    payload
-                        .meta
-                        .job_id
-                        .clone()
-                        .unwrap_or_else(|| context.request_id.clone()),
-                ),
+                job_id: Some(job_id.clone()),
+                state_ref: None,
             },
-            state,
+            state: Some(state),
         };
-        let body =
+        let mut body =
             serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
         if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
-            return Err(ContinuationError::StateTooLarge { bytes: body.len() });
+            let too_large = ContinuationError::StateTooLarge { bytes: body.len() };
+            let state_ref = match self.offload_state(&next.state, &job_id, sequence).await? {
+                Some(state_ref) => state_ref,
+                None => return Err(too_large),
+            };
+            next.state = None;
+            next.meta.state_ref = Some(state_ref);
+            body =
+                serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
         }
         // Every carrier of this hop (trace header too) holds the arrived
         // lineage, not this run's incremented one.
@@ -357,7 +436,111 @@ impl Continuations {
         hop.scope(invoke).await.map_err(|e| {
             ContinuationError::Invoke(aws_sdk_lambda::error::DisplayErrorContext(e).to_string())
         })?;
+        self.forget_state(loaded.as_ref()).await;
         Ok(Outcome::Continued { sequence })
+    }
+
+    #[cfg(feature = "continuation-s3")]
+    async fn load_state<S: DeserializeOwned, E>(
+        &self,
+        state_ref: &StateRef,
+    ) -> Result<S, ContinuationError<E>> {
+        let offload = self.offload.as_ref().ok_or_else(|| {
+            ContinuationError::Offload(
+                "the state is in S3 but no offload_to_s3 is configured".into(),
+            )
+        })?;
+        let object = offload
+            .client
+            .get_object()
+            .bucket(&state_ref.bucket)
+            .key(&state_ref.key)
+            .send()
+            .await
+            .map_err(|e| {
+                ContinuationError::Offload(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+            })?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| ContinuationError::Offload(e.to_string()))?
+            .into_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| ContinuationError::State(e.to_string()))
+    }
+
+    #[cfg(not(feature = "continuation-s3"))]
+    async fn load_state<S, E>(&self, state_ref: &StateRef) -> Result<S, ContinuationError<E>> {
+        Err(ContinuationError::Offload(format!(
+            "the state is in s3://{}/{} but this build lacks the continuation-s3 feature",
+            state_ref.bucket, state_ref.key
+        )))
+    }
+
+    /// Puts `state` in S3 when offloading is configured; `Ok(None)` when it is not.
+    #[cfg(feature = "continuation-s3")]
+    async fn offload_state<S: Serialize, E>(
+        &self,
+        state: &Option<S>,
+        job_id: &str,
+        sequence: u32,
+    ) -> Result<Option<StateRef>, ContinuationError<E>> {
+        let Some(offload) = &self.offload else {
+            return Ok(None);
+        };
+        let bytes =
+            serde_json::to_vec(state).map_err(|e| ContinuationError::State(e.to_string()))?;
+        let key = format!("{}{job_id}/{sequence}.json", offload.prefix);
+        offload
+            .client
+            .put_object()
+            .bucket(&offload.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| {
+                ContinuationError::Offload(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
+            })?;
+        Ok(Some(StateRef {
+            bucket: offload.bucket.clone(),
+            key,
+        }))
+    }
+
+    #[cfg(not(feature = "continuation-s3"))]
+    async fn offload_state<S, E>(
+        &self,
+        _state: &Option<S>,
+        _job_id: &str,
+        _sequence: u32,
+    ) -> Result<Option<StateRef>, ContinuationError<E>> {
+        Ok(None)
+    }
+
+    /// Deletes an offloaded state object that has been consumed. A failure
+    /// is logged, not returned: the job itself went on.
+    async fn forget_state(&self, state_ref: Option<&StateRef>) {
+        #[cfg(feature = "continuation-s3")]
+        if let (Some(state_ref), Some(offload)) = (state_ref, &self.offload) {
+            if let Err(e) = offload
+                .client
+                .delete_object()
+                .bucket(&state_ref.bucket)
+                .key(&state_ref.key)
+                .send()
+                .await
+            {
+                tracing::warn!(
+                    error = %aws_sdk_s3::error::DisplayErrorContext(e),
+                    key = state_ref.key.as_str(),
+                    "offloaded continuation state not deleted"
+                );
+            }
+        }
+        #[cfg(not(feature = "continuation-s3"))]
+        let _ = state_ref;
     }
 
     fn report_exhausted(&self, context: &Context, sequence: u32) {
@@ -409,8 +592,10 @@ pub enum ContinuationError<E> {
         /// Size of the payload that would have been sent.
         bytes: usize,
     },
-    /// The state could not be serialized.
+    /// The state could not be serialized or loaded.
     State(String),
+    /// Offloaded state could not be put, read or found.
+    Offload(String),
     /// The asynchronous self-invocation failed.
     Invoke(String),
 }
@@ -431,12 +616,14 @@ impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
             ContinuationError::StateTooLarge { bytes } => write!(
                 f,
                 "continuation state is {bytes} bytes, over Lambda's {MAX_ASYNC_PAYLOAD_BYTES}-byte \
-                 limit for asynchronous invocations; keep large data in S3 and pass a reference"
+                 limit for asynchronous invocations; enable offload_to_s3 (feature continuation-s3) \
+                 or keep large data in S3 and pass a reference"
             ),
             ContinuationError::State(e) => {
                 write!(f, "continuation state cannot be serialized: {e}")
             }
             ContinuationError::Invoke(e) => write!(f, "continuation invoke failed: {e}"),
+            ContinuationError::Offload(e) => write!(f, "continuation state offload failed: {e}"),
         }
     }
 }

@@ -81,6 +81,7 @@
 //! | `sns` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sns` publishes |
 //! | `lambda` | `interceptor` + the client context of `aws-sdk-lambda` invokes |
 //! | `continuation` | `lambda` + `continuation`: long jobs split across self-invocations, with a budget |
+//! | `continuation-s3` | `continuation` + offloading state over 1 MB to S3 (`aws-sdk-s3`) |
 //!
 //! The SDK crates are taken with `default-features = false`: your own
 //! dependency on them picks the HTTP client and runtime.

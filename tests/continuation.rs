@@ -84,13 +84,10 @@ async fn count_down(mut s: Countdown) -> Result<Step<Countdown>, lambda_runtime:
 async fn a_job_that_fits_finishes_without_invoking() {
     let server = CaptureServer::start("{}").await;
     let jobs = continuations(lambda_client(&server).await, "5", Arc::default());
-    let event = ContinuationEvent {
-        meta: Default::default(),
-        state: Countdown {
-            number_of_calls: 5,
-            processed: vec![],
-        },
-    };
+    let event = ContinuationEvent::start(Countdown {
+        number_of_calls: 5,
+        processed: vec![],
+    });
     let outcome = jobs
         .run(
             LambdaEvent::new(event, context(now_ms() + 3_600_000)),
@@ -188,10 +185,7 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
 
     // A runaway: never done. It stops at the budget, with its own metric.
     let tight = continuations(lambda_client(&server).await, "3", lines.clone());
-    let mut event = ContinuationEvent {
-        meta: Default::default(),
-        state: 0u64,
-    };
+    let mut event = ContinuationEvent::start(0u64);
     let mut continued = 0;
     let error = loop {
         match tight
@@ -239,10 +233,7 @@ async fn state_over_the_async_payload_limit_is_a_clear_error_and_nothing_is_sent
     let server = CaptureServer::start("{}").await;
     let jobs = continuations(lambda_client(&server).await, "5", Arc::default());
     let big = "x".repeat(MAX_ASYNC_PAYLOAD_BYTES);
-    let event = ContinuationEvent {
-        meta: Default::default(),
-        state: big,
-    };
+    let event = ContinuationEvent::start(big);
     let err = jobs
         .run(
             LambdaEvent::new(event, context(now_ms() - 1)),
@@ -286,13 +277,10 @@ async fn a_duplicate_delivery_processes_nothing_twice() {
             }
         }
     };
-    let first = ContinuationEvent {
-        meta: Default::default(),
-        state: Countdown {
-            number_of_calls: 3,
-            processed: vec![],
-        },
-    };
+    let first = ContinuationEvent::start(Countdown {
+        number_of_calls: 3,
+        processed: vec![],
+    });
     let outcome = jobs
         .run(
             LambdaEvent::new(first, context(now_ms() - 1)),
