@@ -4,9 +4,17 @@
 //! `provided.al2023` `bootstrap` by the end-to-end tests.
 //!
 //! Env: `LOOP_GUARD_MAX_CONTINUATIONS` (the job's budget), `JOB_SAFETY_MARGIN_MS`
-//! (time kept in reserve before the deadline; default 10000).
+//! (time kept in reserve before the deadline; default 10000), `JOB_STEP_PAUSE_MS`
+//! (how long one step's work takes; default 20).
 //!
 //! Payload of the first invocation: `{"state": {"remaining": 40, "done": 0}}`.
+//!
+//! The two classic hand-rolled patterns, as configurations of this one:
+//! * the `numberOfCalls` countdown from 5 to 0: `{"state": {"remaining": 5, "done": 0}}`;
+//! * an iteration loop with `recursionLimit` 5 and a 2-second pause per
+//!   iteration: `LOOP_GUARD_MAX_CONTINUATIONS=5`, `JOB_STEP_PAUSE_MS=2000`,
+//!   `{"state": {"remaining": 1000, "done": 0}}` (stops at the limit with
+//!   `ContinuationBudgetExhausted`).
 
 use std::time::Duration;
 
@@ -25,13 +33,14 @@ struct Countdown {
 
 async fn handler(
     jobs: Continuations,
+    pause: Duration,
     event: LambdaEvent<ContinuationEvent<Countdown>>,
 ) -> Result<String, Error> {
     let sequence = event.payload.meta.sequence;
     let outcome = jobs
         .run(event, move |mut job: Countdown| async move {
             println!("job step sequence={sequence} remaining={}", job.remaining);
-            tokio::time::sleep(Duration::from_millis(20)).await; // the work
+            tokio::time::sleep(pause).await; // the work
             job.remaining -= 1;
             job.done += 1;
             Ok::<_, Error>(if job.remaining == 0 {
@@ -68,9 +77,13 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
+    let pause = std::env::var("JOB_STEP_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_millis(20), Duration::from_millis);
     let jobs = Continuations::from_env(lambda)?.safety_margin(Duration::from_millis(margin));
     let service = ServiceBuilder::new()
         .layer(LoopGuardLayer::from_env()?)
-        .service_fn(move |event| handler(jobs.clone(), event));
+        .service_fn(move |event| handler(jobs.clone(), pause, event));
     lambda_runtime::run(service).await
 }
