@@ -131,12 +131,17 @@ pub struct ContinuationMeta {
     pub state_ref: Option<StateRef>,
 }
 
+/// The future a [`ContinuationLedger`] returns.
+pub type ClaimFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+
 /// Remembers which continuations have started, so a duplicate delivery of
 /// an asynchronous event (Lambda delivers at least once) processes nothing.
 pub trait ContinuationLedger: Send + Sync + 'static {
-    /// Records that continuation `sequence` of `job` starts now; `false` if
-    /// it had already started (a duplicate).
-    fn claim(&self, job: &str, sequence: u32) -> bool;
+    /// Records that continuation `sequence` of `job` starts now: `Ok(false)`
+    /// if it had already started (a duplicate). An `Err` fails the run
+    /// (Lambda retries it) rather than risk processing a range twice.
+    fn claim<'a>(&'a self, job: &'a str, sequence: u32) -> ClaimFuture<'a>;
 }
 
 /// A per-process [`ContinuationLedger`] (the default): it recognises a
@@ -154,7 +159,7 @@ impl InMemoryLedger {
 }
 
 impl ContinuationLedger for InMemoryLedger {
-    fn claim(&self, job: &str, sequence: u32) -> bool {
+    fn claim<'a>(&'a self, job: &'a str, sequence: u32) -> ClaimFuture<'a> {
         let mut started = match self.started.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -162,7 +167,59 @@ impl ContinuationLedger for InMemoryLedger {
         if started.len() >= Self::CAPACITY {
             started.clear();
         }
-        started.insert((job.to_owned(), sequence))
+        let first = started.insert((job.to_owned(), sequence));
+        Box::pin(std::future::ready(Ok(first)))
+    }
+}
+
+/// A durable [`ContinuationLedger`] on S3 conditional writes: claiming puts
+/// `<prefix><job>/<sequence>.claim` with `If-None-Match: *`, which S3 refuses
+/// (HTTP 412) when the object exists, so a duplicate is recognised in any
+/// execution environment. Expire the prefix with a lifecycle rule (a day is
+/// plenty: Lambda retries asynchronous events for at most 6 hours).
+#[cfg(feature = "continuation-s3")]
+#[derive(Debug, Clone)]
+pub struct S3Ledger {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+#[cfg(feature = "continuation-s3")]
+impl S3Ledger {
+    /// A ledger writing claims into `bucket` under `prefix`.
+    pub fn new(
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        S3Ledger {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+}
+
+#[cfg(feature = "continuation-s3")]
+impl ContinuationLedger for S3Ledger {
+    fn claim<'a>(&'a self, job: &'a str, sequence: u32) -> ClaimFuture<'a> {
+        Box::pin(async move {
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(format!("{}{job}/{sequence}.claim", self.prefix))
+                .if_none_match("*")
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"claimed"))
+                .send()
+                .await;
+            match put {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => Ok(false),
+                Err(e) => Err(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
+            }
+        })
     }
 }
 
@@ -346,7 +403,12 @@ impl Continuations {
         let LambdaEvent { payload, context } = event;
         if let (Some(job), sequence @ 1..) = (payload.meta.job_id.as_deref(), payload.meta.sequence)
         {
-            if !self.ledger.claim(job, sequence) {
+            let first = self
+                .ledger
+                .claim(job, sequence)
+                .await
+                .map_err(ContinuationError::Ledger)?;
+            if !first {
                 tracing::info!(
                     job,
                     sequence,
@@ -596,6 +658,8 @@ pub enum ContinuationError<E> {
     State(String),
     /// Offloaded state could not be put, read or found.
     Offload(String),
+    /// The ledger could not tell whether this continuation already started.
+    Ledger(String),
     /// The asynchronous self-invocation failed.
     Invoke(String),
 }
@@ -624,6 +688,7 @@ impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
             }
             ContinuationError::Invoke(e) => write!(f, "continuation invoke failed: {e}"),
             ContinuationError::Offload(e) => write!(f, "continuation state offload failed: {e}"),
+            ContinuationError::Ledger(e) => write!(f, "continuation ledger unavailable: {e}"),
         }
     }
 }

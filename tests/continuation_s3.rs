@@ -8,7 +8,8 @@ mod support;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_loop_guard::continuation::{
-    ContinuationEvent, Continuations, Outcome, Step, MAX_ASYNC_PAYLOAD_BYTES,
+    ContinuationEvent, ContinuationLedger, Continuations, Outcome, S3Ledger, Step,
+    MAX_ASYNC_PAYLOAD_BYTES,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use support::{start_moto, CaptureServer};
@@ -110,4 +111,62 @@ async fn large_state_travels_through_s3_and_is_deleted_when_the_chain_finishes()
         .unwrap();
     assert_eq!(outcome, Outcome::Finished(vec![]));
     assert!(keys(&s3).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_s3_ledger_recognises_a_duplicate_in_any_environment() {
+    let moto = start_moto();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket("job-ledger")
+        .send()
+        .await
+        .unwrap();
+    let ledger = S3Ledger::new(s3.clone(), "job-ledger", "claims/");
+    assert!(ledger.claim("job-1", 1).await.unwrap());
+    assert!(
+        !ledger.claim("job-1", 1).await.unwrap(),
+        "second claim of the same continuation"
+    );
+    assert!(ledger.claim("job-1", 2).await.unwrap());
+    assert!(ledger.claim("job-2", 1).await.unwrap());
+
+    // Two separate runners (two execution environments) share the ledger.
+    let lambda_capture = CaptureServer::start("{}").await;
+    let runner = |ledger: S3Ledger, lambda: aws_sdk_lambda::Client| {
+        Continuations::from_env_source(lambda, |_| None)
+            .unwrap()
+            .safety_margin(std::time::Duration::ZERO)
+            .metric_sink(())
+            .ledger(ledger)
+    };
+    let lambda = aws_sdk_lambda::Client::new(&lambda_capture.sdk_config().await);
+    let first = runner(
+        S3Ledger::new(s3.clone(), "job-ledger", "claims/"),
+        lambda.clone(),
+    );
+    let second = runner(S3Ledger::new(s3.clone(), "job-ledger", "claims/"), lambda);
+    let mut event = ContinuationEvent::start(5u32);
+    event.meta.sequence = 3;
+    event.meta.job_id = Some("job-3".into());
+    let step = |n: u32| async move { Ok::<_, String>(Step::Continue(n - 1)) };
+    let a = first
+        .run(LambdaEvent::new(event.clone(), context(past())), step)
+        .await
+        .unwrap();
+    let b = second
+        .run(LambdaEvent::new(event, context(past())), step)
+        .await
+        .unwrap();
+    assert_eq!(a, Outcome::Continued { sequence: 4 });
+    assert_eq!(b, Outcome::Duplicate { sequence: 3 });
+    assert_eq!(
+        lambda_capture.take().len(),
+        1,
+        "only one environment handed over"
+    );
 }
