@@ -388,34 +388,54 @@ async fn sns_to_sqs_loop_stops_without_raw_delivery() {
 async fn run_job(steps: u32, max_continuations: u32, done: impl Fn(&str) -> bool) -> String {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
+    let env = HashMap::from([(
+        "LOOP_GUARD_MAX_CONTINUATIONS".to_string(),
+        max_continuations.to_string(),
+    )]);
+    let payload = serde_json::json!({"state": {"remaining": steps, "done": 0}});
     let function = format!("job-{steps}-{max_continuations}");
-    let env = HashMap::from([
-        (
-            "LOOP_GUARD_MAX_CONTINUATIONS".to_string(),
-            max_continuations.to_string(),
-        ),
-        // Hand over after every step: the timeout is the margin.
-        ("JOB_SAFETY_MARGIN_MS".to_string(), "5000".to_string()),
-        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
-    ]);
-    deploy(&c, &function, "continuation_job", env, 5).await;
+    run_continuations(
+        &emulator,
+        &c,
+        &function,
+        "continuation_job",
+        env,
+        payload,
+        done,
+    )
+    .await
+}
+
+/// Deploys `example` (one step per run: the timeout is the safety margin),
+/// invokes it asynchronously with `payload`, and waits until `done` holds
+/// for its log (at most 120 s).
+async fn run_continuations(
+    emulator: &Emulator,
+    c: &Clients,
+    function: &str,
+    example: &str,
+    mut env: HashMap<String, String>,
+    payload: serde_json::Value,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    env.insert("JOB_SAFETY_MARGIN_MS".into(), "5000".into());
+    env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint());
+    deploy(c, function, example, env, 5).await;
     c.lambda
         .invoke()
-        .function_name(&function)
+        .function_name(function)
         .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(Blob::new(
-            serde_json::json!({"state": {"remaining": steps, "done": 0}}).to_string(),
-        ))
+        .payload(Blob::new(payload.to_string()))
         .send()
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let logs = c.log_text(&function).await;
+        let logs = c.log_text(function).await;
         if done(&logs) {
             // Let retries of a failed last run show up, then stop everything.
             tokio::time::sleep(Duration::from_secs(3)).await;
-            return c.log_text(&function).await;
+            return c.log_text(function).await;
         }
         assert!(
             Instant::now() < deadline,
@@ -425,6 +445,62 @@ async fn run_job(steps: u32, max_continuations: u32, done: impl Fn(&str) -> bool
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+#[cfg(feature = "continuation-s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_s3_object_is_processed_in_chunks_with_a_revalidated_warm_cache() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&emulator.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket("big-objects")
+        .send()
+        .await
+        .unwrap();
+    let text: String = (0..5000)
+        .map(|i| format!("line {i} of the big object\n"))
+        .collect();
+    s3.put_object()
+        .bucket("big-objects")
+        .key("big.txt")
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            text.clone().into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let env = HashMap::from([("S3_FORCE_PATH_STYLE".to_string(), "true".to_string())]);
+    let payload = serde_json::json!({"state": {"bucket": "big-objects", "key": "big.txt", "offset": 0, "chunk": 20000, "lines": 0}});
+    let logs = run_continuations(
+        &emulator,
+        &c,
+        "chunker",
+        "continuation_s3_chunks",
+        env,
+        payload,
+        |l| l.contains("chunks finished"),
+    )
+    .await;
+    assert!(
+        logs.contains(&format!("chunks finished lines=5000 bytes={}", text.len())),
+        "{logs}"
+    );
+    let chunks: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("chunk sequence="))
+        .collect();
+    assert_eq!(chunks.len(), text.len().div_ceil(20000), "{chunks:#?}");
+    assert!(chunks[0].ends_with("cache=miss"));
+    // Later runs in the warm environment revalidate with If-None-Match: 304.
+    assert!(
+        chunks.iter().skip(1).any(|l| l.ends_with("cache=hit")),
+        "{chunks:#?}"
+    );
 }
 
 fn step_sequences(logs: &str) -> Vec<u32> {
