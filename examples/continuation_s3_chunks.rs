@@ -6,13 +6,14 @@
 //!
 //! First payload: `{"state": {"bucket": "b", "key": "k", "offset": 0, "chunk": 65536, "lines": 0}}`.
 //! Env: `JOB_SAFETY_MARGIN_MS` (default 10000), `S3_FORCE_PATH_STYLE=true`
-//! for emulators.
+//! for emulators, `JOB_LEDGER_BUCKET` to recognise duplicate deliveries in
+//! any execution environment (`S3Ledger`, claims under `claims/`).
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, Step};
+use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, S3Ledger, Step};
 use lambda_loop_guard::{LoopGuardInterceptor, LoopGuardLayer};
 use lambda_runtime::{Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
@@ -93,7 +94,10 @@ async fn handler(
             format!("{} lines", scan.lines)
         }
         Outcome::Continued { sequence } => format!("continued as {sequence}"),
-        Outcome::Duplicate { sequence } => format!("duplicate {sequence} skipped"),
+        Outcome::Duplicate { sequence } => {
+            println!("chunks duplicate sequence={sequence} skipped");
+            format!("duplicate {sequence} skipped")
+        }
         _ => String::new(),
     })
 }
@@ -120,7 +124,10 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let jobs = Continuations::from_env(lambda)?.safety_margin(Duration::from_millis(margin));
+    let mut jobs = Continuations::from_env(lambda)?.safety_margin(Duration::from_millis(margin));
+    if let Ok(bucket) = std::env::var("JOB_LEDGER_BUCKET") {
+        jobs = jobs.ledger(S3Ledger::new(s3.clone(), bucket, "claims/"));
+    }
     let service = ServiceBuilder::new()
         .layer(LoopGuardLayer::from_env()?)
         .service_fn(move |event| handler(jobs.clone(), s3.clone(), event));

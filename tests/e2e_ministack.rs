@@ -449,6 +449,78 @@ async fn run_continuations(
 
 #[cfg(feature = "continuation-s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_processes_nothing_twice() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&emulator.sdk_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    for bucket in ["dup-objects", "dup-ledger"] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    let text: String = (0..1000).map(|i| format!("row {i}\n")).collect();
+    s3.put_object()
+        .bucket("dup-objects")
+        .key("rows.txt")
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            text.clone().into_bytes(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let env = HashMap::from([
+        ("S3_FORCE_PATH_STYLE".to_string(), "true".to_string()),
+        ("JOB_LEDGER_BUCKET".to_string(), "dup-ledger".to_string()),
+    ]);
+    // Continuation 1 of a job, delivered twice (Lambda delivers at least once).
+    let payload = serde_json::json!({
+        "loopGuardContinuation": {"sequence": 1, "jobId": "dup-job"},
+        "state": {"bucket": "dup-objects", "key": "rows.txt", "offset": 0, "chunk": 2000, "lines": 0}
+    });
+    let _first = run_continuations(
+        &emulator,
+        &c,
+        "deduper",
+        "continuation_s3_chunks",
+        env,
+        payload.clone(),
+        |l| l.contains("chunks finished"),
+    )
+    .await;
+    // The second delivery, after the first has started.
+    c.lambda
+        .invoke()
+        .function_name("deduper")
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(Blob::new(payload.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let logs = loop {
+        let now = c.log_text("deduper").await;
+        if now.contains("chunks duplicate sequence=1") || Instant::now() > deadline {
+            break now;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(logs.matches("chunk sequence=1 ").count(), 1, "{logs}");
+    assert_eq!(
+        logs.matches("chunks duplicate sequence=1 skipped").count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(
+        logs.matches("chunks finished lines=1000").count(),
+        1,
+        "{logs}"
+    );
+}
+
+#[cfg(feature = "continuation-s3")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_s3_object_is_processed_in_chunks_with_a_revalidated_warm_cache() {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;

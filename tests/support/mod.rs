@@ -219,6 +219,8 @@ pub fn start_ministack() -> Emulator {
 /// Path of a built example binary: the one `cargo test` built next to this
 /// test binary, else a build of our own in a separate target dir (a nested
 /// `cargo build` on the main target dir would wait on cargo's build lock).
+/// `cargo test --test X` alone does not rebuild examples: after changing one,
+/// run plain `cargo test` (or `cargo build --examples`) first.
 pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
