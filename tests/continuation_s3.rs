@@ -46,11 +46,7 @@ async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_state_travels_through_s3_and_is_deleted_when_the_chain_finishes() {
     let moto = start_moto();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = moto.s3_client().await;
     s3.create_bucket().bucket("job-state").send().await.unwrap();
     let lambda_capture = CaptureServer::start("{}").await;
     let lambda = aws_sdk_lambda::Client::new(&lambda_capture.sdk_config().await);
@@ -116,11 +112,7 @@ async fn large_state_travels_through_s3_and_is_deleted_when_the_chain_finishes()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_s3_ledger_recognises_a_duplicate_in_any_environment() {
     let moto = start_moto();
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&moto.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = moto.s3_client().await;
     s3.create_bucket()
         .bucket("job-ledger")
         .send()

@@ -171,6 +171,55 @@ async fn deploy(
     }
 }
 
+/// Invokes `function` asynchronously (`InvocationType::Event`) with `payload`.
+async fn invoke_async(c: &Clients, function: &str, payload: &serde_json::Value) {
+    c.lambda
+        .invoke()
+        .function_name(function)
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(Blob::new(payload.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Polls `function`'s log until `done` holds for it, at most `limit`;
+/// returns the last log read.
+async fn wait_for_log(
+    c: &Clients,
+    function: &str,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let logs = c.log_text(function).await;
+        if done(&logs) || Instant::now() > deadline {
+            return logs;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// A path-style S3 client on the emulator, with `text` put at `bucket/key`
+/// and the `extra` buckets created.
+#[cfg(feature = "continuation-s3")]
+async fn s3_with_object(emulator: &Emulator, bucket: &str, key: &str, text: &str, extra: &[&str]) {
+    let s3 = emulator.s3_client().await;
+    for b in std::iter::once(bucket).chain(extra.iter().copied()) {
+        s3.create_bucket().bucket(b).send().await.unwrap();
+    }
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(
+            text.as_bytes().to_vec(),
+        ))
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
@@ -421,30 +470,17 @@ async fn run_continuations(
     env.insert("JOB_SAFETY_MARGIN_MS".into(), "5000".into());
     env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint());
     deploy(c, function, example, env, 5).await;
-    c.lambda
-        .invoke()
-        .function_name(function)
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(Blob::new(payload.to_string()))
-        .send()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let logs = c.log_text(function).await;
-        if done(&logs) {
-            // Let retries of a failed last run show up, then stop everything.
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            return c.log_text(function).await;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job did not end in 120 s:\n{}\n{}",
-            &logs[logs.len().saturating_sub(3000)..],
-            emulator.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    invoke_async(c, function, &payload).await;
+    let logs = wait_for_log(c, function, Duration::from_secs(120), &done).await;
+    assert!(
+        done(&logs),
+        "job did not end in 120 s:\n{}\n{}",
+        &logs[logs.len().saturating_sub(3000)..],
+        emulator.log_tail()
+    );
+    // Let retries of a failed last run show up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    c.log_text(function).await
 }
 
 #[cfg(feature = "continuation-s3")]
@@ -452,24 +488,8 @@ async fn run_continuations(
 async fn a_duplicate_delivery_processes_nothing_twice() {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&emulator.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
-    for bucket in ["dup-objects", "dup-ledger"] {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-    }
     let text: String = (0..1000).map(|i| format!("row {i}\n")).collect();
-    s3.put_object()
-        .bucket("dup-objects")
-        .key("rows.txt")
-        .body(aws_sdk_s3::primitives::ByteStream::from(
-            text.clone().into_bytes(),
-        ))
-        .send()
-        .await
-        .unwrap();
+    s3_with_object(&emulator, "dup-objects", "rows.txt", &text, &["dup-ledger"]).await;
     let env = HashMap::from([
         ("S3_FORCE_PATH_STYLE".to_string(), "true".to_string()),
         ("JOB_LEDGER_BUCKET".to_string(), "dup-ledger".to_string()),
@@ -490,22 +510,11 @@ async fn a_duplicate_delivery_processes_nothing_twice() {
     )
     .await;
     // The second delivery, after the first has started.
-    c.lambda
-        .invoke()
-        .function_name("deduper")
-        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
-        .payload(Blob::new(payload.to_string()))
-        .send()
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let logs = loop {
-        let now = c.log_text("deduper").await;
-        if now.contains("chunks duplicate sequence=1") || Instant::now() > deadline {
-            break now;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    invoke_async(&c, "deduper", &payload).await;
+    let logs = wait_for_log(&c, "deduper", Duration::from_secs(60), |l| {
+        l.contains("chunks duplicate sequence=1")
+    })
+    .await;
     assert_eq!(logs.matches("chunk sequence=1 ").count(), 1, "{logs}");
     assert_eq!(
         logs.matches("chunks duplicate sequence=1 skipped").count(),
@@ -524,28 +533,10 @@ async fn a_duplicate_delivery_processes_nothing_twice() {
 async fn a_large_s3_object_is_processed_in_chunks_with_a_revalidated_warm_cache() {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&emulator.sdk_config().await)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket("big-objects")
-        .send()
-        .await
-        .unwrap();
     let text: String = (0..5000)
         .map(|i| format!("line {i} of the big object\n"))
         .collect();
-    s3.put_object()
-        .bucket("big-objects")
-        .key("big.txt")
-        .body(aws_sdk_s3::primitives::ByteStream::from(
-            text.clone().into_bytes(),
-        ))
-        .send()
-        .await
-        .unwrap();
+    s3_with_object(&emulator, "big-objects", "big.txt", &text, &[]).await;
     let env = HashMap::from([("S3_FORCE_PATH_STYLE".to_string(), "true".to_string())]);
     let payload = serde_json::json!({"state": {"bucket": "big-objects", "key": "big.txt", "offset": 0, "chunk": 20000, "lines": 0}});
     let logs = run_continuations(

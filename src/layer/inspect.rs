@@ -39,11 +39,6 @@ pub(super) struct Verdict {
 pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &Context) -> Verdict {
     let config = &shared.config;
     let me = config.function_id();
-    let context_root = context
-        .xray_trace_id
-        .as_deref()
-        .and_then(|h| crate::TraceHeader::parse(h).ok())
-        .and_then(|h| h.root());
 
     let mut units: Vec<Incoming<'_>> = Vec::new();
     payload.read_incoming(context, &mut units);
@@ -55,7 +50,14 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
         let depth = u32::from(unit.lineage().count(me)) + 1;
         let max_depth = config.max_depth_for(unit.source_arn());
         if depth > max_depth {
-            let chain_root = unit.chain_root().or(context_root);
+            // Only a drop needs the root: the context's header is read then.
+            let chain_root = unit.chain_root().or_else(|| {
+                context
+                    .xray_trace_id
+                    .as_deref()
+                    .and_then(|h| crate::TraceHeader::parse(h).ok())
+                    .and_then(|h| h.root())
+            });
             report(
                 shared,
                 unit,

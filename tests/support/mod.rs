@@ -103,6 +103,16 @@ impl Emulator {
         sdk_config_for(self.endpoint()).await
     }
 
+    /// A path-style S3 client for this emulator (virtual-host style would
+    /// need DNS for `<bucket>.127.0.0.1`).
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let start = log.len().saturating_sub(4000);
