@@ -8,6 +8,7 @@
 //! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern |
+//! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
 //!
 //! A variable set to the empty string counts as unset. Any other bad value is
 //! an error at construction that names the variable and the value.
@@ -53,6 +54,11 @@ pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
 /// Environment variable: per-source limits, `<event source ARN>=<n>,...`.
 pub const ENV_SOURCE_MAX_DEPTH: &str = "LOOP_GUARD_SOURCE_MAX_DEPTH";
 /// Environment variable set by Lambda: the function's name.
+/// Whether lineage read from HTTP events (API Gateway, Function URL, ALB)
+/// counts: `true` or `false` (default). Only set it when every caller of the
+/// endpoint is your own code.
+pub const ENV_TRUST_HTTP: &str = "LOOP_GUARD_TRUST_HTTP";
+/// Read by the runtime for the function identity fallback.
 pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
 /// Default [`max_depth`](LoopGuardConfig::max_depth): the same as AWS's own detection.
@@ -120,6 +126,7 @@ pub struct LoopGuardConfig {
     function_identity: String,
     function_name: String,
     function_id: FunctionId,
+    trust_http: bool,
 }
 
 impl LoopGuardConfig {
@@ -131,6 +138,11 @@ impl LoopGuardConfig {
     /// A builder whose settings override the environment.
     pub fn builder() -> LoopGuardConfigBuilder {
         LoopGuardConfigBuilder::default()
+    }
+
+    /// Whether lineage read from HTTP events counts (`LOOP_GUARD_TRUST_HTTP`).
+    pub fn trust_http(&self) -> bool {
+        self.trust_http
     }
 
     /// Runs of this function per chain that are allowed; run `max_depth + 1` is dropped.
@@ -193,9 +205,18 @@ pub struct LoopGuardConfigBuilder {
     metric_namespace: Option<String>,
     function_identity: Option<String>,
     function_name: Option<String>,
+    trust_http: Option<bool>,
 }
 
 impl LoopGuardConfigBuilder {
+    /// Counts lineage read from HTTP events. Off by default: a caller of a
+    /// public endpoint could otherwise send a large count and make the
+    /// function drop its requests.
+    pub fn trust_http(mut self, trust: bool) -> Self {
+        self.trust_http = Some(trust);
+        self
+    }
+
     /// Runs of this function per chain that are allowed (1 to 10000).
     pub fn max_depth(mut self, max_depth: u32) -> Self {
         self.max_depth = Some(max_depth);
@@ -286,6 +307,21 @@ impl LoopGuardConfigBuilder {
             (None, Some(ns)) => check_namespace(ns, ENV_METRIC_NAMESPACE)?,
             (None, None) => DEFAULT_METRIC_NAMESPACE.to_owned(),
         };
+        let trust_http = match (self.trust_http, env(ENV_TRUST_HTTP)) {
+            (Some(trust), _) => trust,
+            (None, Some(raw)) => match raw.trim() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        ENV_TRUST_HTTP,
+                        &raw,
+                        "expected `true` or `false`",
+                    ))
+                }
+            },
+            (None, None) => false,
+        };
         let lambda_name = env(ENV_LAMBDA_FUNCTION_NAME);
         let function_identity = match self.function_identity {
             Some(id) if id.trim().is_empty() => {
@@ -315,6 +351,7 @@ impl LoopGuardConfigBuilder {
             function_id: FunctionId::from_identity(&function_identity),
             function_identity,
             function_name,
+            trust_http,
         })
     }
 }
@@ -455,6 +492,25 @@ mod tests {
         assert_eq!(c.function_identity(), "f");
         assert_eq!(c.function_name(), "f");
         assert_eq!(c.function_id(), FunctionId::from_identity("f"));
+        assert!(!c.trust_http());
+    }
+
+    #[test]
+    fn trust_http_is_read_and_checked() {
+        let c = build(&[(ENV_LAMBDA_FUNCTION_NAME, "f"), (ENV_TRUST_HTTP, "true")]).unwrap();
+        assert!(c.trust_http());
+        let err = build(&[(ENV_LAMBDA_FUNCTION_NAME, "f"), (ENV_TRUST_HTTP, "yes")]).unwrap_err();
+        assert_eq!(err.setting(), Some(ENV_TRUST_HTTP));
+        assert!(err.to_string().contains(r#""yes""#), "{err}");
+        let c = LoopGuardConfig::builder()
+            .trust_http(false)
+            .build_from_env_source(|k| match k {
+                ENV_LAMBDA_FUNCTION_NAME => Some("f".into()),
+                ENV_TRUST_HTTP => Some("true".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(!c.trust_http(), "code overrides the environment");
     }
 
     #[test]

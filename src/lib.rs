@@ -91,6 +91,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod async_payload;
 pub mod carrier;
 pub mod chain;
 pub mod config;
@@ -99,6 +100,9 @@ pub mod config;
 pub mod continuation;
 pub mod error;
 pub mod event;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http_client;
 #[cfg(feature = "interceptor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "interceptor")))]
 pub mod interceptor;
@@ -107,13 +111,15 @@ pub mod lineage;
 pub mod metric;
 pub mod trace_header;
 
+pub use crate::async_payload::AsyncPayloadLayer;
+pub use crate::carrier::Carrier;
 pub use crate::config::{
     ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode, DEFAULT_MAX_DEPTH,
     DEFAULT_METRIC_NAMESPACE, ENV_FUNCTION_ID, ENV_LAMBDA_FUNCTION_NAME, ENV_MAX_DEPTH,
     ENV_METRIC_NAMESPACE, ENV_MODE, ENV_SOURCE_MAX_DEPTH, MAX_MAX_DEPTH,
 };
 pub use crate::error::{LoopGuardError, RecursiveInvocationError, RECURSIVE_INVOCATION_ERROR_TYPE};
-pub use crate::event::{EventSource, GuardedEvent, Incoming};
+pub use crate::event::{EventSource, GuardedEvent, Incoming, ReadOptions};
 #[cfg(feature = "interceptor")]
 pub use crate::interceptor::LoopGuardInterceptor;
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};

@@ -20,13 +20,32 @@ use std::fmt;
 
 use lambda_runtime::Context;
 
-use crate::carrier::{decode_logged, CLIENT_CONTEXT_KEY};
+use crate::carrier::{decode_logged, Carrier, MapKey, TraceField, CLIENT_CONTEXT_KEY};
 use crate::lineage::Lineage;
 use crate::trace_header::TraceHeader;
 
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
+#[cfg(feature = "eventbridge")]
+mod eventbridge;
+#[cfg(feature = "http")]
+mod http;
 mod json;
+#[cfg(feature = "s3")]
+pub(crate) mod s3;
 mod sns;
 mod sqs;
+
+/// Layer settings that change how events are read (passed to
+/// [`GuardedEvent::read_incoming_with`]).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// The DynamoDB item attribute that carries the lineage.
+    #[cfg(feature = "dynamodb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+    pub dynamodb_attribute: crate::carrier::ItemAttribute,
+}
 
 /// Where an invocation or record came from (the metric's `Source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,17 +57,31 @@ pub enum EventSource {
     Sqs,
     /// An SNS record.
     Sns,
+    /// A DynamoDB stream record.
+    DynamoDb,
+    /// An EventBridge event.
+    EventBridge,
+    /// An S3 event notification record.
+    S3,
+    /// An HTTP request (API Gateway v1/v2, Function URL, ALB). Its lineage
+    /// only counts when the layer trusts HTTP sources.
+    Http,
     /// A source named by a custom [`GuardedEvent`] implementation.
     Custom(&'static str),
 }
 
 impl EventSource {
-    /// Lowercase name: `invoke`, `sqs`, `sns`, or the custom name.
+    /// Lowercase name: `invoke`, `sqs`, `sns`, `dynamodb`, `eventbridge`,
+    /// `s3`, `http`, or the custom name.
     pub const fn as_str(self) -> &'static str {
         match self {
             EventSource::Invoke => "invoke",
             EventSource::Sqs => "sqs",
             EventSource::Sns => "sns",
+            EventSource::DynamoDb => "dynamodb",
+            EventSource::EventBridge => "eventbridge",
+            EventSource::S3 => "s3",
+            EventSource::Http => "http",
             EventSource::Custom(name) => name,
         }
     }
@@ -96,16 +129,22 @@ impl<'a> Incoming<'a> {
 
     /// Merges the [`Context`]'s carriers (trace header, client context) in.
     pub fn read_context(&mut self, context: &'a Context) -> &mut Self {
-        if let Some(header) = context.xray_trace_id.as_deref() {
-            self.read_trace_header(header);
+        if let Some(header) = &context.xray_trace_id {
+            self.read_carrier(&TraceField, header);
         }
-        if let Some(value) = context
-            .client_context
-            .as_ref()
-            .and_then(|c| c.custom.get(CLIENT_CONTEXT_KEY))
-        {
-            self.read_lineage_value(value, "client context");
+        if let Some(client_context) = &context.client_context {
+            self.read_carrier(&MapKey::new(CLIENT_CONTEXT_KEY), &client_context.custom);
         }
+        self
+    }
+
+    /// Merges what `carrier` finds on `medium` (see [`Carrier`]).
+    pub fn read_carrier<M: ?Sized, C: Carrier<M> + ?Sized>(
+        &mut self,
+        carrier: &C,
+        medium: &'a M,
+    ) -> &mut Self {
+        carrier.read(medium, self);
         self
     }
 
@@ -140,8 +179,15 @@ impl<'a> Incoming<'a> {
         self
     }
 
+    /// Merges an already decoded lineage (for carriers that cannot lend the
+    /// encoded text, e.g. one read from a value built on the fly).
+    pub fn merge_lineage(&mut self, lineage: &Lineage) -> &mut Self {
+        self.lineage.merge(lineage);
+        self
+    }
+
     /// Sets the id used to report this unit as a batch item failure (the SQS
-    /// `messageId`).
+    /// `messageId`, the DynamoDB stream sequence number).
     pub fn set_item_id(&mut self, id: Option<&'a str>) -> &mut Self {
         self.item_id = id;
         self
@@ -189,6 +235,19 @@ pub trait GuardedEvent {
     /// Appends one [`Incoming`] per unit of work, in order.
     fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
         out.push(Incoming::from_context(context));
+    }
+
+    /// [`read_incoming`](Self::read_incoming) with the layer's
+    /// [`ReadOptions`]. Only sources with settings (DynamoDB streams)
+    /// override it; the layer calls this one.
+    fn read_incoming_with<'a>(
+        &'a self,
+        context: &'a Context,
+        options: &ReadOptions,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
+        let _ = options;
+        self.read_incoming(context, out);
     }
 
     /// Whether units can be removed one by one (SQS batches): then only the

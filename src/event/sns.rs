@@ -7,12 +7,12 @@
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::sns::{MessageAttribute, SnsEvent, SnsEventObj};
+use aws_lambda_events::event::sns::{MessageAttribute as SnsAttribute, SnsEvent, SnsEventObj};
 use lambda_runtime::Context;
 use serde::Serialize;
 
 use super::{EventSource, GuardedEvent, Incoming};
-use crate::carrier::MESSAGE_ATTRIBUTE;
+use crate::carrier::MessageAttribute;
 
 impl GuardedEvent for SnsEvent {
     fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
@@ -44,14 +44,12 @@ fn read_record<'a>(
     context: &'a Context,
     message_id: &'a str,
     topic_arn: &'a str,
-    attributes: &'a HashMap<String, MessageAttribute>,
+    attributes: &'a HashMap<String, SnsAttribute>,
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sns);
     incoming.set_item_id(Some(message_id));
     incoming.set_source_arn(Some(topic_arn).filter(|arn| !arn.is_empty()));
-    if let Some(attribute) = attributes.get(MESSAGE_ATTRIBUTE) {
-        incoming.read_lineage_value(&attribute.value, "sns message attribute");
-    }
+    incoming.read_carrier(&MessageAttribute::default(), attributes);
     incoming.read_context(context);
     incoming
 }
@@ -59,6 +57,7 @@ fn read_record<'a>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::carrier::MESSAGE_ATTRIBUTE;
     use crate::FunctionId;
     use aws_lambda_events::event::sns::SnsRecord;
 
@@ -67,7 +66,7 @@ pub(crate) mod tests {
         record.event_source = "aws:sns".into();
         record.sns.message_id = "sns-1".into();
         if let Some(value) = attribute {
-            let mut a = MessageAttribute::default();
+            let mut a = SnsAttribute::default();
             a.data_type = "String".into();
             a.value = value.into();
             record

@@ -12,7 +12,7 @@ use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
 use super::{retain_by_index, EventSource, GuardedEvent, Incoming};
-use crate::carrier::{AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+use crate::carrier::{MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
 
 impl GuardedEvent for SqsEvent {
     fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
@@ -69,14 +69,9 @@ fn read_record<'a>(
     let mut incoming = Incoming::new(EventSource::Sqs);
     incoming.set_item_id(message_id);
     if let Some(header) = attributes.get(AWS_TRACE_HEADER_ATTRIBUTE) {
-        incoming.read_trace_header(header);
+        incoming.read_carrier(&TraceField, header);
     }
-    if let Some(value) = message_attributes
-        .get(MESSAGE_ATTRIBUTE)
-        .and_then(|a| a.string_value.as_deref())
-    {
-        incoming.read_lineage_value(value, "sqs message attribute");
-    }
+    incoming.read_carrier(&MessageAttribute::default(), message_attributes);
     if let Some(value) = body.and_then(sns_envelope_lineage) {
         incoming.read_lineage_value(value, "sns envelope in sqs body");
     }

@@ -5,6 +5,9 @@
 //! reaches the function only for synchronous invocations. The caller's keys
 //! are kept; when adding ours would break the limit, or the caller's value is
 //! not base64 JSON, the caller's value is left as is and ours is skipped.
+//!
+//! Opt-in: `InvocationType::Event` invokes with a JSON-object payload also
+//! get the `loop-guard` key in the payload.
 
 use aws_sdk_lambda::operation::invoke::InvokeInput;
 use aws_sdk_lambda::operation::invoke_with_response_stream::InvokeWithResponseStreamInput;
@@ -12,13 +15,21 @@ use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_smithy_types::base64;
 use serde_json::{Map, Value};
 
-use super::MAX_CLIENT_CONTEXT_LEN;
-use crate::carrier::CLIENT_CONTEXT_KEY;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+
+use super::{log_skipped, Options, MAX_CLIENT_CONTEXT_LEN};
+use crate::carrier::{Carrier, JsonKey, CLIENT_CONTEXT_KEY};
 use crate::lineage::Lineage;
 
-pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
+pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> bool {
     if let Some(invoke) = input.downcast_mut::<InvokeInput>() {
         stamp_client_context(&mut invoke.client_context, lineage);
+        if let Some(key) = &options.async_payload {
+            if invoke.invocation_type == Some(InvocationType::Event) {
+                stamp_payload(&mut invoke.payload, key, lineage);
+            }
+        }
         return true;
     }
     if let Some(invoke) = input.downcast_mut::<InvokeWithResponseStreamInput>() {
@@ -26,6 +37,28 @@ pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
         return true;
     }
     false
+}
+
+/// Adds `key` to a JSON-object payload. Other payloads (not JSON, not an
+/// object) are sent as they are: the trace header still carries the chain.
+fn stamp_payload(payload: &mut Option<Blob>, key: &JsonKey, lineage: &Lineage) {
+    let Some(bytes) = payload.as_ref().map(Blob::as_ref) else {
+        return;
+    };
+    let mut value = match serde_json::from_slice::<Value>(bytes) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => {
+            tracing::debug!("async invoke payload is not a JSON object: trace header only");
+            return;
+        }
+    };
+    match key.write(&mut value, lineage) {
+        Ok(()) => match serde_json::to_vec(&value) {
+            Ok(stamped) => *payload = Some(Blob::new(stamped)),
+            Err(error) => tracing::warn!(%error, "async invoke payload left as is"),
+        },
+        Err(error) => log_skipped("async invoke payload", &error),
+    }
 }
 
 fn stamp_client_context(client_context: &mut Option<String>, lineage: &Lineage) {

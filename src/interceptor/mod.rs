@@ -16,7 +16,31 @@
 //!   and every `PublishBatch` entry;
 //! * with feature `lambda`: merges `loop-guard` into the `ClientContext`
 //!   `custom` map of `Invoke` and `InvokeWithResponseStream`, keeping the
-//!   caller's keys.
+//!   caller's keys; opt-in ([`stamp_async_payloads`]), adds the `loop-guard`
+//!   key to the JSON-object payload of `InvocationType::Event` invokes, whose
+//!   client context Lambda drops (the receiving side removes it again with
+//!   [`AsyncPayloadLayer`](crate::AsyncPayloadLayer));
+//! * with feature `eventbridge`: our field in every `PutEvents` entry's
+//!   `TraceHeader` (the caller's, else the invocation's incoming one) and,
+//!   opt-in ([`stamp_eventbridge_detail`]), the `loop-guard` key in a
+//!   JSON-object `Detail`;
+//! * with feature `dynamodb`, for the tables you opt in
+//!   ([`stamp_dynamodb_table`]): a `loop-guard` item attribute on `PutItem`,
+//!   `UpdateItem` (one more `SET` action, with the placeholders
+//!   `#loopGuardAttr` / `:loopGuardValue`), `BatchWriteItem` puts and
+//!   `TransactWriteItems` puts and updates;
+//! * with feature `s3`, for the buckets you opt in ([`stamp_s3_bucket`]): the
+//!   `loop-guard` user metadata key on `PutObject`, `CreateMultipartUpload`
+//!   and `CopyObject` with `MetadataDirective::Replace` (a `COPY` keeps the
+//!   source's metadata, so it is left alone).
+//!
+//! The opt-in carriers change user data (a payload key, an item attribute,
+//! object metadata), which is why they are off until you name them.
+//!
+//! [`stamp_async_payloads`]: LoopGuardInterceptor::stamp_async_payloads
+//! [`stamp_eventbridge_detail`]: LoopGuardInterceptor::stamp_eventbridge_detail
+//! [`stamp_dynamodb_table`]: LoopGuardInterceptor::stamp_dynamodb_table
+//! [`stamp_s3_bucket`]: LoopGuardInterceptor::stamp_s3_bucket
 //!
 //! Outside a guarded handler it changes nothing. It never fails a call: a
 //! stamp that cannot be written is skipped with a warning.
@@ -49,12 +73,20 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Headers;
 use aws_smithy_types::config_bag::ConfigBag;
 
+use std::sync::Arc;
+
+use crate::carrier::StampError;
 use crate::chain::Chain;
-use crate::lineage::Lineage;
 use crate::trace_header::TraceHeader;
 
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
+#[cfg(feature = "eventbridge")]
+mod eventbridge;
 #[cfg(feature = "lambda")]
 mod lambda;
+#[cfg(feature = "s3")]
+mod s3;
 #[cfg(feature = "sns")]
 mod sns;
 #[cfg(feature = "sqs")]
@@ -66,19 +98,95 @@ pub const TRACE_ID_HEADER: &str = "x-amzn-trace-id";
 /// Lambda's limit on the encoded `ClientContext` of an `Invoke`.
 pub const MAX_CLIENT_CONTEXT_LEN: usize = 3583;
 
-/// SQS and SNS accept at most this many message attributes per message.
-pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+pub use crate::carrier::MAX_MESSAGE_ATTRIBUTES;
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::{NAME_PLACEHOLDER, VALUE_PLACEHOLDER};
 
 /// Stamps the current [`Chain`] on outgoing AWS SDK calls. See the
 /// [module docs](self).
-#[non_exhaustive]
 #[derive(Debug, Default, Clone)]
-pub struct LoopGuardInterceptor;
+pub struct LoopGuardInterceptor {
+    options: Arc<Options>,
+}
+
+/// The opt-in carriers. Cheap to clone (shared).
+#[derive(Debug, Default, Clone)]
+struct Options {
+    #[cfg(feature = "lambda")]
+    async_payload: Option<crate::carrier::JsonKey>,
+    #[cfg(feature = "eventbridge")]
+    eventbridge_detail: Option<crate::carrier::JsonKey>,
+    #[cfg(feature = "dynamodb")]
+    dynamodb: dynamodb::DynamoDbStamping,
+    #[cfg(feature = "s3")]
+    s3: s3::S3Stamping,
+}
 
 impl LoopGuardInterceptor {
-    /// A new interceptor. It holds no state: one per client is fine.
+    /// A new interceptor with only the automatic carriers (trace header,
+    /// SQS/SNS attributes, Lambda client context). One per client is fine;
+    /// clones share their options.
     pub fn new() -> Self {
-        LoopGuardInterceptor
+        LoopGuardInterceptor::default()
+    }
+
+    fn options_mut(&mut self) -> &mut Options {
+        Arc::make_mut(&mut self.options)
+    }
+
+    /// Adds the `loop-guard` key to the JSON-object payload of every `Invoke`
+    /// with `InvocationType::Event` (Lambda drops the client context of
+    /// asynchronous invokes). The receiving function must remove it before
+    /// its handler deserializes the payload: add
+    /// [`AsyncPayloadLayer`](crate::AsyncPayloadLayer) to its runtime.
+    /// Payloads that are not JSON objects keep the trace header carrier only.
+    #[cfg(feature = "lambda")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lambda")))]
+    pub fn stamp_async_payloads(mut self) -> Self {
+        self.options_mut().async_payload = Some(crate::carrier::JsonKey::default());
+        self
+    }
+
+    /// Adds the `loop-guard` key to every `PutEvents` entry whose `Detail` is
+    /// a JSON object. Rules that match on the detail see one more key.
+    #[cfg(feature = "eventbridge")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "eventbridge")))]
+    pub fn stamp_eventbridge_detail(mut self) -> Self {
+        self.options_mut().eventbridge_detail = Some(crate::carrier::JsonKey::default());
+        self
+    }
+
+    /// Stamps items written to `table` (a table name or ARN) with the
+    /// `loop-guard` attribute, so that a function triggered by the table's
+    /// stream can read the chain from `NewImage`. This stores one more
+    /// attribute (about 30 bytes) in every item written.
+    #[cfg(feature = "dynamodb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+    pub fn stamp_dynamodb_table(mut self, table: impl Into<String>) -> Self {
+        self.options_mut().dynamodb.tables.push(table.into());
+        self
+    }
+
+    /// The item attribute used by [`stamp_dynamodb_table`](Self::stamp_dynamodb_table)
+    /// (default `loop-guard`). The layer must read the same name:
+    /// [`LoopGuardLayer::dynamodb_attribute`](crate::LoopGuardLayer::dynamodb_attribute).
+    #[cfg(feature = "dynamodb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+    pub fn dynamodb_attribute(mut self, name: impl Into<String>) -> Self {
+        self.options_mut().dynamodb.attribute =
+            Some(crate::carrier::ItemAttribute::new(name.into()));
+        self
+    }
+
+    /// Stamps objects written to `bucket` with the `loop-guard` user metadata
+    /// key (`x-amz-meta-loop-guard`), which the layer reads with `HeadObject`.
+    /// User metadata is limited to 2 KB per object; the stamp takes about 40
+    /// bytes of it.
+    #[cfg(feature = "s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+    pub fn stamp_s3_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.options_mut().s3.buckets.push(bucket.into());
+        self
     }
 }
 
@@ -95,7 +203,7 @@ impl Intercept for LoopGuardInterceptor {
     ) -> Result<(), BoxError> {
         Chain::with_current(|chain| {
             if let Some(chain) = chain {
-                stamp_input(context.input_mut(), chain.lineage());
+                stamp_input(&self.options, context.input_mut(), chain);
             }
         });
         Ok(())
@@ -119,7 +227,8 @@ impl Intercept for LoopGuardInterceptor {
 /// Adds the operation-specific carriers to a typed operation input.
 /// Returns whether the input was one this build knows.
 #[allow(unused_variables)]
-fn stamp_input(input: &mut Input, lineage: &Lineage) -> bool {
+fn stamp_input(options: &Options, input: &mut Input, chain: &Chain) -> bool {
+    let lineage = chain.lineage();
     #[cfg(feature = "sqs")]
     if sqs::stamp(input, lineage) {
         return true;
@@ -129,10 +238,28 @@ fn stamp_input(input: &mut Input, lineage: &Lineage) -> bool {
         return true;
     }
     #[cfg(feature = "lambda")]
-    if lambda::stamp(input, lineage) {
+    if lambda::stamp(input, options, lineage) {
+        return true;
+    }
+    #[cfg(feature = "eventbridge")]
+    if eventbridge::stamp(input, options, chain) {
+        return true;
+    }
+    #[cfg(feature = "dynamodb")]
+    if dynamodb::stamp(input, options, lineage) {
+        return true;
+    }
+    #[cfg(feature = "s3")]
+    if s3::stamp(input, options, lineage) {
         return true;
     }
     false
+}
+
+/// Logs a carrier that could not be written (the call goes on without it).
+#[allow(dead_code)]
+pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
+    tracing::warn!(%error, carrier, "loop guard stamp skipped; the call goes on without it");
 }
 
 /// Sets our field in `x-amzn-trace-id`, starting from the header already on
@@ -152,32 +279,29 @@ pub(crate) fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
     }
 }
 
-/// Returns `value` with our field set, for an `AWSTraceHeader` attribute.
-#[cfg(feature = "sqs")]
-pub(crate) fn stamp_trace_value(value: &str, lineage: &Lineage) -> Option<String> {
-    match TraceHeader::parse(value) {
-        Ok(header) => Some(header.with_lineage(lineage)),
-        Err(error) => {
-            tracing::warn!(%error, "AWSTraceHeader left as is: cannot add the loop guard field");
-            None
+/// Writes a message attribute, logging a full message once (at `warn`, then
+/// at `debug`: a producer that always sends 10 attributes would flood the
+/// log) and other failures every time.
+#[cfg(any(feature = "sqs", feature = "sns"))]
+pub(crate) fn stamp_attribute<M>(
+    attributes: &mut M,
+    lineage: &crate::lineage::Lineage,
+    full_logged: &std::sync::atomic::AtomicBool,
+    full_message: &'static str,
+) where
+    crate::carrier::MessageAttribute: crate::carrier::Carrier<M>,
+{
+    use crate::carrier::Carrier;
+    match crate::carrier::MessageAttribute::default().write(attributes, lineage) {
+        Ok(()) => {}
+        Err(StampError::NoRoom { .. }) => {
+            if full_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!("{full_message}");
+            } else {
+                tracing::warn!("{full_message} (logged once)");
+            }
         }
-    }
-}
-
-/// Whether a message with these attribute names can take ours.
-#[cfg(any(feature = "sqs", feature = "sns"))]
-pub(crate) fn has_room<'a>(mut names: impl ExactSizeIterator<Item = &'a String>) -> bool {
-    names.len() < MAX_MESSAGE_ATTRIBUTES || names.any(|n| n == crate::carrier::MESSAGE_ATTRIBUTE)
-}
-
-/// Logs a skipped stamp at `warn` the first time only (per `flag`), at
-/// `debug` after that.
-#[cfg(any(feature = "sqs", feature = "sns"))]
-pub(crate) fn warn_once(flag: &std::sync::atomic::AtomicBool, message: &'static str) {
-    if flag.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::debug!("{message}");
-    } else {
-        tracing::warn!("{message} (logged once)");
+        Err(error) => log_skipped("message attribute", &error),
     }
 }
 
@@ -188,6 +312,8 @@ pub(crate) mod tests {
     use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
     use aws_smithy_types::body::SdkBody;
+
+    use crate::lineage::Lineage;
 
     pub(crate) fn chain(runs: u16, incoming: Option<&str>) -> Chain {
         let me = FunctionId::from_identity("f");
@@ -201,11 +327,20 @@ pub(crate) mod tests {
         input: T,
         chain: Option<Chain>,
     ) -> T {
+        run_serialization_hook_with(LoopGuardInterceptor::new(), input, chain).await
+    }
+
+    /// [`run_serialization_hook`] with a configured interceptor.
+    pub(crate) async fn run_serialization_hook_with<T: std::fmt::Debug + Send + Sync + 'static>(
+        interceptor: LoopGuardInterceptor,
+        input: T,
+        chain: Option<Chain>,
+    ) -> T {
         let rc = RuntimeComponentsBuilder::for_tests().build().unwrap();
         let mut context = InterceptorContext::new(Input::erase(input));
         let mut hook = || {
             let mut ctx = (&mut context).into();
-            LoopGuardInterceptor::new()
+            interceptor
                 .modify_before_serialization(&mut ctx, &rc, &mut ConfigBag::base())
                 .unwrap();
         };

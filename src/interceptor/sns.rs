@@ -9,51 +9,41 @@ use aws_sdk_sns::operation::publish_batch::PublishBatchInput;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-use super::{has_room, warn_once};
-use crate::carrier::MESSAGE_ATTRIBUTE;
+use super::stamp_attribute;
 use crate::lineage::Lineage;
 
 static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
-    let value = lineage.to_string();
     if let Some(publish) = input.downcast_mut::<PublishInput>() {
-        stamp_message(&mut publish.message_attributes, &value);
+        stamp_message(&mut publish.message_attributes, lineage);
         return true;
     }
     if let Some(batch) = input.downcast_mut::<PublishBatchInput>() {
         for entry in batch.publish_batch_request_entries.iter_mut().flatten() {
-            stamp_message(&mut entry.message_attributes, &value);
+            stamp_message(&mut entry.message_attributes, lineage);
         }
         return true;
     }
     false
 }
 
-fn stamp_message(attributes: &mut Option<HashMap<String, MessageAttributeValue>>, value: &str) {
-    let attributes = attributes.get_or_insert_with(HashMap::new);
-    if !has_room(attributes.keys()) {
-        warn_once(
-            &FULL_LOGGED,
-            "SNS message already has 10 message attributes: loop guard lineage sent in the trace header only",
-        );
-        return;
-    }
-    match MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-    {
-        Ok(attribute) => {
-            attributes.insert(MESSAGE_ATTRIBUTE.to_owned(), attribute);
-        }
-        Err(error) => tracing::warn!(%error, "loop guard SNS attribute not added"),
-    }
+fn stamp_message(
+    attributes: &mut Option<HashMap<String, MessageAttributeValue>>,
+    lineage: &Lineage,
+) {
+    stamp_attribute(
+        attributes.get_or_insert_with(HashMap::new),
+        lineage,
+        &FULL_LOGGED,
+        "SNS message already has 10 message attributes: loop guard lineage sent in the trace header only",
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::carrier::MESSAGE_ATTRIBUTE;
     use crate::interceptor::tests::{chain, run_serialization_hook};
     use aws_sdk_sns::types::PublishBatchRequestEntry;
 

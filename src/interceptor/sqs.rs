@@ -11,19 +11,17 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-use super::{has_room, stamp_trace_value, warn_once};
-use crate::carrier::MESSAGE_ATTRIBUTE;
+use super::{log_skipped, stamp_attribute};
+use crate::carrier::{Carrier, TraceField};
 use crate::lineage::Lineage;
 
 static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
-    let value = lineage.to_string();
     if let Some(send) = input.downcast_mut::<SendMessageInput>() {
         stamp_message(
             &mut send.message_attributes,
             &mut send.message_system_attributes,
-            &value,
             lineage,
         );
         return true;
@@ -33,7 +31,6 @@ pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
             stamp_message(
                 &mut entry.message_attributes,
                 &mut entry.message_system_attributes,
-                &value,
                 lineage,
             );
         }
@@ -47,37 +44,21 @@ fn stamp_message(
     system_attributes: &mut Option<
         HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>,
     >,
-    value: &str,
     lineage: &Lineage,
 ) {
-    let attributes = attributes.get_or_insert_with(HashMap::new);
-    if has_room(attributes.keys()) {
-        match MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-        {
-            Ok(attribute) => {
-                attributes.insert(MESSAGE_ATTRIBUTE.to_owned(), attribute);
-            }
-            Err(error) => tracing::warn!(%error, "loop guard SQS attribute not added"),
-        }
-    } else {
-        warn_once(
-            &FULL_LOGGED,
-            "SQS message already has 10 message attributes: loop guard lineage sent in the trace header only",
-        );
-    }
+    stamp_attribute(
+        attributes.get_or_insert_with(HashMap::new),
+        lineage,
+        &FULL_LOGGED,
+        "SQS message already has 10 message attributes: loop guard lineage sent in the trace header only",
+    );
     if let Some(trace) = system_attributes
         .as_mut()
         .and_then(|m| m.get_mut(&MessageSystemAttributeNameForSends::AwsTraceHeader))
+        .and_then(|v| v.string_value.as_mut())
     {
-        if let Some(stamped) = trace
-            .string_value
-            .as_deref()
-            .and_then(|v| stamp_trace_value(v, lineage))
-        {
-            trace.string_value = Some(stamped);
+        if let Err(error) = TraceField.write(trace, lineage) {
+            log_skipped("AWSTraceHeader", &error);
         }
     }
 }
@@ -85,6 +66,7 @@ fn stamp_message(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::carrier::MESSAGE_ATTRIBUTE;
     use crate::interceptor::tests::{chain, run_serialization_hook};
     use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 

@@ -45,8 +45,13 @@ mod future;
 mod inspect;
 #[allow(clippy::module_inception)]
 mod layer;
+#[cfg(feature = "s3")]
+mod s3;
 mod service;
 
 pub use self::future::ResponseFuture;
 pub use self::layer::{BatchDropPolicy, LoopGuardLayer};
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+pub use self::s3::{S3MetadataGuard, S3MetadataLayer, S3ResponseFuture};
 pub use self::service::LoopGuard;

@@ -10,8 +10,9 @@ use tower::Service;
 use super::future::ResponseFuture;
 use super::inspect::{inspect, Verdict};
 use super::layer::{BatchDropPolicy, LoopGuardLayer, Shared};
+use crate::chain::Chain;
 use crate::config::{LoopGuardConfig, Mode};
-use crate::error::LoopGuardError;
+use crate::error::{LoopGuardError, RecursiveInvocationError};
 use crate::event::GuardedEvent;
 
 /// Middleware that drops invocations of a chain that has run this function
@@ -87,87 +88,160 @@ where
         if self.shared.config.mode() == Mode::Allow {
             return ResponseFuture::passthrough(self.inner.call(event));
         }
-        let Verdict {
-            chain,
-            units,
-            dropped,
-            error,
-        } = inspect(&self.shared, &event.payload, &event.context);
-
-        let error = match error {
-            None => {
-                return ResponseFuture::guarded(chain.scope(self.inner.call(event)), Vec::new())
+        let verdict = inspect(&self.shared, &event.payload, &event.context);
+        match decide::<T, S::Response>(&self.shared, &mut event.payload, verdict) {
+            Decision::Run { chain, failures } => {
+                ResponseFuture::guarded(chain.scope(self.inner.call(event)), failures)
             }
-            Some(error) => error,
-        };
-        if !event.payload.is_batch() {
-            return ResponseFuture::ready(Err(LoopGuardError::Dropped(error)));
+            Decision::Respond(response) => ResponseFuture::ready(Ok(response)),
+            Decision::Drop(error) => ResponseFuture::ready(Err(LoopGuardError::Dropped(error))),
         }
-
-        let ids: Option<Vec<String>> = dropped.iter().map(|d| d.item_id.clone()).collect();
-        let reportable = reports_batch_item_failures::<S::Response>();
-        let (failures, discard) = match (reportable, ids, self.shared.batch_policy) {
-            (true, Some(ids), _) => (ids, true),
-            (_, _, BatchDropPolicy::DiscardLoopingRecords) => (Vec::new(), true),
-            _ => (Vec::new(), false),
-        };
-        if !discard {
-            return ResponseFuture::ready(Err(LoopGuardError::Dropped(error)));
-        }
-        if dropped.len() == units && !failures.is_empty() {
-            // Every record loops: answer for the handler, which never sees them.
-            if let Some(response) = new_batch_response::<S::Response>(failures.clone()) {
-                return ResponseFuture::ready(Ok(response));
-            }
-        }
-        let mut next = dropped.iter().map(|d| d.index).peekable();
-        event.payload.remove_units(&mut |i| {
-            let hit = next.peek() == Some(&i);
-            if hit {
-                next.next();
-            }
-            hit
-        });
-        ResponseFuture::guarded(chain.scope(self.inner.call(event)), failures)
     }
 }
 
-fn reports_batch_item_failures<R: 'static>() -> bool {
-    TypeId::of::<R>() == TypeId::of::<SqsBatchResponse>()
+/// What to do with an invocation once its units are inspected.
+pub(super) enum Decision<R> {
+    /// Run the handler under `chain` (looping units already removed); add
+    /// `failures` to its batch response.
+    Run { chain: Chain, failures: Vec<String> },
+    /// Every unit loops: answer with this batch response, handler not run.
+    Respond(R),
+    /// Fail the invocation.
+    Drop(RecursiveInvocationError),
 }
 
-fn batch_item_failures(ids: Vec<String>) -> Vec<BatchItemFailure> {
-    ids.into_iter()
-        .map(|id| {
+/// Applies the drop rules (module docs) to a [`Verdict`], removing the
+/// looping units from `payload` when the handler still runs.
+pub(super) fn decide<T: GuardedEvent, R: 'static>(
+    shared: &Shared,
+    payload: &mut T,
+    verdict: Verdict,
+) -> Decision<R> {
+    let Verdict {
+        chain,
+        units,
+        dropped,
+        error,
+    } = verdict;
+    let Some(error) = error else {
+        return Decision::Run {
+            chain,
+            failures: Vec::new(),
+        };
+    };
+    if !payload.is_batch() {
+        return Decision::Drop(error);
+    }
+    let ids: Option<Vec<String>> = dropped.iter().map(|d| d.item_id.clone()).collect();
+    let (failures, discard) = match (reports_batch_item_failures::<R>(), ids, shared.batch_policy) {
+        (true, Some(ids), _) => (ids, true),
+        (_, _, BatchDropPolicy::DiscardLoopingRecords) => (Vec::new(), true),
+        _ => (Vec::new(), false),
+    };
+    if !discard {
+        return Decision::Drop(error);
+    }
+    if dropped.len() == units && !failures.is_empty() {
+        if let Some(response) = new_batch_response::<R>(failures.clone()) {
+            return Decision::Respond(response);
+        }
+    }
+    let mut next = dropped.iter().map(|d| d.index).peekable();
+    payload.remove_units(&mut |i| {
+        let hit = next.peek() == Some(&i);
+        if hit {
+            next.next();
+        }
+        hit
+    });
+    Decision::Run { chain, failures }
+}
+
+/// A handler response type that reports batch item failures.
+trait BatchResponse: Default + 'static {
+    /// Adds `id` unless it is already reported.
+    fn add_failure(&mut self, id: String);
+}
+
+impl BatchResponse for SqsBatchResponse {
+    fn add_failure(&mut self, id: String) {
+        if !self
+            .batch_item_failures
+            .iter()
+            .any(|f| f.item_identifier == id)
+        {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
-            failure
-        })
-        .collect()
+            self.batch_item_failures.push(failure);
+        }
+    }
+}
+
+#[cfg(feature = "dynamodb")]
+impl BatchResponse for aws_lambda_events::event::streams::DynamoDbEventResponse {
+    fn add_failure(&mut self, id: String) {
+        if !self
+            .batch_item_failures
+            .iter()
+            .any(|f| f.item_identifier.as_deref() == Some(id.as_str()))
+        {
+            let mut failure =
+                aws_lambda_events::event::streams::DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(id);
+            self.batch_item_failures.push(failure);
+        }
+    }
+}
+
+/// Runs `f` on `response` as the [`BatchResponse`] type it is, if any.
+fn with_batch_response<R: 'static, O>(
+    response: &mut R,
+    f: impl FnOnce(&mut dyn FnMut(String)) -> O,
+) -> Option<O> {
+    let any = response as &mut dyn Any;
+    if let Some(sqs) = any.downcast_mut::<SqsBatchResponse>() {
+        return Some(f(&mut |id| sqs.add_failure(id)));
+    }
+    #[cfg(feature = "dynamodb")]
+    if let Some(ddb) =
+        any.downcast_mut::<aws_lambda_events::event::streams::DynamoDbEventResponse>()
+    {
+        return Some(f(&mut |id| ddb.add_failure(id)));
+    }
+    None
+}
+
+fn reports_batch_item_failures<R: 'static>() -> bool {
+    empty_batch_response::<R>().is_some()
+}
+
+/// `R::default()` when `R` is a [`BatchResponse`] type.
+fn empty_batch_response<R: 'static>() -> Option<R> {
+    let id = TypeId::of::<R>();
+    let empty: Box<dyn Any> = if id == TypeId::of::<SqsBatchResponse>() {
+        Box::new(SqsBatchResponse::default())
+    } else {
+        #[cfg(feature = "dynamodb")]
+        if id == TypeId::of::<aws_lambda_events::event::streams::DynamoDbEventResponse>() {
+            Box::new(aws_lambda_events::event::streams::DynamoDbEventResponse::default())
+        } else {
+            return None;
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        return None;
+    };
+    empty.downcast::<R>().ok().map(|b| *b)
 }
 
 fn new_batch_response<R: 'static>(ids: Vec<String>) -> Option<R> {
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = batch_item_failures(ids);
-    let boxed: Box<dyn Any> = Box::new(response);
-    boxed.downcast::<R>().ok().map(|b| *b)
+    let mut response = empty_batch_response::<R>()?;
+    add_batch_item_failures(&mut response, ids);
+    Some(response)
 }
 
-/// Appends `ids` to the response's `batch_item_failures` when the response
-/// is an `SqsBatchResponse` (the only case in which `ids` is non-empty).
 pub(super) fn add_batch_item_failures<R: 'static>(response: &mut R, ids: Vec<String>) {
     if ids.is_empty() {
         return;
     }
-    if let Some(batch) = (response as &mut dyn Any).downcast_mut::<SqsBatchResponse>() {
-        for failure in batch_item_failures(ids) {
-            if !batch
-                .batch_item_failures
-                .iter()
-                .any(|f| f.item_identifier == failure.item_identifier)
-            {
-                batch.batch_item_failures.push(failure);
-            }
-        }
-    }
+    with_batch_response(response, |add| ids.into_iter().for_each(add));
 }

@@ -1,0 +1,200 @@
+//! The SQS / SNS message attribute.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use aws_lambda_events::event::sns::MessageAttribute as SnsEventAttribute;
+use aws_lambda_events::event::sqs::SqsMessageAttribute;
+
+use super::{Carrier, StampError, MESSAGE_ATTRIBUTE};
+use crate::event::Incoming;
+use crate::lineage::Lineage;
+
+/// SQS and SNS accept at most this many message attributes per message.
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+
+/// A `String` message attribute: read from `aws_lambda_events` SQS and SNS
+/// records, written on `aws-sdk-sqs` / `aws-sdk-sns` requests (features `sqs`,
+/// `sns`).
+///
+/// Writing never pushes a message over the 10-attribute limit
+/// ([`StampError::NoRoom`]); the trace header still carries the lineage then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttribute {
+    name: Cow<'static, str>,
+}
+
+impl MessageAttribute {
+    /// A carrier under `name` (names are `[A-Za-z0-9_.-]`, not starting with
+    /// `AWS.` or `Amazon.`).
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        MessageAttribute { name: name.into() }
+    }
+
+    /// The attribute name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check_room<V>(&self, map: &HashMap<String, V>) -> Result<(), StampError> {
+        if map.len() < MAX_MESSAGE_ATTRIBUTES || map.contains_key(self.name()) {
+            Ok(())
+        } else {
+            Err(StampError::NoRoom {
+                limit: MAX_MESSAGE_ATTRIBUTES,
+            })
+        }
+    }
+}
+
+impl Default for MessageAttribute {
+    /// The attribute [`MESSAGE_ATTRIBUTE`] (`loop-guard`).
+    fn default() -> Self {
+        MessageAttribute::new(MESSAGE_ATTRIBUTE)
+    }
+}
+
+impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {
+    fn read<'a>(&self, map: &'a HashMap<String, SqsMessageAttribute>, incoming: &mut Incoming<'a>) {
+        if let Some(value) = map.get(self.name()).and_then(|a| a.string_value.as_deref()) {
+            incoming.read_lineage_value(value, "sqs message attribute");
+        }
+    }
+
+    fn write(
+        &self,
+        map: &mut HashMap<String, SqsMessageAttribute>,
+        lineage: &Lineage,
+    ) -> Result<(), StampError> {
+        self.check_room(map)?;
+        let mut attribute = SqsMessageAttribute::default();
+        attribute.data_type = Some("String".into());
+        attribute.string_value = Some(lineage.to_string());
+        map.insert(self.name().to_owned(), attribute);
+        Ok(())
+    }
+}
+
+impl Carrier<HashMap<String, SnsEventAttribute>> for MessageAttribute {
+    fn read<'a>(&self, map: &'a HashMap<String, SnsEventAttribute>, incoming: &mut Incoming<'a>) {
+        if let Some(attribute) = map.get(self.name()) {
+            incoming.read_lineage_value(&attribute.value, "sns message attribute");
+        }
+    }
+
+    fn write(
+        &self,
+        map: &mut HashMap<String, SnsEventAttribute>,
+        lineage: &Lineage,
+    ) -> Result<(), StampError> {
+        self.check_room(map)?;
+        let mut attribute = SnsEventAttribute::default();
+        attribute.data_type = "String".into();
+        attribute.value = lineage.to_string();
+        map.insert(self.name().to_owned(), attribute);
+        Ok(())
+    }
+}
+
+/// `aws-sdk-sqs` / `aws-sdk-sns` request attribute maps: the same code over
+/// two SDK types that share their shape.
+macro_rules! sdk_attribute_carrier {
+    ($feature:literal, $value:ty, $label:literal) => {
+        #[cfg(feature = $feature)]
+        impl Carrier<HashMap<String, $value>> for MessageAttribute {
+            fn read<'a>(&self, map: &'a HashMap<String, $value>, incoming: &mut Incoming<'a>) {
+                if let Some(value) = map.get(self.name()).and_then(|a| a.string_value()) {
+                    incoming.read_lineage_value(value, $label);
+                }
+            }
+
+            fn write(
+                &self,
+                map: &mut HashMap<String, $value>,
+                lineage: &Lineage,
+            ) -> Result<(), StampError> {
+                self.check_room(map)?;
+                let attribute = <$value>::builder()
+                    .data_type("String")
+                    .string_value(lineage.to_string())
+                    .build()
+                    .map_err(|error| StampError::Invalid {
+                        reason: error.to_string(),
+                    })?;
+                map.insert(self.name().to_owned(), attribute);
+                Ok(())
+            }
+        }
+    };
+}
+
+sdk_attribute_carrier!(
+    "sqs",
+    aws_sdk_sqs::types::MessageAttributeValue,
+    "sqs message attribute"
+);
+sdk_attribute_carrier!(
+    "sns",
+    aws_sdk_sns::types::MessageAttributeValue,
+    "sns message attribute"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventSource;
+    use crate::lineage::FunctionId;
+
+    fn full<V: Default>() -> HashMap<String, V> {
+        (0..MAX_MESSAGE_ATTRIBUTES)
+            .map(|i| (format!("a{i}"), V::default()))
+            .collect()
+    }
+
+    #[test]
+    fn event_maps_round_trip_and_respect_the_limit() {
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
+        let carrier = MessageAttribute::default();
+
+        let mut sqs = HashMap::<String, SqsMessageAttribute>::new();
+        carrier.write(&mut sqs, &lineage).unwrap();
+        let mut incoming = Incoming::new(EventSource::Sqs);
+        carrier.read(&sqs, &mut incoming);
+        assert_eq!(incoming.lineage(), &lineage);
+
+        let mut sns = HashMap::<String, SnsEventAttribute>::new();
+        carrier.write(&mut sns, &lineage).unwrap();
+        let mut incoming = Incoming::new(EventSource::Sns);
+        carrier.read(&sns, &mut incoming);
+        assert_eq!(incoming.lineage(), &lineage);
+
+        let mut sqs_full = full::<SqsMessageAttribute>();
+        assert_eq!(
+            carrier.write(&mut sqs_full, &lineage),
+            Err(StampError::NoRoom { limit: 10 })
+        );
+        assert_eq!(sqs_full.len(), 10);
+        let mut sns_full = full::<SnsEventAttribute>();
+        sns_full.remove("a0");
+        sns_full.insert(MESSAGE_ATTRIBUTE.into(), SnsEventAttribute::default());
+        assert_eq!(
+            carrier.write(&mut sns_full, &lineage),
+            Ok(()),
+            "ours is replaced"
+        );
+    }
+
+    #[cfg(feature = "sqs")]
+    #[test]
+    fn sdk_sqs_map_round_trips() {
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
+        let mut map = HashMap::<String, aws_sdk_sqs::types::MessageAttributeValue>::new();
+        MessageAttribute::default()
+            .write(&mut map, &lineage)
+            .unwrap();
+        assert_eq!(map[MESSAGE_ATTRIBUTE].data_type(), "String");
+        let mut incoming = Incoming::new(EventSource::Sqs);
+        MessageAttribute::default().read(&map, &mut incoming);
+        assert_eq!(incoming.lineage(), &lineage);
+    }
+}

@@ -1,0 +1,216 @@
+//! Where the lineage travels between hops, and the [`Carrier`] trait that
+//! reads and writes it (the wire format is in `docs/wire-format.md`).
+//!
+//! Every built-in source is a [`Carrier`] over some medium: a map of message
+//! attributes, a JSON object, a header map, a DynamoDB item. One carrier type
+//! can implement the trait for several media (the SQS message attribute reads
+//! an `aws_lambda_events` record and writes an `aws-sdk-sqs` request), and the
+//! same trait is how you add a transport of your own:
+//!
+//! | carrier | medium | used for |
+//! | --- | --- | --- |
+//! | [`TraceField`] | `String` (an `X-Amzn-Trace-Id` value) | Lambda context, SQS `AWSTraceHeader`, EventBridge `TraceHeader` |
+//! | [`MapKey`] | `HashMap<String, String>` | Lambda `ClientContext.custom`, S3 user metadata |
+//! | [`JsonKey`] | `serde_json::Map` / `Value` | async `Invoke` payloads, EventBridge `detail`, custom JSON fields |
+//! | [`MessageAttribute`] | SQS / SNS message attribute maps | SQS, SNS, SNS→SQS |
+//! | `HttpHeader` (feature `http`) | `http::HeaderMap` | API Gateway, Function URLs, ALB, outgoing HTTP |
+//! | `ItemAttribute` (feature `dynamodb`) | a DynamoDB item | DynamoDB streams |
+//!
+//! A reader takes the maximum per function across every carrier it finds;
+//! a malformed value is logged and ignored, never a panic.
+//!
+//! # Adding a transport
+//!
+//! A carrier for Kafka-style record headers (a list of name/bytes pairs):
+//!
+//! ```
+//! use lambda_loop_guard::carrier::{Carrier, StampError};
+//! use lambda_loop_guard::{Incoming, EventSource, Lineage, FunctionId};
+//!
+//! struct Headers(Vec<(String, Vec<u8>)>);
+//!
+//! struct KafkaHeader;
+//!
+//! impl Carrier<Headers> for KafkaHeader {
+//!     fn read<'a>(&self, headers: &'a Headers, incoming: &mut Incoming<'a>) {
+//!         for (name, value) in &headers.0 {
+//!             if name == "loop-guard" {
+//!                 if let Ok(text) = std::str::from_utf8(value) {
+//!                     incoming.read_lineage_value(text, "kafka header");
+//!                 }
+//!             }
+//!         }
+//!     }
+//!
+//!     fn write(&self, headers: &mut Headers, lineage: &Lineage) -> Result<(), StampError> {
+//!         headers.0.retain(|(name, _)| name != "loop-guard");
+//!         headers.0.push(("loop-guard".into(), lineage.encode().as_str().into()));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! // The producer side stamps (inside a guarded handler, use
+//! // `lambda_loop_guard::carrier::stamp_current`)...
+//! let me = FunctionId::from_identity("orders");
+//! let mut headers = Headers(vec![]);
+//! KafkaHeader.write(&mut headers, &Lineage::new().record_run(me)).unwrap();
+//!
+//! // ...and a consumer's `GuardedEvent` impl reads it per record.
+//! let mut incoming = Incoming::new(EventSource::Custom("kafka"));
+//! incoming.read_carrier(&KafkaHeader, &headers);
+//! assert_eq!(incoming.lineage().count(me), 1);
+//! ```
+
+use std::error::Error;
+use std::fmt;
+
+use crate::chain::Chain;
+use crate::event::Incoming;
+use crate::lineage::Lineage;
+
+mod attribute;
+#[cfg(feature = "dynamodb")]
+mod dynamodb;
+#[cfg(feature = "http")]
+mod http;
+mod json;
+mod map;
+mod trace;
+
+pub use attribute::{MessageAttribute, MAX_MESSAGE_ATTRIBUTES};
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::ItemAttribute;
+#[cfg(feature = "http")]
+pub use http::{HttpHeader, HTTP_HEADER};
+pub use json::JsonKey;
+pub use map::MapKey;
+pub use trace::TraceField;
+
+/// Name of the SQS/SNS message attribute that carries the lineage.
+pub const MESSAGE_ATTRIBUTE: &str = "loop-guard";
+
+/// Key in the Lambda client context's `custom` map that carries the lineage.
+pub const CLIENT_CONTEXT_KEY: &str = "loop-guard";
+
+/// The SQS message system attribute holding an X-Ray trace header.
+pub const AWS_TRACE_HEADER_ATTRIBUTE: &str = "AWSTraceHeader";
+
+/// The default name of the opt-in carriers that change user data: the key in
+/// a JSON payload or EventBridge `detail`, the S3 user metadata key
+/// (`x-amz-meta-loop-guard`), the DynamoDB item attribute and the HTTP header
+/// suffix.
+pub const RESERVED_KEY: &str = "loop-guard";
+
+/// Reads the lineage from, and writes it on, one kind of medium `M`.
+///
+/// `read` merges whatever the medium carries into an [`Incoming`] (use
+/// [`Incoming::read_lineage_value`] or [`Incoming::read_trace_header`], which
+/// log and ignore malformed values). `write` sets the lineage on an outgoing
+/// medium, replacing an earlier value of its own, and reports why it could
+/// not rather than failing the caller's request.
+pub trait Carrier<M: ?Sized> {
+    /// Merges the lineage `medium` carries, if any, into `incoming`.
+    fn read<'a>(&self, medium: &'a M, incoming: &mut Incoming<'a>);
+
+    /// Writes `lineage` on `medium`.
+    fn write(&self, medium: &mut M, lineage: &Lineage) -> Result<(), StampError>;
+}
+
+/// Writes the current [`Chain`]'s lineage on `medium` with `carrier`.
+///
+/// Returns `Ok(false)`, changing nothing, outside a guarded handler.
+pub fn stamp_current<M: ?Sized, C: Carrier<M> + ?Sized>(
+    carrier: &C,
+    medium: &mut M,
+) -> Result<bool, StampError> {
+    Chain::with_current(|chain| match chain {
+        Some(chain) => carrier.write(medium, chain.lineage()).map(|()| true),
+        None => Ok(false),
+    })
+}
+
+/// Why a [`Carrier`] could not write the lineage. The request goes out
+/// without that carrier; others may still carry the lineage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StampError {
+    /// The medium already holds as many entries as it may (10 SQS/SNS message
+    /// attributes).
+    NoRoom {
+        /// The service's limit.
+        limit: usize,
+    },
+    /// The medium is not a JSON object, so it has no place for a key.
+    NotAnObject,
+    /// The medium already uses the carrier's name for something else (a
+    /// non-string value under the reserved key).
+    NameTaken {
+        /// The name in use.
+        name: String,
+    },
+    /// The stamped value is not valid for the medium (an HTTP header value,
+    /// a trace header over 8 KiB).
+    Invalid {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for StampError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StampError::NoRoom { limit } => {
+                write!(f, "no room for the lineage: the limit is {limit} entries")
+            }
+            StampError::NotAnObject => f.write_str("the payload is not a JSON object"),
+            StampError::NameTaken { name } => {
+                write!(f, "`{name}` already holds a value that is not ours")
+            }
+            StampError::Invalid { reason } => write!(f, "cannot stamp the lineage: {reason}"),
+        }
+    }
+}
+
+impl Error for StampError {}
+
+/// Decodes a lineage value read from `carrier`, logging (at `warn`) and
+/// returning `None` when it is malformed.
+pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineage> {
+    match Lineage::decode(value) {
+        Ok(lineage) => Some(lineage),
+        Err(error) => {
+            tracing::warn!(%error, carrier, value = %truncated(value), "ignoring malformed loop guard lineage");
+            None
+        }
+    }
+}
+
+/// At most 64 bytes of an untrusted value, cut on a character boundary.
+fn truncated(value: &str) -> &str {
+    let mut end = value.len().min(64);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::FunctionId;
+
+    #[tokio::test]
+    async fn stamp_current_writes_only_inside_a_chain() {
+        let carrier = MapKey::new(RESERVED_KEY);
+        let mut map = std::collections::HashMap::new();
+        assert_eq!(stamp_current(&carrier, &mut map), Ok(false));
+        assert!(map.is_empty());
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(7));
+        let chain = Chain::new(lineage.clone(), None);
+        let written = chain
+            .scope(async { stamp_current(&carrier, &mut map) })
+            .await;
+        assert_eq!(written, Ok(true));
+        assert_eq!(map[RESERVED_KEY], lineage.to_string());
+    }
+}

@@ -1,0 +1,99 @@
+//! DynamoDB stream events: one unit per record, read from the item attribute
+//! in `NewImage` (written by the interceptor for opted-in tables). Looping
+//! records are reported as `DynamoDbEventResponse` batch item failures (by
+//! sequence number) when the handler returns that type.
+//!
+//! Streams need `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`; a `REMOVE` record has
+//! no new image, so it carries no chain.
+
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use lambda_runtime::Context;
+
+use super::{retain_by_index, EventSource, GuardedEvent, Incoming, ReadOptions};
+
+impl GuardedEvent for DynamoDbEvent {
+    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        self.read_incoming_with(context, &ReadOptions::default(), out);
+    }
+
+    fn read_incoming_with<'a>(
+        &'a self,
+        _context: &'a Context,
+        options: &ReadOptions,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
+        out.extend(self.records.iter().map(|record| {
+            let mut incoming = Incoming::new(EventSource::DynamoDb);
+            incoming.set_item_id(record.change.sequence_number.as_deref());
+            incoming.set_source_arn(record.event_source_arn.as_deref());
+            incoming.read_carrier(&options.dynamodb_attribute, &record.change.new_image);
+            incoming
+        }));
+    }
+
+    fn is_batch(&self) -> bool {
+        true
+    }
+
+    fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
+        retain_by_index(&mut self.records, remove);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier::ItemAttribute;
+    use crate::FunctionId;
+    use serde_json::json;
+
+    fn event() -> DynamoDbEvent {
+        serde_json::from_value(json!({"Records": [
+            {"eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+             "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x",
+             "dynamodb": {"Keys": {"id": {"S": "a"}}, "NewImage": {"id": {"S": "a"}, "loop-guard": {"S": "v1.3.00000001-3"}},
+                          "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"}},
+            {"eventID": "2", "eventName": "MODIFY", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+             "dynamodb": {"Keys": {"id": {"S": "b"}}, "NewImage": {"id": {"S": "b"}, "custom": {"S": "v1.1.00000001-9"}},
+                          "SequenceNumber": "200", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"}},
+            {"eventID": "3", "eventName": "REMOVE", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+             "dynamodb": {"Keys": {"id": {"S": "c"}}, "SequenceNumber": "300", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"}}
+        ]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_record_is_read_from_its_new_image() {
+        let event = event();
+        let ctx = Context::default();
+        let mut out = Vec::new();
+        event.read_incoming(&ctx, &mut out);
+        let counts: Vec<_> = out
+            .iter()
+            .map(|i| (i.item_id(), i.lineage().count(FunctionId::from_u32(1))))
+            .collect();
+        assert_eq!(
+            counts,
+            vec![(Some("100"), 3), (Some("200"), 0), (Some("300"), 0)]
+        );
+        assert_eq!(
+            out[0].source_arn(),
+            Some("arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+        );
+        assert!(out.iter().all(|i| i.source() == EventSource::DynamoDb));
+
+        let options = ReadOptions {
+            dynamodb_attribute: ItemAttribute::new("custom"),
+        };
+        let mut out = Vec::new();
+        event.read_incoming_with(&ctx, &options, &mut out);
+        assert_eq!(out[1].lineage().count(FunctionId::from_u32(1)), 9);
+        assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 0);
+        drop(out);
+
+        let mut event = event;
+        event.remove_units(&mut |i| i == 0);
+        assert_eq!(event.records.len(), 2);
+        assert_eq!(event.records[0].event_id, "2");
+    }
+}

@@ -1,0 +1,132 @@
+//! EventBridge: our field in every `PutEvents` entry's `TraceHeader` and,
+//! opt-in, the `loop-guard` key in a JSON-object `Detail`.
+
+use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_smithy_runtime_api::client::interceptors::context::Input;
+use serde_json::Value;
+
+use super::{log_skipped, Options};
+use crate::carrier::{Carrier, JsonKey, TraceField};
+use crate::chain::Chain;
+
+pub(super) fn stamp(input: &mut Input, options: &Options, chain: &Chain) -> bool {
+    let Some(put) = input.downcast_mut::<PutEventsInput>() else {
+        return false;
+    };
+    for entry in put.entries.iter_mut().flatten() {
+        stamp_trace_header(entry, chain);
+        if let Some(key) = &options.eventbridge_detail {
+            stamp_detail(entry, key, chain);
+        }
+    }
+    true
+}
+
+/// The entry's own trace header, else the invocation's incoming one, gets
+/// our field. With neither there is no trace to continue, and a header of
+/// ours alone is not sent.
+fn stamp_trace_header(entry: &mut PutEventsRequestEntry, chain: &Chain) {
+    let header = match (&mut entry.trace_header, chain.incoming_trace_header()) {
+        (Some(header), _) => header,
+        (slot @ None, Some(incoming)) => slot.insert(incoming.to_owned()),
+        (None, None) => return,
+    };
+    if let Err(error) = TraceField.write(header, chain.lineage()) {
+        log_skipped("EventBridge TraceHeader", &error);
+    }
+}
+
+fn stamp_detail(entry: &mut PutEventsRequestEntry, key: &JsonKey, chain: &Chain) {
+    let Some(detail) = entry.detail.as_deref() else {
+        return;
+    };
+    let mut value = match serde_json::from_str::<Value>(detail) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => {
+            tracing::debug!("EventBridge detail is not a JSON object: trace header only");
+            return;
+        }
+    };
+    match key.write(&mut value, chain.lineage()) {
+        Ok(()) => entry.detail = Some(value.to_string()),
+        Err(error) => log_skipped("EventBridge detail", &error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interceptor::tests::{chain, run_serialization_hook_with};
+    use crate::interceptor::LoopGuardInterceptor;
+
+    fn entry(detail: &str, trace: Option<&str>) -> PutEventsRequestEntry {
+        PutEventsRequestEntry::builder()
+            .source("orders")
+            .detail_type("placed")
+            .detail(detail)
+            .set_trace_header(trace.map(str::to_owned))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn every_entry_gets_the_trace_field_and_opted_in_objects_the_key() {
+        let c = chain(3, Some("Root=1-in-1;Sampled=1"));
+        let field = format!("LoopGuard={}", c.lineage());
+        let input = PutEventsInput::builder()
+            .entries(entry(r#"{"id":1}"#, Some("Root=1-own-1")))
+            .entries(entry(r#"[1,2]"#, None))
+            .entries(entry(r#"{"loop-guard":{"theirs":1}}"#, None))
+            .build()
+            .unwrap();
+
+        let plain = run_serialization_hook_with(
+            LoopGuardInterceptor::new(),
+            input.clone(),
+            Some(c.clone()),
+        )
+        .await;
+        let entries = plain.entries.unwrap();
+        assert_eq!(
+            entries[0].trace_header.as_deref(),
+            Some(format!("Root=1-own-1;{field}").as_str())
+        );
+        assert_eq!(
+            entries[1].trace_header.as_deref(),
+            Some(format!("Root=1-in-1;Sampled=1;{field}").as_str())
+        );
+        assert_eq!(
+            entries[0].detail.as_deref(),
+            Some(r#"{"id":1}"#),
+            "detail is opt-in"
+        );
+
+        let opted = run_serialization_hook_with(
+            LoopGuardInterceptor::new().stamp_eventbridge_detail(),
+            input,
+            Some(c.clone()),
+        )
+        .await;
+        let entries = opted.entries.unwrap();
+        let detail: Value = serde_json::from_str(entries[0].detail.as_deref().unwrap()).unwrap();
+        assert_eq!(detail["id"], 1);
+        assert_eq!(detail["loop-guard"], c.lineage().to_string());
+        assert_eq!(entries[1].detail.as_deref(), Some("[1,2]"));
+        assert_eq!(
+            entries[2].detail.as_deref(),
+            Some(r#"{"loop-guard":{"theirs":1}}"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn without_any_trace_header_none_is_invented() {
+        let input = PutEventsInput::builder()
+            .entries(entry("{}", None))
+            .build()
+            .unwrap();
+        let out =
+            run_serialization_hook_with(LoopGuardInterceptor::new(), input, Some(chain(1, None)))
+                .await;
+        assert_eq!(out.entries.unwrap()[0].trace_header, None);
+    }
+}

@@ -1,0 +1,125 @@
+//! S3: opt-in, per bucket, the `loop-guard` user metadata key on
+//! `PutObject`, `CreateMultipartUpload` and `CopyObject` with
+//! `MetadataDirective::Replace`.
+
+use std::collections::HashMap;
+
+use aws_sdk_s3::operation::copy_object::CopyObjectInput;
+use aws_sdk_s3::operation::create_multipart_upload::CreateMultipartUploadInput;
+use aws_sdk_s3::operation::put_object::PutObjectInput;
+use aws_sdk_s3::types::MetadataDirective;
+use aws_smithy_runtime_api::client::interceptors::context::Input;
+
+use super::{log_skipped, Options};
+use crate::carrier::{Carrier, MapKey};
+use crate::lineage::Lineage;
+
+/// Which buckets are stamped.
+#[derive(Debug, Clone, Default)]
+pub(super) struct S3Stamping {
+    pub(super) buckets: Vec<String>,
+}
+
+impl S3Stamping {
+    fn covers(&self, bucket: Option<&str>) -> bool {
+        bucket.is_some_and(|b| self.buckets.iter().any(|ours| ours == b))
+    }
+}
+
+pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> bool {
+    let stamping = &options.s3;
+    if stamping.buckets.is_empty() {
+        return false;
+    }
+    if let Some(put) = input.downcast_mut::<PutObjectInput>() {
+        if stamping.covers(put.bucket.as_deref()) {
+            write(&mut put.metadata, lineage);
+        }
+        return true;
+    }
+    if let Some(create) = input.downcast_mut::<CreateMultipartUploadInput>() {
+        if stamping.covers(create.bucket.as_deref()) {
+            write(&mut create.metadata, lineage);
+        }
+        return true;
+    }
+    if let Some(copy) = input.downcast_mut::<CopyObjectInput>() {
+        if stamping.covers(copy.bucket.as_deref()) {
+            if copy.metadata_directive == Some(MetadataDirective::Replace) {
+                write(&mut copy.metadata, lineage);
+            } else {
+                tracing::debug!(
+                    "CopyObject without MetadataDirective::Replace keeps the source's metadata: not stamped"
+                );
+            }
+        }
+        return true;
+    }
+    false
+}
+
+fn write(metadata: &mut Option<HashMap<String, String>>, lineage: &Lineage) {
+    if let Err(error) = MapKey::default().write(metadata.get_or_insert_with(HashMap::new), lineage)
+    {
+        log_skipped("S3 user metadata", &error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier::RESERVED_KEY;
+    use crate::interceptor::tests::{chain, run_serialization_hook_with};
+    use crate::interceptor::LoopGuardInterceptor;
+
+    #[tokio::test]
+    async fn only_opted_in_buckets_are_stamped() {
+        let c = chain(2, None);
+        let expected = c.lineage().to_string();
+        let interceptor = LoopGuardInterceptor::new().stamp_s3_bucket("looping");
+        let put = |bucket: &str| {
+            PutObjectInput::builder()
+                .bucket(bucket)
+                .key("k")
+                .metadata("theirs", "kept")
+                .build()
+                .unwrap()
+        };
+        let out =
+            run_serialization_hook_with(interceptor.clone(), put("looping"), Some(c.clone())).await;
+        let metadata = out.metadata.unwrap();
+        assert_eq!(metadata[RESERVED_KEY], expected);
+        assert_eq!(metadata["theirs"], "kept");
+        let out =
+            run_serialization_hook_with(interceptor.clone(), put("other"), Some(c.clone())).await;
+        assert!(!out.metadata.unwrap().contains_key(RESERVED_KEY));
+
+        let copy = |directive| {
+            CopyObjectInput::builder()
+                .bucket("looping")
+                .key("k2")
+                .copy_source("looping/k")
+                .set_metadata_directive(directive)
+                .build()
+                .unwrap()
+        };
+        let out = run_serialization_hook_with(
+            interceptor.clone(),
+            copy(Some(MetadataDirective::Replace)),
+            Some(c.clone()),
+        )
+        .await;
+        assert_eq!(out.metadata.unwrap()[RESERVED_KEY], expected);
+        let out =
+            run_serialization_hook_with(interceptor.clone(), copy(None), Some(c.clone())).await;
+        assert_eq!(out.metadata, None);
+
+        let create = CreateMultipartUploadInput::builder()
+            .bucket("looping")
+            .key("big")
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor, create, Some(c)).await;
+        assert_eq!(out.metadata.unwrap()[RESERVED_KEY], expected);
+    }
+}

@@ -1,0 +1,171 @@
+//! The guard for S3 event notifications, which reads each record's object
+//! metadata with `HeadObject` before deciding.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use aws_lambda_events::event::s3::S3Event;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+use lambda_runtime::LambdaEvent;
+use tower::{Layer, Service};
+
+use super::inspect::inspect;
+use super::layer::{LoopGuardLayer, Shared};
+use super::service::{decide, Decision};
+use crate::config::Mode;
+use crate::error::LoopGuardError;
+use crate::event::s3::{created_object, WithMetadata};
+
+impl LoopGuardLayer {
+    /// Guards an `S3Event` handler, reading the lineage the interceptor
+    /// stamped in each object's user metadata
+    /// ([`stamp_s3_bucket`](crate::LoopGuardInterceptor::stamp_s3_bucket))
+    /// with one `HeadObject` per `ObjectCreated` record, made with `client`.
+    ///
+    /// Cost: one S3 request per record (S3 notifications carry one record),
+    /// typically 10 to 30 ms in-region, billed as a GET-class request. A
+    /// record whose object is already gone (or cannot be read) is logged
+    /// and read without its metadata: the handler still gets it.
+    #[must_use]
+    pub fn with_s3_metadata(self, client: aws_sdk_s3::Client) -> S3MetadataLayer {
+        S3MetadataLayer {
+            shared: self.shared,
+            client,
+        }
+    }
+}
+
+/// [`LoopGuardLayer::with_s3_metadata`]: applies [`S3MetadataGuard`].
+#[derive(Clone)]
+pub struct S3MetadataLayer {
+    shared: Arc<Shared>,
+    client: aws_sdk_s3::Client,
+}
+
+impl<S> Layer<S> for S3MetadataLayer {
+    type Service = S3MetadataGuard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        S3MetadataGuard {
+            inner,
+            shared: self.shared.clone(),
+            client: self.client.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for S3MetadataLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3MetadataLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`LoopGuard`](crate::LoopGuard) for `S3Event` handlers that looks up
+/// each object's metadata first. Built by [`LoopGuardLayer::with_s3_metadata`].
+#[derive(Clone)]
+pub struct S3MetadataGuard<S> {
+    inner: S,
+    shared: Arc<Shared>,
+    client: aws_sdk_s3::Client,
+}
+
+impl<S: fmt::Debug> fmt::Debug for S3MetadataGuard<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3MetadataGuard")
+            .field("inner", &self.inner)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The boxed future of [`S3MetadataGuard`] (it awaits S3 before the handler).
+pub type S3ResponseFuture<R, E> =
+    Pin<Box<dyn Future<Output = Result<R, LoopGuardError<E>>> + Send + 'static>>;
+
+impl<S> Service<LambdaEvent<S3Event>> for S3MetadataGuard<S>
+where
+    S: Service<LambdaEvent<S3Event>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = LoopGuardError<S::Error>;
+    type Future = S3ResponseFuture<S::Response, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(LoopGuardError::Handler)
+    }
+
+    fn call(&mut self, mut event: LambdaEvent<S3Event>) -> Self::Future {
+        // The ready service goes into the future; a clone stays behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        let client = self.client.clone();
+        Box::pin(async move {
+            if shared.config.mode() == Mode::Allow {
+                return inner.call(event).await.map_err(LoopGuardError::Handler);
+            }
+            let metadata = look_up_metadata(&client, &event.payload).await;
+            let view = WithMetadata {
+                event: &event.payload,
+                metadata: &metadata,
+            };
+            let verdict = inspect(&shared, &view, &event.context);
+            match decide::<S3Event, S::Response>(&shared, &mut event.payload, verdict) {
+                Decision::Run { chain, .. } => chain
+                    .scope(inner.call(event))
+                    .await
+                    .map_err(LoopGuardError::Handler),
+                Decision::Respond(response) => Ok(response),
+                Decision::Drop(error) => Err(LoopGuardError::Dropped(error)),
+            }
+        })
+    }
+}
+
+/// The user metadata of each record's object, in record order.
+async fn look_up_metadata(
+    client: &aws_sdk_s3::Client,
+    event: &S3Event,
+) -> Vec<Option<HashMap<String, String>>> {
+    let mut found = Vec::with_capacity(event.records.len());
+    for record in &event.records {
+        let Some((bucket, key)) = created_object(record) else {
+            found.push(None);
+            continue;
+        };
+        let request = client
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .set_version_id(record.s3.object.version_id.clone());
+        found.push(match request.send().await {
+            Ok(head) => Some(head.metadata.unwrap_or_default()),
+            Err(error) => {
+                match error.as_service_error() {
+                    Some(HeadObjectError::NotFound(_)) => tracing::warn!(
+                        bucket,
+                        key,
+                        "S3 object already gone: record read without its loop guard metadata"
+                    ),
+                    _ => tracing::warn!(
+                        bucket,
+                        key,
+                        error = %aws_smithy_types::error::display::DisplayErrorContext(&error),
+                        "HeadObject failed: record read without its loop guard metadata"
+                    ),
+                }
+                None
+            }
+        });
+    }
+    found
+}
