@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod functions;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -1,0 +1,224 @@
+//! A Lambda function (`provided.al2023` `bootstrap`) with a recursive-loop
+//! bug through a source AWS's own loop detection does not see. `LOOP_SOURCE`
+//! picks the loop:
+//!
+//! * `dynamodb`: triggered by the stream of table `LOOP_TABLE`, it updates
+//!   the item of every record it receives (`SET n = n + :one`), which writes
+//!   a new stream record;
+//! * `eventbridge`: triggered by a rule on the default bus that matches
+//!   `source = loop.guard.e2e`, it puts an event with that source;
+//! * `s3`: triggered by `ObjectCreated` notifications of bucket
+//!   `LOOP_BUCKET`, it writes the next object into that bucket;
+//! * `invoke`: invoked asynchronously, it invokes itself asynchronously
+//!   again with a JSON payload.
+//!
+//! It is guarded: `LoopGuardLayer::from_env()` around the handler (with the
+//! `HeadObject` lookup for S3), `AsyncPayloadLayer` on the runtime (so the
+//! typed, `deny_unknown_fields` payloads never see the lineage key), and
+//! `LoopGuardInterceptor` with the opt-in carriers on every SDK client.
+//!
+//! Each handler run prints `loop-guard-e2e run source=.. lineage=..`; each
+//! drop prints the EMF line.
+
+use aws_config::BehaviorVersion;
+use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use lambda_loop_guard::chain::Chain;
+use lambda_loop_guard::{AsyncPayloadLayer, GuardedEvent, LoopGuardInterceptor, LoopGuardLayer};
+use lambda_runtime::{Error, LambdaEvent, Runtime};
+use serde::{Deserialize, Serialize};
+use tower::ServiceBuilder;
+
+/// The EventBridge `source` the function's own rule matches.
+const EVENT_SOURCE: &str = "loop.guard.e2e";
+
+/// The detail of the looping events. Unknown fields are an error: the
+/// lineage key must be gone before deserialization.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tick {
+    hop: u32,
+}
+
+/// The payload of the async self-invoke.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Job {
+    hop: u32,
+}
+
+impl GuardedEvent for Job {}
+
+fn log_run(source: &str) {
+    let lineage = Chain::current()
+        .map(|c| c.lineage().to_string())
+        .unwrap_or_default();
+    println!("loop-guard-e2e run source={source} lineage={lineage}");
+}
+
+fn var(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let guard = LoopGuardLayer::from_env()?;
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let interceptor = || {
+        let mut interceptor = LoopGuardInterceptor::new()
+            .stamp_async_payloads()
+            .stamp_eventbridge_detail();
+        if let Ok(table) = std::env::var("LOOP_TABLE") {
+            interceptor = interceptor.stamp_dynamodb_table(table);
+        }
+        if let Ok(bucket) = std::env::var("LOOP_BUCKET") {
+            interceptor = interceptor.stamp_s3_bucket(bucket);
+        }
+        interceptor
+    };
+
+    match var("LOOP_SOURCE")?.as_str() {
+        "dynamodb" => {
+            let table = var("LOOP_TABLE")?;
+            let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk_config)
+                    .interceptor(interceptor())
+                    .build(),
+            );
+            let handler = move |event: LambdaEvent<DynamoDbEvent>| {
+                let (dynamodb, table) = (dynamodb.clone(), table.clone());
+                async move {
+                    for record in &event.payload.records {
+                        log_run("dynamodb");
+                        dynamodb
+                            .update_item()
+                            .table_name(&table)
+                            .set_key(Some(
+                                record
+                                    .change
+                                    .keys
+                                    .iter()
+                                    .filter_map(|(k, v)| match v {
+                                        serde_dynamo::AttributeValue::S(s) => {
+                                            Some((k.clone(), AttributeValue::S(s.clone())))
+                                        }
+                                        _ => None,
+                                    })
+                                    .collect(),
+                            ))
+                            .update_expression("SET n = n + :one")
+                            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                            .send()
+                            .await?;
+                    }
+                    Ok::<_, Error>(DynamoDbEventResponse::default())
+                }
+            };
+            let service = ServiceBuilder::new().layer(guard).service_fn(handler);
+            Runtime::new(service).run().await
+        }
+        "eventbridge" => {
+            let events = aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&sdk_config)
+                    .interceptor(interceptor())
+                    .build(),
+            );
+            let handler = move |event: LambdaEvent<EventBridgeEvent<Tick>>| {
+                let events = events.clone();
+                async move {
+                    log_run("eventbridge");
+                    let next = Tick {
+                        hop: event.payload.detail.hop + 1,
+                    };
+                    events
+                        .put_events()
+                        .entries(
+                            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                                .source(EVENT_SOURCE)
+                                .detail_type("tick")
+                                .detail(serde_json::to_string(&next)?)
+                                .build(),
+                        )
+                        .send()
+                        .await?;
+                    Ok::<_, Error>(())
+                }
+            };
+            let service = ServiceBuilder::new().layer(guard).service_fn(handler);
+            Runtime::new(service)
+                .layer(AsyncPayloadLayer::new())
+                .run()
+                .await
+        }
+        "s3" => {
+            let bucket = var("LOOP_BUCKET")?;
+            let s3 = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk_config)
+                    .force_path_style(true)
+                    .interceptor(interceptor())
+                    .build(),
+            );
+            let lookup = s3.clone();
+            let handler = move |event: LambdaEvent<S3Event>| {
+                let (s3, bucket) = (s3.clone(), bucket.clone());
+                async move {
+                    for record in &event.payload.records {
+                        log_run("s3");
+                        let key = record.s3.object.key.as_deref().unwrap_or("seed");
+                        s3.put_object()
+                            .bucket(&bucket)
+                            .key(format!("{key}.next"))
+                            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"again"))
+                            .send()
+                            .await?;
+                    }
+                    Ok::<_, Error>(())
+                }
+            };
+            let service = ServiceBuilder::new()
+                .layer(guard.with_s3_metadata(lookup))
+                .service_fn(handler);
+            Runtime::new(service).run().await
+        }
+        "invoke" => {
+            let lambda = aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&sdk_config)
+                    .interceptor(interceptor())
+                    .build(),
+            );
+            let me = var("AWS_LAMBDA_FUNCTION_NAME")?;
+            let handler = move |event: LambdaEvent<Job>| {
+                let (lambda, me) = (lambda.clone(), me.clone());
+                async move {
+                    log_run("invoke");
+                    let next = Job {
+                        hop: event.payload.hop + 1,
+                    };
+                    lambda
+                        .invoke()
+                        .function_name(me)
+                        .invocation_type(InvocationType::Event)
+                        .payload(Blob::new(serde_json::to_vec(&next)?))
+                        .send()
+                        .await?;
+                    Ok::<_, Error>(())
+                }
+            };
+            let service = ServiceBuilder::new().layer(guard).service_fn(handler);
+            Runtime::new(service)
+                .layer(AsyncPayloadLayer::new())
+                .run()
+                .await
+        }
+        other => Err(format!("unknown LOOP_SOURCE `{other}`").into()),
+    }
+}

@@ -1,0 +1,339 @@
+//! End to end on ministack: loops AWS's own detection does not see, each run
+//! by a real `bootstrap` built from `examples/loop_sources.rs`, triggered by
+//! the emulator's own delivery (a DynamoDB stream event source mapping, an
+//! EventBridge rule target, an S3 bucket notification, an asynchronous
+//! invoke), looping through the real service, and stopped by the guard
+//! after exactly `LOOP_GUARD_MAX_DEPTH` handler runs.
+#![cfg(all(
+    feature = "dynamodb",
+    feature = "eventbridge",
+    feature = "s3",
+    feature = "lambda"
+))]
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use aws_sdk_lambda::types::{EventSourcePosition, FunctionResponseType};
+use lambda_loop_guard::{FunctionId, Lineage};
+use support::functions::{deploy, invoke_async, wait_for_log, Clients};
+use support::{start_ministack, Emulator};
+
+const MAX_DEPTH: u16 = 3;
+
+/// What the function's log showed.
+#[derive(Debug)]
+struct Runs {
+    /// The lineage each handler run saw, in order.
+    lineages: Vec<Lineage>,
+    /// The EMF drop lines.
+    drops: Vec<serde_json::Value>,
+    log: String,
+}
+
+impl Runs {
+    fn parse(log: String) -> Runs {
+        let lineages = log
+            .lines()
+            .filter(|l| l.contains("loop-guard-e2e run"))
+            .map(|l| l.rsplit("lineage=").next().unwrap().trim().parse().unwrap())
+            .collect();
+        let drops = log
+            .lines()
+            .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some())
+            .collect();
+        Runs {
+            lineages,
+            drops,
+            log,
+        }
+    }
+
+    /// Exactly `MAX_DEPTH` runs, each one hop further than the last, then
+    /// drops from `source` at depth `MAX_DEPTH + 1`.
+    fn assert_stopped(&self, function: &str, source: &str) {
+        let me = FunctionId::from_identity(function);
+        let counts: Vec<u16> = self.lineages.iter().map(|l| l.count(me)).collect();
+        let expected: Vec<u16> = (1..=MAX_DEPTH).collect();
+        assert_eq!(counts, expected, "log:\n{}", self.log);
+        assert!(!self.drops.is_empty(), "no drop; log:\n{}", self.log);
+        for drop in &self.drops {
+            assert_eq!(drop["RecursiveInvocationsDropped"], 1, "{drop}");
+            assert_eq!(drop["FunctionName"], function);
+            assert_eq!(drop["Source"], source);
+            assert_eq!(drop["Depth"], u64::from(MAX_DEPTH) + 1);
+        }
+    }
+}
+
+/// Deploys `loop_sources` with `env` (plus the guard settings).
+async fn deploy_looper(
+    c: &Clients,
+    emulator: &Emulator,
+    function: &str,
+    env: &[(&str, &str)],
+) -> String {
+    let mut vars: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    vars.insert("LOOP_GUARD_MAX_DEPTH".into(), MAX_DEPTH.to_string());
+    vars.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint());
+    vars.insert("RUST_BACKTRACE".into(), "1".into());
+    deploy(c, function, "loop_sources", vars, 10).await;
+    c.lambda
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .unwrap()
+        .configuration
+        .unwrap()
+        .function_arn
+        .unwrap()
+}
+
+/// Waits for the first drop, then a little longer: a loop the guard did not
+/// stop would show more runs.
+async fn watch(c: &Clients, function: &str) -> Runs {
+    wait_for_log(c, function, Duration::from_secs(90), |log| {
+        log.contains("RecursiveInvocationsDropped")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Runs::parse(c.log_text(function).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_stream_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    let table = "loop-table";
+    let stream_arn = dynamodb
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .table_description
+        .unwrap()
+        .latest_stream_arn
+        .expect("stream ARN");
+
+    let function = "ddb-looper";
+    deploy_looper(
+        &c,
+        &emulator,
+        function,
+        &[("LOOP_SOURCE", "dynamodb"), ("LOOP_TABLE", table)],
+    )
+    .await;
+    let mapping = c
+        .lambda
+        .create_event_source_mapping()
+        .event_source_arn(&stream_arn)
+        .function_name(function)
+        .starting_position(EventSourcePosition::TrimHorizon)
+        .batch_size(1)
+        .maximum_retry_attempts(1)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap();
+
+    // The first write, as a user request would make it: no lineage.
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("id", AttributeValue::S("order-1".into()))
+        .item("n", AttributeValue::N("0".into()))
+        .send()
+        .await
+        .unwrap();
+
+    let runs = watch(&c, function).await;
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(&mapping)
+        .send()
+        .await
+        .unwrap();
+    runs.assert_stopped(function, "dynamodb");
+
+    // The item was updated once per run, and carries the last run's lineage.
+    let item = dynamodb
+        .get_item()
+        .table_name(table)
+        .key("id", AttributeValue::S("order-1".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["n"], AttributeValue::N(MAX_DEPTH.to_string()));
+    let stamped: Lineage = item["loop-guard"].as_s().unwrap().parse().unwrap();
+    assert_eq!(stamped.count(FunctionId::from_identity(function)), MAX_DEPTH);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventbridge_rule_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let events = aws_sdk_eventbridge::Client::new(&emulator.sdk_config().await);
+    let function = "eb-looper";
+    let arn = deploy_looper(&c, &emulator, function, &[("LOOP_SOURCE", "eventbridge")]).await;
+    events
+        .put_rule()
+        .name("loop-rule")
+        .event_pattern(r#"{"source":["loop.guard.e2e"]}"#)
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("loop-rule")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("looper")
+                .arn(arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("loop.guard.e2e")
+                .detail_type("tick")
+                .detail(r#"{"hop":0}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let runs = watch(&c, function).await;
+    events
+        .remove_targets()
+        .rule("loop-rule")
+        .ids("looper")
+        .send()
+        .await
+        .unwrap();
+    runs.assert_stopped(function, "eventbridge");
+    // The typed `deny_unknown_fields` detail never saw the lineage key.
+    assert!(!runs.log.contains("unknown field"), "{}", runs.log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_notification_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let s3 = emulator.s3_client().await;
+    let bucket = "loop-bucket";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let function = "s3-looper";
+    let arn = deploy_looper(
+        &c,
+        &emulator,
+        function,
+        &[("LOOP_SOURCE", "s3"), ("LOOP_BUCKET", bucket)],
+    )
+    .await;
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder()
+                .lambda_function_configurations(
+                    aws_sdk_s3::types::LambdaFunctionConfiguration::builder()
+                        .lambda_function_arn(arn)
+                        .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    s3.put_object()
+        .bucket(bucket)
+        .key("seed")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"first"))
+        .send()
+        .await
+        .unwrap();
+
+    let runs = watch(&c, function).await;
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            aws_sdk_s3::types::NotificationConfiguration::builder().build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    runs.assert_stopped(function, "s3");
+
+    // Every object the loop wrote carries the run that wrote it.
+    let me = FunctionId::from_identity(function);
+    let mut key = "seed".to_owned();
+    for run in 1..=MAX_DEPTH {
+        key.push_str(".next");
+        let head = s3.head_object().bucket(bucket).key(&key).send().await.unwrap();
+        let lineage: Lineage = head.metadata.unwrap()["loop-guard"].parse().unwrap();
+        assert_eq!(lineage.count(me), run, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_self_invoke_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let function = "async-looper";
+    deploy_looper(&c, &emulator, function, &[("LOOP_SOURCE", "invoke")]).await;
+    // ministack forwards neither the trace header nor the client context:
+    // the payload key is the only carrier that reaches the next run.
+    invoke_async(&c, function, &serde_json::json!({"hop": 0})).await;
+    let runs = watch(&c, function).await;
+    runs.assert_stopped(function, "invoke");
+    assert!(!runs.log.contains("unknown field"), "{}", runs.log);
+}
