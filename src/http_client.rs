@@ -133,7 +133,7 @@ mod tests {
             http::HeaderValue::from_static("v1.9.00000005-9"),
         );
         // The request is made inside the scope, as it is in a guarded handler.
-        let sent = Chain::new(lineage.clone(), None)
+        let sent = Chain::new(lineage, None)
             .scope(async { client.ready().await.unwrap().call(request).await })
             .await
             .unwrap();

@@ -205,7 +205,10 @@ async fn dynamodb_stream_loop_stops_at_max_depth() {
         .unwrap();
     assert_eq!(item["n"], AttributeValue::N(MAX_DEPTH.to_string()));
     let stamped: Lineage = item["loop-guard"].as_s().unwrap().parse().unwrap();
-    assert_eq!(stamped.count(FunctionId::from_identity(function)), MAX_DEPTH);
+    assert_eq!(
+        stamped.count(FunctionId::from_identity(function)),
+        MAX_DEPTH
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,9 +308,7 @@ async fn s3_notification_loop_stops_at_max_depth() {
     let runs = watch(&c, function).await;
     s3.put_bucket_notification_configuration()
         .bucket(bucket)
-        .notification_configuration(
-            aws_sdk_s3::types::NotificationConfiguration::builder().build(),
-        )
+        .notification_configuration(aws_sdk_s3::types::NotificationConfiguration::builder().build())
         .send()
         .await
         .unwrap();
@@ -318,7 +319,13 @@ async fn s3_notification_loop_stops_at_max_depth() {
     let mut key = "seed".to_owned();
     for run in 1..=MAX_DEPTH {
         key.push_str(".next");
-        let head = s3.head_object().bucket(bucket).key(&key).send().await.unwrap();
+        let head = s3
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
         let lineage: Lineage = head.metadata.unwrap()["loop-guard"].parse().unwrap();
         assert_eq!(lineage.count(me), run, "{key}");
     }

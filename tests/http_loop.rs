@@ -100,33 +100,35 @@ async fn start(trust_http: bool, max_depth: u32) -> (SocketAddr, Arc<Loop>) {
             let function = function.clone();
             let state = server_state.clone();
             tokio::spawn(async move {
-                let serve = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let function = function.clone();
-                    let state = state.clone();
-                    async move {
-                        // API Gateway's part: the HTTP request becomes an event.
-                        let mut event = ApiGatewayV2httpRequest::default();
-                        event.headers = request.headers().clone();
-                        event.raw_path = Some(request.uri().path().to_owned());
-                        let status = match function
-                            .oneshot(LambdaEvent::new(event, Context::default()))
-                            .await
-                        {
-                            Ok(response) => response.status_code as u16,
-                            Err(LoopGuardError::Dropped(_)) => {
-                                state.drops.fetch_add(1, Ordering::SeqCst);
-                                508
-                            }
-                            Err(LoopGuardError::Handler(_)) => 500,
-                        };
-                        Ok::<_, Infallible>(
-                            http::Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::new()))
-                                .unwrap(),
-                        )
-                    }
-                });
+                let serve = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let function = function.clone();
+                        let state = state.clone();
+                        async move {
+                            // API Gateway's part: the HTTP request becomes an event.
+                            let mut event = ApiGatewayV2httpRequest::default();
+                            event.headers = request.headers().clone();
+                            event.raw_path = Some(request.uri().path().to_owned());
+                            let status = match function
+                                .oneshot(LambdaEvent::new(event, Context::default()))
+                                .await
+                            {
+                                Ok(response) => response.status_code as u16,
+                                Err(LoopGuardError::Dropped(_)) => {
+                                    state.drops.fetch_add(1, Ordering::SeqCst);
+                                    508
+                                }
+                                Err(LoopGuardError::Handler(_)) => 500,
+                            };
+                            Ok::<_, Infallible>(
+                                http::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), serve)
                     .await;

@@ -39,7 +39,13 @@ use tower::{Layer, ServiceExt};
 fn upstream() -> (FunctionId, Chain) {
     let me = FunctionId::from_identity("writer");
     let lineage = Lineage::new().record_run(me).record_run(me);
-    (me, Chain::new(lineage, Some("Root=1-67890abc-def0123456789abcdef01234".into())))
+    (
+        me,
+        Chain::new(
+            lineage,
+            Some("Root=1-67890abc-def0123456789abcdef01234".into()),
+        ),
+    )
 }
 
 fn guard(identity: &str, max_depth: u32) -> LoopGuardLayer {
@@ -246,7 +252,12 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
                     ["batch-1", "batch-2"]
                         .map(|id| {
                             WriteRequest::builder()
-                                .put_request(PutRequest::builder().set_item(Some(item(id))).build().unwrap())
+                                .put_request(
+                                    PutRequest::builder()
+                                        .set_item(Some(item(id)))
+                                        .build()
+                                        .unwrap(),
+                                )
                                 .build()
                         })
                         .to_vec(),
@@ -366,7 +377,10 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
         .map(|r| r.change.sequence_number.clone())
         .collect();
     assert_eq!(failed, stamped_sequences);
-    let unstamped_ids: Vec<String> = event.records[..3].iter().map(|r| r.event_id.clone()).collect();
+    let unstamped_ids: Vec<String> = event.records[..3]
+        .iter()
+        .map(|r| r.event_id.clone())
+        .collect();
     assert_eq!(*handled.lock().unwrap(), unstamped_ids);
 }
 
@@ -461,9 +475,11 @@ async fn eventbridge_events_carry_the_chain_to_their_targets() {
         context: Context::default(),
     };
     let seen = lambda_loop_guard::AsyncPayloadLayer::new()
-        .layer(tower::service_fn(|i: lambda_runtime::LambdaInvocation| async move {
-            Ok::<_, std::convert::Infallible>((i.body, i.context))
-        }))
+        .layer(tower::service_fn(
+            |i: lambda_runtime::LambdaInvocation| async move {
+                Ok::<_, std::convert::Infallible>((i.body, i.context))
+            },
+        ))
         .oneshot(invocation)
         .await
         .unwrap();
@@ -513,7 +529,13 @@ async fn s3_objects_carry_the_chain_in_user_metadata() {
     let s = s3.clone();
     chain
         .scope(async move {
-            s.put_object().bucket("loop").key("in/put file.txt").body(body()).send().await.unwrap();
+            s.put_object()
+                .bucket("loop")
+                .key("in/put file.txt")
+                .body(body())
+                .send()
+                .await
+                .unwrap();
             s.copy_object()
                 .bucket("loop")
                 .key("copy-replace")
@@ -558,16 +580,36 @@ async fn s3_objects_carry_the_chain_in_user_metadata() {
                 .send()
                 .await
                 .unwrap();
-            s.put_object().bucket("elsewhere").key("x").body(body()).send().await.unwrap();
+            s.put_object()
+                .bucket("elsewhere")
+                .key("x")
+                .body(body())
+                .send()
+                .await
+                .unwrap();
         })
         .await;
 
     for key in ["in/put file.txt", "copy-replace", "multi"] {
-        let metadata = plain.head_object().bucket("loop").key(key).send().await.unwrap().metadata.unwrap();
+        let metadata = plain
+            .head_object()
+            .bucket("loop")
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .metadata
+            .unwrap();
         let lineage: Lineage = metadata["loop-guard"].parse().unwrap();
         assert_eq!(lineage.count(me), 2, "{key}");
     }
-    let untouched = plain.head_object().bucket("elsewhere").key("x").send().await.unwrap();
+    let untouched = plain
+        .head_object()
+        .bucket("elsewhere")
+        .key("x")
+        .send()
+        .await
+        .unwrap();
     assert!(untouched.metadata.unwrap_or_default().is_empty());
 
     // The layer reads the metadata with its own HeadObject: the writer's
@@ -586,7 +628,10 @@ async fn s3_objects_carry_the_chain_in_user_metadata() {
         }));
     let result = service
         .clone()
-        .oneshot(LambdaEvent::new(s3_event("loop", "in/put+file.txt"), Context::default()))
+        .oneshot(LambdaEvent::new(
+            s3_event("loop", "in/put+file.txt"),
+            Context::default(),
+        ))
         .await;
     match result {
         Err(LoopGuardError::Dropped(error)) => {
@@ -599,9 +644,18 @@ async fn s3_objects_carry_the_chain_in_user_metadata() {
 
     // An object deleted before the notification arrives: read without its
     // metadata, with a warning; the handler still runs.
-    plain.delete_object().bucket("loop").key("multi").send().await.unwrap();
+    plain
+        .delete_object()
+        .bucket("loop")
+        .key("multi")
+        .send()
+        .await
+        .unwrap();
     service
-        .oneshot(LambdaEvent::new(s3_event("loop", "multi"), Context::default()))
+        .oneshot(LambdaEvent::new(
+            s3_event("loop", "multi"),
+            Context::default(),
+        ))
         .await
         .unwrap();
     assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);

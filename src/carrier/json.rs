@@ -92,7 +92,7 @@ mod tests {
     fn read(value: &Value) -> Lineage {
         let mut incoming = Incoming::new(EventSource::Invoke);
         JsonKey::default().read(value, &mut incoming);
-        incoming.lineage().clone()
+        *incoming.lineage()
     }
 
     #[test]

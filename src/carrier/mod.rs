@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(stamp_current(&carrier, &mut map), Ok(false));
         assert!(map.is_empty());
         let lineage = Lineage::new().record_run(FunctionId::from_u32(7));
-        let chain = Chain::new(lineage.clone(), None);
+        let chain = Chain::new(lineage, None);
         let written = chain
             .scope(async { stamp_current(&carrier, &mut map) })
             .await;

@@ -130,6 +130,12 @@ impl LoopGuardInterceptor {
         LoopGuardInterceptor::default()
     }
 
+    #[cfg(any(
+        feature = "lambda",
+        feature = "eventbridge",
+        feature = "dynamodb",
+        feature = "s3"
+    ))]
     fn options_mut(&mut self) -> &mut Options {
         Arc::make_mut(&mut self.options)
     }

@@ -193,24 +193,6 @@ impl BatchResponse for aws_lambda_events::event::streams::DynamoDbEventResponse 
     }
 }
 
-/// Runs `f` on `response` as the [`BatchResponse`] type it is, if any.
-fn with_batch_response<R: 'static, O>(
-    response: &mut R,
-    f: impl FnOnce(&mut dyn FnMut(String)) -> O,
-) -> Option<O> {
-    let any = response as &mut dyn Any;
-    if let Some(sqs) = any.downcast_mut::<SqsBatchResponse>() {
-        return Some(f(&mut |id| sqs.add_failure(id)));
-    }
-    #[cfg(feature = "dynamodb")]
-    if let Some(ddb) =
-        any.downcast_mut::<aws_lambda_events::event::streams::DynamoDbEventResponse>()
-    {
-        return Some(f(&mut |id| ddb.add_failure(id)));
-    }
-    None
-}
-
 fn reports_batch_item_failures<R: 'static>() -> bool {
     empty_batch_response::<R>().is_some()
 }
@@ -240,8 +222,21 @@ fn new_batch_response<R: 'static>(ids: Vec<String>) -> Option<R> {
 }
 
 pub(super) fn add_batch_item_failures<R: 'static>(response: &mut R, ids: Vec<String>) {
+    fn add_all<B: BatchResponse>(batch: &mut B, ids: Vec<String>) {
+        ids.into_iter().for_each(|id| batch.add_failure(id));
+    }
     if ids.is_empty() {
         return;
     }
-    with_batch_response(response, |add| ids.into_iter().for_each(add));
+    let any = response as &mut dyn Any;
+    #[cfg(feature = "dynamodb")]
+    if let Some(ddb) =
+        any.downcast_mut::<aws_lambda_events::event::streams::DynamoDbEventResponse>()
+    {
+        add_all(ddb, ids);
+        return;
+    }
+    if let Some(sqs) = any.downcast_mut::<SqsBatchResponse>() {
+        add_all(sqs, ids);
+    }
 }

@@ -177,4 +177,3 @@ pub async fn wait_for_log(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
-
