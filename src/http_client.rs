@@ -3,7 +3,7 @@
 //! [`HttpStampLayer`] is a tower layer for any `Service<http::Request<B>>`:
 //! a hyper / `hyper-util` client, or a tower stack in front of one. Inside a
 //! guarded handler it sets the `x-loop-guard` header (see
-//! [`HttpHeader`](crate::carrier::HttpHeader)) to the current lineage, so an
+//! [`HttpHeader`]) to the current lineage, so an
 //! HTTP endpoint backed by a guarded function (API Gateway, Function URL,
 //! ALB) can count the hop. Outside a guarded handler it changes nothing.
 //!
