@@ -12,9 +12,16 @@
 //!
 //! * [`LoopGuardLayer`]: a tower layer for any `lambda_runtime` handler.
 //!   Reads the lineage from direct invokes, SQS records, SNS records and
-//!   SNS→SQS envelopes; drops looping units (per record in SQS batches);
-//!   emits a `RecursiveInvocationsDropped` [EMF metric](metric) and a
-//!   `tracing` warning per drop.
+//!   SNS→SQS envelopes, and (with their features) DynamoDB stream records,
+//!   EventBridge events, S3 notifications and HTTP events; drops looping
+//!   units (per record in SQS and DynamoDB stream batches); emits a
+//!   `RecursiveInvocationsDropped` [EMF metric](metric) and a `tracing`
+//!   warning per drop.
+//! * [`Carrier`]: how the lineage travels, one implementation per medium
+//!   (message attributes, trace headers, JSON keys, item attributes, HTTP
+//!   headers); implement it to add a transport of your own.
+//! * [`AsyncPayloadLayer`]: moves the lineage key out of async invoke
+//!   payloads and EventBridge details before the handler deserializes them.
 //! * [`chain::Chain`]: the outgoing lineage of the running invocation, which
 //!   outgoing calls stamp (see `docs/guide.md`).
 //! * [`LoopGuardConfig`]: env configuration with code overrides.
@@ -79,9 +86,13 @@
 //! | `interceptor` | `LoopGuardInterceptor`: the trace header on calls of any AWS SDK client (`aws-smithy-runtime-api`) |
 //! | `sqs` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sqs` sends, and `AWSTraceHeader` |
 //! | `sns` | `interceptor` + the `loop-guard` attribute on `aws-sdk-sns` publishes |
-//! | `lambda` | `interceptor` + the client context of `aws-sdk-lambda` invokes |
+//! | `lambda` | `interceptor` + the client context of `aws-sdk-lambda` invokes, and (opt-in) the payload of async invokes |
+//! | `dynamodb` | `interceptor` + opt-in item attribute stamping on `aws-sdk-dynamodb` writes; `DynamoDbEvent` reads and batch item failures |
+//! | `eventbridge` | `interceptor` + `PutEvents` trace headers (and opt-in detail key) on `aws-sdk-eventbridge`; `EventBridgeEvent` reads |
+//! | `s3` | `interceptor` + opt-in user metadata on `aws-sdk-s3` writes; `S3Event` reads through `HeadObject` |
+//! | `http` | API Gateway v1/v2, Function URL and ALB event reads (trusted sources only) and [`http_client::HttpStampLayer`] |
 //! | `continuation` | `lambda` + `continuation`: long jobs split across self-invocations, with a budget |
-//! | `continuation-s3` | `continuation` + offloading state over 1 MB to S3 (`aws-sdk-s3`) |
+//! | `continuation-s3` | `continuation` + `s3` + offloading state over 1 MB to S3 |
 //!
 //! The SDK crates are taken with `default-features = false`: your own
 //! dependency on them picks the HTTP client and runtime.
