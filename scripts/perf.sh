@@ -10,6 +10,9 @@ mkdir -p "$out"
 echo "== criterion: header, lineage, layer, interceptor (in-process)"
 cargo bench --all-features --bench guard 2>&1 | tee "$out/guard.txt" | grep -E "^[a-z_]+/|time:" || true
 
+echo "== criterion: opt-in carriers of the sources AWS cannot see"
+cargo bench --all-features --bench sources 2>&1 | tee "$out/sources.txt" | grep -E "^[a-z_0-9]+/|time:" || true
+
 echo "== criterion: real SendMessage to moto on loopback"
 cargo bench --all-features --bench moto 2>&1 | tee "$out/moto.txt" | grep -E "^moto/|time:" || true
 

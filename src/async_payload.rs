@@ -43,7 +43,7 @@ use lambda_runtime::{Context as LambdaContext, LambdaInvocation};
 use serde_json::Value;
 use tower::{Layer, Service};
 
-use crate::carrier::{JsonKey, CLIENT_CONTEXT_KEY, RESERVED_KEY};
+use crate::carrier::{JsonKey, CLIENT_CONTEXT_KEY};
 use crate::lineage::Lineage;
 
 /// Applies [`AsyncPayload`] to a `lambda_runtime` [`Runtime`](lambda_runtime::Runtime)
@@ -99,13 +99,9 @@ where
 /// The payload without our key, and the key's value, if the payload (or its
 /// EventBridge `detail`) is a JSON object that has the key.
 pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
-    // Cheap pre-check: most payloads never mention the key.
-    if !body
-        .windows(RESERVED_KEY.len())
-        .any(|w| w == RESERVED_KEY.as_bytes())
-    {
-        return None;
-    }
+    // Cheap pre-check (a SIMD substring search): most payloads never
+    // mention the key, and are passed on without a parse.
+    memchr::memmem::find(body, QUOTED_KEY.as_bytes())?;
     let mut payload: Value = serde_json::from_slice(body).ok()?;
     let key = JsonKey::default();
     let taken = match key.take(&mut payload) {
@@ -115,6 +111,9 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     }?;
     Some((serde_json::to_vec(&payload).ok()?, taken))
 }
+
+/// The reserved key as it appears in JSON text.
+const QUOTED_KEY: &str = concat!('"', "loop-guard", '"');
 
 fn is_eventbridge_event(payload: &Value) -> bool {
     payload.get("detail-type").is_some() && payload.get("source").is_some()
@@ -153,6 +152,11 @@ fn put_in_client_context(context: &mut LambdaContext, value: String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn quoted_key_is_the_reserved_key() {
+        assert_eq!(QUOTED_KEY, format!("\"{}\"", crate::carrier::RESERVED_KEY));
+    }
 
     #[test]
     fn takes_the_key_from_objects_and_eventbridge_details_only() {
