@@ -302,6 +302,18 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
         })
         .await;
 
+    // A later write outside any guarded handler (a user request) must not
+    // deliver the old stamp again: the interceptor removes it.
+    dynamodb
+        .update_item()
+        .table_name("orders")
+        .set_key(Some(key("upd-expr")))
+        .update_expression("SET v = v + :one")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+
     let event = stream_event(&streams, &orders_stream).await;
     let by_id: Vec<(String, String, u16)> = event
         .records
@@ -326,6 +338,7 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
         ("INSERT", "batch-2", 2),
         ("INSERT", "tx-put", 2),
         ("MODIFY", "tx-upd", 2),
+        ("MODIFY", "upd-expr", 0),
     ]
     .map(|(e, id, n)| (e.to_owned(), id.to_owned(), n))
     .to_vec();
@@ -341,8 +354,12 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
         .unwrap()
         .item
         .unwrap();
-    assert_eq!(updated["v"], AttributeValue::N("2".into()));
+    assert_eq!(updated["v"], AttributeValue::N("3".into()));
     assert!(!updated.contains_key("gone"));
+    assert!(
+        !updated.contains_key("loop-guard"),
+        "cleared by the unguarded write"
+    );
 
     let audit = stream_event(&streams, &audit_stream).await;
     assert_eq!(counts(&audit, me), vec![0]);
@@ -372,13 +389,14 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
         .iter()
         .map(|f| f.item_identifier.clone())
         .collect();
-    let stamped_sequences: Vec<Option<String>> = event.records[3..]
+    let stamped_sequences: Vec<Option<String>> = event.records[3..10]
         .iter()
         .map(|r| r.change.sequence_number.clone())
         .collect();
     assert_eq!(failed, stamped_sequences);
     let unstamped_ids: Vec<String> = event.records[..3]
         .iter()
+        .chain(&event.records[10..])
         .map(|r| r.event_id.clone())
         .collect();
     assert_eq!(*handled.lock().unwrap(), unstamped_ids);

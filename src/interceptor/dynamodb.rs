@@ -1,6 +1,12 @@
 //! DynamoDB: opt-in, per table, an item attribute on `PutItem`, `UpdateItem`
 //! (one more `SET` action with placeholders of its own), `BatchWriteItem` put
 //! requests and `TransactWriteItems` puts and updates.
+//!
+//! An item keeps its attributes across updates, so a stamp would outlive the
+//! chain that wrote it: an `UpdateItem` made later outside any guarded
+//! handler would deliver the old count again in its stream record. Writes to
+//! opted-in tables made outside a guarded handler therefore *clear* the stamp
+//! (a `REMOVE` action, or the attribute left out of a put item).
 
 use std::collections::HashMap;
 
@@ -39,20 +45,34 @@ impl DynamoDbStamping {
     }
 }
 
-pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> bool {
+/// What a write to an opted-in table gets.
+#[derive(Clone, Copy)]
+pub(super) enum Action<'a> {
+    /// Inside a guarded handler: the current lineage.
+    Stamp(&'a Lineage),
+    /// Outside one: no stamp, and none left over from an earlier write.
+    Clear,
+}
+
+pub(super) fn stamp(input: &mut Input, options: &Options, action: Action<'_>) -> bool {
     let stamping = &options.dynamodb;
     if stamping.tables.is_empty() {
         return false;
     }
     let carrier = stamping.attribute();
+    let put_item = |item: &mut HashMap<String, AttributeValue>| match action {
+        Action::Stamp(lineage) => report(carrier.write(item, lineage)),
+        Action::Clear => {
+            item.remove(carrier.name());
+        }
+    };
     if let Some(put) = input.downcast_mut::<PutItemInput>() {
         if put
             .table_name
             .as_deref()
             .is_some_and(|t| stamping.covers(t))
         {
-            let item = put.item.get_or_insert_with(HashMap::new);
-            report(carrier.write(item, lineage));
+            put_item(put.item.get_or_insert_with(HashMap::new));
         }
         return true;
     }
@@ -62,7 +82,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> 
             .as_deref()
             .is_some_and(|t| stamping.covers(t))
         {
-            report(stamp_update_item(update, &carrier, lineage));
+            report(stamp_update_item(update, &carrier, action));
         }
         return true;
     }
@@ -70,7 +90,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> 
         for (table, requests) in batch.request_items.iter_mut().flatten() {
             if stamping.covers(table) {
                 for put in requests.iter_mut().filter_map(|r| r.put_request.as_mut()) {
-                    report(carrier.write(&mut put.item, lineage));
+                    put_item(&mut put.item);
                 }
             }
         }
@@ -79,7 +99,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> 
     if let Some(transact) = input.downcast_mut::<TransactWriteItemsInput>() {
         for item in transact.transact_items.iter_mut().flatten() {
             if let Some(put) = item.put.as_mut().filter(|p| stamping.covers(&p.table_name)) {
-                report(carrier.write(&mut put.item, lineage));
+                put_item(&mut put.item);
             }
             if let Some(update) = item
                 .update
@@ -95,7 +115,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> 
                         legacy: None,
                     },
                     &carrier,
-                    lineage,
+                    action,
                 ));
                 update.update_expression = expression.unwrap_or_default();
             }
@@ -114,7 +134,7 @@ fn report(result: Result<(), StampError>) {
 fn stamp_update_item(
     update: &mut UpdateItemInput,
     carrier: &ItemAttribute,
-    lineage: &Lineage,
+    action: Action<'_>,
 ) -> Result<(), StampError> {
     stamp_update(
         UpdateParts {
@@ -124,7 +144,7 @@ fn stamp_update_item(
             legacy: Some(&mut update.attribute_updates),
         },
         carrier,
-        lineage,
+        action,
     )
 }
 
@@ -140,16 +160,17 @@ struct UpdateParts<'a> {
 fn stamp_update(
     parts: UpdateParts<'_>,
     carrier: &ItemAttribute,
-    lineage: &Lineage,
+    action: Action<'_>,
 ) -> Result<(), StampError> {
-    let value = AttributeValue::S(lineage.to_string());
     if let Some(Some(legacy)) = parts.legacy {
         if parts.expression.is_none() {
-            let update = AttributeValueUpdate::builder()
-                .action(AttributeAction::Put)
-                .value(value)
-                .build();
-            legacy.insert(carrier.name().to_owned(), update);
+            let update = match action {
+                Action::Stamp(lineage) => AttributeValueUpdate::builder()
+                    .action(AttributeAction::Put)
+                    .value(AttributeValue::S(lineage.to_string())),
+                Action::Clear => AttributeValueUpdate::builder().action(AttributeAction::Delete),
+            };
+            legacy.insert(carrier.name().to_owned(), update.build());
             return Ok(());
         }
     }
@@ -172,34 +193,47 @@ fn stamp_update(
             name: carrier.name().to_owned(),
         });
     }
-    let values = parts.values.get_or_insert_with(HashMap::new);
-    let action = format!("{NAME_PLACEHOLDER} = {VALUE_PLACEHOLDER}");
     let expression = parts.expression.get_or_insert_with(String::new);
-    if !expression.contains(&action) {
-        *expression = with_set_action(expression, &action);
+    if expression.contains(NAME_PLACEHOLDER) {
+        // Already done for this request (the hook runs once per operation;
+        // this keeps it idempotent all the same).
+        return Ok(());
+    }
+    match action {
+        Action::Stamp(lineage) => {
+            let set = format!("{NAME_PLACEHOLDER} = {VALUE_PLACEHOLDER}");
+            *expression = with_clause_action(expression, "SET", &set);
+            parts.values.get_or_insert_with(HashMap::new).insert(
+                VALUE_PLACEHOLDER.to_owned(),
+                AttributeValue::S(lineage.to_string()),
+            );
+        }
+        Action::Clear => {
+            *expression = with_clause_action(expression, "REMOVE", NAME_PLACEHOLDER);
+        }
     }
     names.insert(NAME_PLACEHOLDER.to_owned(), carrier.name().to_owned());
-    values.insert(VALUE_PLACEHOLDER.to_owned(), value);
     Ok(())
 }
 
-/// `expression` with `action` added to its `SET` clause, or with a `SET`
-/// clause of its own when it has none. Update expressions have no string
-/// literals and `SET` is a reserved word, so the clause keyword is the only
-/// whitespace-delimited `SET` token.
-pub(crate) fn with_set_action(expression: &str, action: &str) -> String {
-    match find_set_keyword(expression) {
+/// `expression` with `action` added to its `keyword` clause (`SET`,
+/// `REMOVE`), or with a clause of its own when it has none. Update
+/// expressions have no string literals and clause keywords are reserved
+/// words, so a clause keyword is the only whitespace-delimited token equal to
+/// it.
+pub(crate) fn with_clause_action(expression: &str, keyword: &str, action: &str) -> String {
+    match find_keyword(expression, keyword) {
         Some(after_keyword) => {
             let (head, tail) = expression.split_at(after_keyword);
             format!("{head} {action}, {}", tail.trim_start())
         }
-        None if expression.trim().is_empty() => format!("SET {action}"),
-        None => format!("{} SET {action}", expression.trim_end()),
+        None if expression.trim().is_empty() => format!("{keyword} {action}"),
+        None => format!("{} {keyword} {action}", expression.trim_end()),
     }
 }
 
-/// The byte offset just after the `SET` clause keyword, if there is one.
-fn find_set_keyword(expression: &str) -> Option<usize> {
+/// The byte offset just after the `keyword` clause keyword, if there is one.
+fn find_keyword(expression: &str, keyword: &str) -> Option<usize> {
     let bytes = expression.as_bytes();
     let mut start = 0;
     while start < bytes.len() {
@@ -211,7 +245,7 @@ fn find_set_keyword(expression: &str) -> Option<usize> {
             .iter()
             .position(u8::is_ascii_whitespace)
             .map_or(bytes.len(), |n| start + n);
-        if end - start == 3 && bytes[start..end].eq_ignore_ascii_case(b"SET") && end < bytes.len() {
+        if bytes[start..end].eq_ignore_ascii_case(keyword.as_bytes()) && end < bytes.len() {
             return Some(end);
         }
         start = end;
@@ -246,8 +280,133 @@ mod tests {
             ("  ", "SET #loopGuardAttr = :loopGuardValue"),
         ];
         for (input, expected) in cases {
-            assert_eq!(with_set_action(input, ACTION), expected, "{input:?}");
+            assert_eq!(
+                with_clause_action(input, "SET", ACTION),
+                expected,
+                "{input:?}"
+            );
         }
+    }
+
+    use crate::interceptor::tests::{chain, run_serialization_hook_with};
+    use crate::interceptor::LoopGuardInterceptor;
+
+    fn interceptor() -> LoopGuardInterceptor {
+        LoopGuardInterceptor::new().stamp_dynamodb_table("orders")
+    }
+
+    fn update(expression: &str) -> UpdateItemInput {
+        UpdateItemInput::builder()
+            .table_name("arn:aws:dynamodb:us-east-1:1:table/orders")
+            .key("id", AttributeValue::S("a".into()))
+            .update_expression(expression)
+            .expression_attribute_values(":v", AttributeValue::N("1".into()))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn inside_a_chain_updates_get_a_set_action_and_puts_the_attribute() {
+        let c = chain(2, None);
+        let out = run_serialization_hook_with(
+            interceptor(),
+            update("SET v = :v REMOVE w"),
+            Some(c.clone()),
+        )
+        .await;
+        assert_eq!(
+            out.update_expression.as_deref(),
+            Some("SET #loopGuardAttr = :loopGuardValue, v = :v REMOVE w")
+        );
+        assert_eq!(
+            out.expression_attribute_names.unwrap()[NAME_PLACEHOLDER],
+            "loop-guard"
+        );
+        let values = out.expression_attribute_values.unwrap();
+        assert_eq!(
+            values[VALUE_PLACEHOLDER],
+            AttributeValue::S(c.lineage().to_string())
+        );
+        assert_eq!(values[":v"], AttributeValue::N("1".into()));
+
+        let put = PutItemInput::builder()
+            .table_name("orders")
+            .item("id", AttributeValue::S("a".into()))
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor(), put, Some(c.clone())).await;
+        assert_eq!(
+            out.item.unwrap()["loop-guard"],
+            AttributeValue::S(c.lineage().to_string())
+        );
+
+        let other = UpdateItemInput::builder()
+            .table_name("other")
+            .update_expression("SET v = :v")
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor(), other.clone(), Some(c)).await;
+        assert_eq!(out, other);
+    }
+
+    #[tokio::test]
+    async fn outside_a_chain_old_stamps_are_cleared() {
+        let out =
+            run_serialization_hook_with(interceptor(), update("SET v = :v REMOVE w"), None).await;
+        assert_eq!(
+            out.update_expression.as_deref(),
+            Some("SET v = :v REMOVE #loopGuardAttr, w")
+        );
+        assert_eq!(
+            out.expression_attribute_names.unwrap()[NAME_PLACEHOLDER],
+            "loop-guard"
+        );
+        assert!(!out
+            .expression_attribute_values
+            .unwrap()
+            .contains_key(VALUE_PLACEHOLDER));
+
+        let legacy = UpdateItemInput::builder()
+            .table_name("orders")
+            .attribute_updates(
+                "v",
+                AttributeValueUpdate::builder()
+                    .action(AttributeAction::Put)
+                    .value(AttributeValue::N("2".into()))
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor(), legacy, None).await;
+        assert_eq!(
+            out.attribute_updates.unwrap()["loop-guard"].action,
+            Some(AttributeAction::Delete)
+        );
+
+        let put = PutItemInput::builder()
+            .table_name("orders")
+            .item("id", AttributeValue::S("a".into()))
+            .item("loop-guard", AttributeValue::S("v1.5.00000001-5".into()))
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor(), put, None).await;
+        assert!(!out.item.unwrap().contains_key("loop-guard"));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_owns_the_names_is_left_alone() {
+        let mut input = update("SET #x = :v");
+        input.expression_attribute_names =
+            Some(HashMap::from([("#x".into(), "loop-guard".into())]));
+        let out =
+            run_serialization_hook_with(interceptor(), input.clone(), Some(chain(1, None))).await;
+        assert_eq!(out, input);
+        let mut input = update("SET #loopGuardAttr = :v");
+        input.expression_attribute_names =
+            Some(HashMap::from([(NAME_PLACEHOLDER.into(), "theirs".into())]));
+        let out =
+            run_serialization_hook_with(interceptor(), input.clone(), Some(chain(1, None))).await;
+        assert_eq!(out, input);
     }
 
     proptest::proptest! {
@@ -262,7 +421,7 @@ mod tests {
                 if i < clauses.len() && j < clauses.len() { clauses.swap(i, j); }
             }
             let expression = clauses.join(&spaces);
-            let out = with_set_action(&expression, ACTION);
+            let out = with_clause_action(&expression, "SET", ACTION);
             proptest::prop_assert_eq!(out.matches(ACTION).count(), 1);
             let set_keywords = out.split_whitespace().filter(|w| w.eq_ignore_ascii_case("SET")).count();
             proptest::prop_assert_eq!(set_keywords, 1);
@@ -274,7 +433,7 @@ mod tests {
 
         #[test]
         fn any_expression_is_handled_without_panicking(expression in "\\PC{0,120}") {
-            let out = with_set_action(&expression, ACTION);
+            let out = with_clause_action(&expression, "SET", ACTION);
             proptest::prop_assert!(out.contains(ACTION));
         }
     }

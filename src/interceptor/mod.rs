@@ -42,7 +42,10 @@
 //! [`stamp_dynamodb_table`]: LoopGuardInterceptor::stamp_dynamodb_table
 //! [`stamp_s3_bucket`]: LoopGuardInterceptor::stamp_s3_bucket
 //!
-//! Outside a guarded handler it changes nothing. It never fails a call: a
+//! Outside a guarded handler it changes nothing, with one exception: writes
+//! to opted-in DynamoDB tables remove the stamp attribute, because an item
+//! keeps its attributes across updates and an old stamp would otherwise be
+//! read again as if the write continued that chain. It never fails a call: a
 //! stamp that cannot be written is skipped with a warning.
 //!
 //! # Example
@@ -207,10 +210,11 @@ impl Intercept for LoopGuardInterceptor {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        Chain::with_current(|chain| {
-            if let Some(chain) = chain {
+        Chain::with_current(|chain| match chain {
+            Some(chain) => {
                 stamp_input(&self.options, context.input_mut(), chain);
             }
+            None => clear_input(&self.options, context.input_mut()),
         });
         Ok(())
     }
@@ -252,7 +256,7 @@ fn stamp_input(options: &Options, input: &mut Input, chain: &Chain) -> bool {
         return true;
     }
     #[cfg(feature = "dynamodb")]
-    if dynamodb::stamp(input, options, lineage) {
+    if dynamodb::stamp(input, options, dynamodb::Action::Stamp(lineage)) {
         return true;
     }
     #[cfg(feature = "s3")]
@@ -260,6 +264,14 @@ fn stamp_input(options: &Options, input: &mut Input, chain: &Chain) -> bool {
         return true;
     }
     false
+}
+
+/// Outside a guarded handler: removes stamps that would outlive their chain
+/// (DynamoDB items of opted-in tables keep attributes across updates).
+#[allow(unused_variables)]
+fn clear_input(options: &Options, input: &mut Input) {
+    #[cfg(feature = "dynamodb")]
+    dynamodb::stamp(input, options, dynamodb::Action::Clear);
 }
 
 /// Logs a carrier that could not be written (the call goes on without it).
