@@ -624,3 +624,125 @@ async fn concurrent_invocations_see_only_their_own_chain() {
     }
     assert_eq!(total, 0);
 }
+
+#[cfg(feature = "dynamodb")]
+mod dynamodb_streams {
+    use super::*;
+    use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+    use aws_lambda_events::event::streams::DynamoDbEventResponse;
+    use lambda_loop_guard::carrier::{Carrier, ItemAttribute};
+
+    fn record(sequence: &str, lineage: Option<Lineage>) -> Value {
+        let mut image = serde_json::json!({"id": {"S": sequence}});
+        if let Some(l) = lineage {
+            image["loop-guard"] = serde_json::json!({"S": l.to_string()});
+        }
+        serde_json::json!({
+            "eventID": format!("e-{sequence}"), "eventName": "MODIFY", "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1", "eventSourceARN": "arn:aws:dynamodb:us-east-1:1:table/t/stream/s",
+            "dynamodb": {"Keys": {"id": {"S": sequence}}, "NewImage": image,
+                         "SequenceNumber": sequence, "SizeBytes": 1, "StreamViewType": "NEW_IMAGE"}
+        })
+    }
+
+    fn event(records: Vec<Value>) -> DynamoDbEvent {
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    type Handled = Arc<Mutex<Vec<String>>>;
+
+    fn handler(
+        handled: &Handled,
+    ) -> impl Service<
+        LambdaEvent<DynamoDbEvent>,
+        Response = DynamoDbEventResponse,
+        Error = lambda_runtime::Error,
+        Future = impl Send,
+    > + Clone {
+        let handled = handled.clone();
+        service_fn(move |e: LambdaEvent<DynamoDbEvent>| {
+            let handled = handled.clone();
+            async move {
+                handled
+                    .lock()
+                    .unwrap()
+                    .extend(e.payload.records.iter().map(|r| r.event_id.clone()));
+                Ok::<_, lambda_runtime::Error>(DynamoDbEventResponse::default())
+            }
+        })
+    }
+
+    fn failures(response: &DynamoDbEventResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .filter_map(|f| f.item_identifier.as_deref())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn looping_stream_records_become_batch_item_failures() {
+        let lines = Lines::default();
+        let handled = Handled::default();
+        let svc = layer(Mode::Terminate, 2, &lines).layer(handler(&handled));
+        let e = event(vec![
+            record("100", Some(ran(1))),
+            record("200", Some(ran(2))),
+            record("300", None),
+        ]);
+        let response = svc
+            .oneshot(LambdaEvent::new(e, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(failures(&response), vec!["200"]);
+        assert_eq!(*handled.lock().unwrap(), vec!["e-100", "e-300"]);
+        let drops = lines.json();
+        assert_eq!(drops.len(), 1);
+        assert_eq!(drops[0]["Source"], "dynamodb");
+        assert_eq!(drops[0]["MessageId"], "200");
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_only_looping_records_is_answered_without_the_handler() {
+        let lines = Lines::default();
+        let handled = Handled::default();
+        let svc = layer(Mode::Terminate, 2, &lines).layer(handler(&handled));
+        let e = event(vec![record("1", Some(ran(2))), record("2", Some(ran(5)))]);
+        let response = svc
+            .oneshot(LambdaEvent::new(e, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(failures(&response), vec!["1", "2"]);
+        assert!(handled.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_custom_attribute_name_is_read_when_the_layer_is_told() {
+        let lines = Lines::default();
+        let handled = Handled::default();
+        let mut looping = record("9", None);
+        let mut image: serde_dynamo::Item =
+            serde_json::from_value(looping["dynamodb"]["NewImage"].clone()).unwrap();
+        ItemAttribute::new("lg").write(&mut image, &ran(2)).unwrap();
+        looping["dynamodb"]["NewImage"] = serde_json::to_value(&image).unwrap();
+
+        let default_name = layer(Mode::Terminate, 2, &lines).layer(handler(&handled));
+        let response = default_name
+            .oneshot(LambdaEvent::new(
+                event(vec![looping.clone()]),
+                context_with(None),
+            ))
+            .await
+            .unwrap();
+        assert!(failures(&response).is_empty(), "not our attribute name");
+
+        let custom = layer(Mode::Terminate, 2, &lines)
+            .dynamodb_attribute("lg")
+            .layer(handler(&handled));
+        let response = custom
+            .oneshot(LambdaEvent::new(event(vec![looping]), context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(failures(&response), vec!["9"]);
+    }
+}

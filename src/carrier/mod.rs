@@ -199,6 +199,65 @@ mod tests {
     use super::*;
     use crate::lineage::FunctionId;
 
+    use crate::event::EventSource;
+    use std::collections::HashMap;
+
+    /// What every carrier must read from `value`: its lineage when it is a
+    /// valid one, nothing otherwise.
+    fn expected(value: &str) -> Lineage {
+        Lineage::decode(value).unwrap_or_default()
+    }
+
+    fn read_with<M: ?Sized, C: Carrier<M>>(carrier: &C, medium: &M) -> Lineage {
+        let mut incoming = Incoming::new(EventSource::Custom("test"));
+        incoming.read_carrier(carrier, medium);
+        *incoming.lineage()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_carrier_reads_any_value_without_panicking(
+            value in proptest::prop_oneof![
+                "\\PC{0,300}",
+                "v1\\.[0-9]{1,5}(\\.[0-9a-f]{8}-[0-9]{1,5}){0,20}",
+                "v[0-9]\\.[0-9a-z.\\-]{0,40}",
+            ]
+        ) {
+            let want = expected(&value);
+            let map = HashMap::from([(RESERVED_KEY.to_owned(), value.clone())]);
+            proptest::prop_assert_eq!(read_with(&MapKey::default(), &map), want);
+            let json = serde_json::json!({ RESERVED_KEY: value.clone() });
+            proptest::prop_assert_eq!(read_with(&JsonKey::default(), &json), want);
+
+            let mut sqs = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+            sqs.string_value = Some(value.clone());
+            let sqs = HashMap::from([(MESSAGE_ATTRIBUTE.to_owned(), sqs)]);
+            proptest::prop_assert_eq!(read_with(&MessageAttribute::default(), &sqs), want);
+
+            // In a trace header the value ends at the first `;`.
+            let header = format!("Root=1-a-b;{}={value}", crate::LOOP_GUARD_FIELD);
+            let in_header = read_with(&TraceField, &header);
+            if !value.contains(';') && header.len() <= 8192 {
+                proptest::prop_assert_eq!(in_header, want);
+            }
+
+            #[cfg(feature = "dynamodb")]
+            {
+                let item = serde_dynamo::Item::from(HashMap::from([(
+                    RESERVED_KEY.to_owned(),
+                    serde_dynamo::AttributeValue::S(value.clone()),
+                )]));
+                proptest::prop_assert_eq!(read_with(&ItemAttribute::default(), &item), want);
+            }
+            #[cfg(feature = "http")]
+            if let Ok(header_value) = ::http::HeaderValue::from_str(&value) {
+                let mut headers = ::http::HeaderMap::new();
+                headers.insert(HTTP_HEADER, header_value);
+                proptest::prop_assert_eq!(read_with(&HttpHeader::default(), &headers), want);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn stamp_current_writes_only_inside_a_chain() {
         let carrier = MapKey::new(RESERVED_KEY);
