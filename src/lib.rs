@@ -79,7 +79,8 @@
 //!
 //! The layer needs no feature: it depends on `lambda_runtime`,
 //! `aws_lambda_events` (only `sqs` and `sns`), `tower`, `tokio` (`rt`),
-//! `tracing` and `serde_json`, and on no AWS SDK crate.
+//! `tracing`, `serde_json` and `memchr` (already in `lambda_runtime`'s tree),
+//! and on no AWS SDK crate.
 //!
 //! | feature | adds |
 //! | --- | --- |

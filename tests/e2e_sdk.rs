@@ -14,22 +14,12 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_types::base64;
 use lambda_loop_guard::chain::Chain;
-use lambda_loop_guard::{
-    FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer, TraceHeader,
-};
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardInterceptor, TraceHeader};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
+use support::setup::guard;
 use support::{start_moto, CaptureServer};
 use tower::{Layer, ServiceExt};
-
-fn guard(identity: &str, max_depth: u32) -> LoopGuardLayer {
-    let config = LoopGuardConfig::builder()
-        .function_identity(identity)
-        .max_depth(max_depth)
-        .build()
-        .unwrap();
-    LoopGuardLayer::new(config).metric_sink(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousand_concurrent_invocations_each_stamp_their_own_lineage() {

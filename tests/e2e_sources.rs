@@ -16,13 +16,11 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, StreamSpecification, StreamViewType,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::types::{EventSourcePosition, FunctionResponseType};
 use lambda_loop_guard::{FunctionId, Lineage};
 use support::functions::{deploy, invoke_async, wait_for_log, Clients};
+use support::setup::create_streamed_table;
 use support::{start_ministack, Emulator};
 
 const MAX_DEPTH: u16 = 3;
@@ -88,17 +86,7 @@ async fn deploy_looper(
     vars.insert("LOOP_GUARD_MAX_DEPTH".into(), MAX_DEPTH.to_string());
     vars.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint());
     vars.insert("RUST_BACKTRACE".into(), "1".into());
-    deploy(c, function, "loop_sources", vars, 10).await;
-    c.lambda
-        .get_function()
-        .function_name(function)
-        .send()
-        .await
-        .unwrap()
-        .configuration
-        .unwrap()
-        .function_arn
-        .unwrap()
+    deploy(c, function, "loop_sources", vars, 10).await
 }
 
 /// Waits for the first drop, then a little longer: a loop the guard did not
@@ -118,38 +106,7 @@ async fn dynamodb_stream_loop_stops_at_max_depth() {
     let c = Clients::new(&emulator).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
     let table = "loop-table";
-    let stream_arn = dynamodb
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .table_description
-        .unwrap()
-        .latest_stream_arn
-        .expect("stream ARN");
+    let stream_arn = create_streamed_table(&dynamodb, table).await;
 
     let function = "ddb-looper";
     deploy_looper(

@@ -20,18 +20,17 @@ use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use aws_sdk_dynamodb::types::{
-    AttributeAction, AttributeDefinition, AttributeValue, AttributeValueUpdate, BillingMode,
-    KeySchemaElement, KeyType, Put, PutRequest, ScalarAttributeType, StreamSpecification,
-    StreamViewType, TransactWriteItem, Update, WriteRequest,
+    AttributeAction, AttributeValue, AttributeValueUpdate, Put, PutRequest, TransactWriteItem,
+    Update, WriteRequest,
 };
 use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
 use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::{
-    FunctionId, GuardedEvent, Incoming, Lineage, LoopGuardConfig, LoopGuardError,
-    LoopGuardInterceptor, LoopGuardLayer,
+    FunctionId, GuardedEvent, Incoming, Lineage, LoopGuardError, LoopGuardInterceptor,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
+use support::setup::{create_streamed_table, guard};
 use support::start_moto;
 use tower::{Layer, ServiceExt};
 
@@ -46,15 +45,6 @@ fn upstream() -> (FunctionId, Chain) {
             Some("Root=1-67890abc-def0123456789abcdef01234".into()),
         ),
     )
-}
-
-fn guard(identity: &str, max_depth: u32) -> LoopGuardLayer {
-    let config = LoopGuardConfig::builder()
-        .function_identity(identity)
-        .max_depth(max_depth)
-        .build()
-        .unwrap();
-    LoopGuardLayer::new(config).metric_sink(())
 }
 
 fn counts<E: GuardedEvent>(event: &E, me: FunctionId) -> Vec<u16> {
@@ -152,41 +142,6 @@ fn item(id: &str) -> HashMap<String, AttributeValue> {
     let mut item = key(id);
     item.insert("v".into(), AttributeValue::N("1".into()));
     item
-}
-
-async fn create_streamed_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> String {
-    dynamodb
-        .create_table()
-        .table_name(table)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .table_description
-        .unwrap()
-        .latest_stream_arn
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,17 +107,18 @@ impl Clients {
     }
 }
 
-/// Deploys `examples/<example>.rs` as a `provided.al2023` function and waits
-/// until it is Active.
+/// Deploys `examples/<example>.rs` as a `provided.al2023` function, waits
+/// until it is Active, and returns its ARN.
 pub async fn deploy(
     c: &Clients,
     function: &str,
     example: &str,
     env: HashMap<String, String>,
     timeout: i32,
-) {
+) -> String {
     let zip = bootstrap_zip(&example_binary(example));
-    c.lambda
+    let arn = c
+        .lambda
         .create_function()
         .function_name(function)
         .runtime(Runtime::Providedal2023)
@@ -128,7 +129,9 @@ pub async fn deploy(
         .environment(Environment::builder().set_variables(Some(env)).build())
         .send()
         .await
-        .unwrap();
+        .unwrap()
+        .function_arn
+        .expect("function ARN");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let state = c
@@ -141,7 +144,7 @@ pub async fn deploy(
             .configuration
             .and_then(|c| c.state);
         if state == Some(State::Active) {
-            return;
+            return arn;
         }
         assert!(Instant::now() < deadline, "function not Active: {state:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;

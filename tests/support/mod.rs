@@ -12,6 +12,7 @@
 
 pub mod fixtures;
 pub mod functions;
+pub mod setup;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
