@@ -1,17 +1,31 @@
-//! `serde_json::Value` payloads: SQS and SNS event shapes are recognised by
-//! their `eventSource` / `EventSource`; anything else is a direct invocation.
+//! `serde_json::Value` payloads: SQS, SNS and DynamoDB stream event shapes
+//! are recognised by their `eventSource` / `EventSource`, EventBridge events
+//! by `detail-type` and `detail`; anything else is a direct invocation.
 
 use lambda_runtime::Context;
 use serde_json::Value;
 
 use super::sqs::sns_envelope_lineage;
-use super::{retain_by_index, EventSource, GuardedEvent, Incoming};
-use crate::carrier::{AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+use super::{retain_by_index, EventSource, GuardedEvent, Incoming, ReadOptions};
+use crate::carrier::{JsonKey, AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+
+/// The item attribute name a DynamoDB stream record is read from.
+fn dynamodb_attribute(options: &ReadOptions) -> &str {
+    #[cfg(feature = "dynamodb")]
+    return options.dynamodb_attribute.name();
+    #[cfg(not(feature = "dynamodb"))]
+    {
+        let _ = options;
+        crate::carrier::RESERVED_KEY
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Shape {
     Sqs,
     Sns,
+    DynamoDb,
+    EventBridge,
     Other,
 }
 
@@ -21,6 +35,9 @@ fn records(value: &Value) -> Option<&Vec<Value>> {
 
 fn shape(value: &Value) -> Shape {
     let Some(first) = records(value).and_then(|r| r.first()) else {
+        if value.get("detail-type").is_some() && value.get("detail").is_some() {
+            return Shape::EventBridge;
+        }
         return Shape::Other;
     };
     match (
@@ -29,6 +46,7 @@ fn shape(value: &Value) -> Shape {
     ) {
         (Some("aws:sqs"), _) => Shape::Sqs,
         (_, Some("aws:sns")) => Shape::Sns,
+        (Some("aws:dynamodb"), _) => Shape::DynamoDb,
         _ => Shape::Other,
     }
 }
@@ -41,6 +59,15 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 impl GuardedEvent for Value {
     fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+        self.read_incoming_with(context, &ReadOptions::default(), out);
+    }
+
+    fn read_incoming_with<'a>(
+        &'a self,
+        context: &'a Context,
+        options: &ReadOptions,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         let records = records(self).map(Vec::as_slice).unwrap_or_default();
         match shape(self) {
             Shape::Sqs => out.extend(records.iter().map(|r| {
@@ -71,12 +98,31 @@ impl GuardedEvent for Value {
                 incoming.read_context(context);
                 incoming
             })),
+            Shape::DynamoDb => out.extend(records.iter().map(|r| {
+                let mut incoming = Incoming::new(EventSource::DynamoDb);
+                incoming.set_item_id(str_at(r, &["dynamodb", "SequenceNumber"]));
+                incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
+                let attribute = dynamodb_attribute(options);
+                if let Some(v) = str_at(r, &["dynamodb", "NewImage", attribute, "S"]) {
+                    incoming.read_lineage_value(v, "dynamodb item attribute");
+                }
+                incoming
+            })),
+            Shape::EventBridge => {
+                let mut incoming = Incoming::new(EventSource::EventBridge);
+                incoming.set_item_id(str_at(self, &["id"]));
+                if let Some(detail) = self.get("detail") {
+                    incoming.read_carrier(&JsonKey::default(), detail);
+                }
+                incoming.read_context(context);
+                out.push(incoming);
+            }
             Shape::Other => out.push(Incoming::from_context(context)),
         }
     }
 
     fn is_batch(&self) -> bool {
-        shape(self) == Shape::Sqs
+        matches!(shape(self), Shape::Sqs | Shape::DynamoDb)
     }
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
@@ -115,6 +161,7 @@ mod tests {
             prop_oneof![
                 Just("aws:sqs".to_string()),
                 Just("aws:sns".to_string()),
+                Just("aws:dynamodb".to_string()),
                 Just("v1.1.00000001-1".to_string()),
                 "\\PC{0,20}"
             ]
@@ -134,6 +181,11 @@ mod tests {
                 Just("MessageAttributes".to_string()),
                 Just("Value".to_string()),
                 Just("body".to_string()),
+                Just("dynamodb".to_string()),
+                Just("NewImage".to_string()),
+                Just("S".to_string()),
+                Just("detail".to_string()),
+                Just("detail-type".to_string()),
                 "[a-z]{1,5}"
             ];
             prop_oneof![
@@ -153,7 +205,7 @@ mod tests {
             let units = out.len();
             drop(out);
             let expected = match shape(&v) {
-                Shape::Other => 1,
+                Shape::Other | Shape::EventBridge => 1,
                 _ => records(&v).map_or(0, Vec::len),
             };
             proptest::prop_assert_eq!(units, expected);
@@ -207,5 +259,34 @@ mod tests {
             assert_eq!(read(&other, &ctx), vec![(EventSource::Invoke, 5, None)]);
             assert!(!other.is_batch());
         }
+    }
+
+    #[test]
+    fn recognises_dynamodb_stream_records_and_eventbridge_events() {
+        let mut v = json!({"Records": [
+            {"eventSource": "aws:dynamodb", "eventID": "1", "dynamodb": {"SequenceNumber": "100",
+             "NewImage": {"id": {"S": "a"}, "loop-guard": {"S": "v1.6.00000001-6"}}}},
+            {"eventSource": "aws:dynamodb", "eventID": "2", "dynamodb": {"SequenceNumber": "200",
+             "NewImage": {"id": {"S": "b"}}}}
+        ]});
+        let ctx = Context::default();
+        assert_eq!(
+            read(&v, &ctx),
+            vec![
+                (EventSource::DynamoDb, 6, Some("100".into())),
+                (EventSource::DynamoDb, 0, Some("200".into())),
+            ]
+        );
+        assert!(v.is_batch());
+        v.remove_units(&mut |i| i == 0);
+        assert_eq!(v["Records"][0]["eventID"], "2");
+
+        let event = json!({"detail-type": "t", "source": "s", "id": "e-1",
+            "detail": {"loop-guard": "v1.2.00000001-2"}});
+        assert_eq!(
+            read(&event, &ctx),
+            vec![(EventSource::EventBridge, 2, Some("e-1".into()))]
+        );
+        assert!(!event.is_batch());
     }
 }
