@@ -40,6 +40,42 @@ impl JsonKey {
     }
 }
 
+impl JsonKey {
+    /// Writes `lineage` into JSON *text* that holds an object, returning the
+    /// new text. The key is spliced in right after the opening brace, without
+    /// parsing, when the text does not mention the key yet (the common
+    /// case); otherwise the text is parsed and the value replaced. Valid JSON
+    /// stays valid and keeps every other byte; text that is not an object is
+    /// refused ([`StampError::NotAnObject`]).
+    pub fn write_text(&self, text: &str, lineage: &Lineage) -> Result<String, StampError> {
+        let body = text.trim_start();
+        let Some(rest) = body.strip_prefix('{') else {
+            return Err(StampError::NotAnObject);
+        };
+        let quoted = Value::String(self.name().to_owned()).to_string();
+        if memchr::memmem::find(text.as_bytes(), quoted.as_bytes()).is_some() {
+            let mut value: Value =
+                serde_json::from_str(text).map_err(|_| StampError::NotAnObject)?;
+            self.write(&mut value, lineage)?;
+            return Ok(value.to_string());
+        }
+        let encoded = lineage.encode();
+        let empty = rest.trim_start().starts_with('}');
+        let leading = text.len() - body.len();
+        let mut out = String::with_capacity(text.len() + quoted.len() + encoded.as_str().len() + 4);
+        out.push_str(&text[..=leading]);
+        out.push_str(&quoted);
+        out.push_str(":\"");
+        out.push_str(encoded.as_str());
+        out.push('"');
+        if !empty {
+            out.push(',');
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
 impl Default for JsonKey {
     /// The key [`RESERVED_KEY`] (`loop-guard`).
     fn default() -> Self {
@@ -127,7 +163,78 @@ mod tests {
         assert!(read(&taken).is_empty());
     }
 
+    #[test]
+    fn text_stamping_splices_or_replaces() {
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
+        let v = lineage.to_string();
+        let key = JsonKey::default();
+        assert_eq!(
+            key.write_text(r#"{"a":1}"#, &lineage).unwrap(),
+            format!(r#"{{"loop-guard":"{v}","a":1}}"#)
+        );
+        assert_eq!(
+            key.write_text(" { } ", &lineage).unwrap(),
+            format!(r#" {{"loop-guard":"{v}" }} "#)
+        );
+        let replaced = key
+            .write_text(r#"{"a":1,"loop-guard":"v1.1.00000009-1"}"#, &lineage)
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&replaced).unwrap(),
+            json!({"a": 1, "loop-guard": v})
+        );
+        assert_eq!(
+            key.write_text("[1]", &lineage),
+            Err(StampError::NotAnObject)
+        );
+        assert_eq!(key.write_text("", &lineage), Err(StampError::NotAnObject));
+        assert_eq!(
+            key.write_text(r#"{"loop-guard": 5}"#, &lineage),
+            Err(StampError::NameTaken {
+                name: "loop-guard".into()
+            })
+        );
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            Just(Value::from("loop-guard")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z-]{1,10}", inner), 0..4)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest::proptest! {
+        #[test]
+        fn text_stamping_equals_the_value_path(value in arb_json(), pretty in proptest::bool::ANY) {
+            let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
+            let text = if pretty { serde_json::to_string_pretty(&value).unwrap() } else { value.to_string() };
+            let mut expected = value.clone();
+            let by_value = JsonKey::default().write(&mut expected, &lineage);
+            match JsonKey::default().write_text(&text, &lineage) {
+                Ok(out) => {
+                    proptest::prop_assert!(by_value.is_ok());
+                    proptest::prop_assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), expected);
+                }
+                Err(error) => proptest::prop_assert_eq!(Err(error), by_value),
+            }
+        }
+
+        #[test]
+        fn text_stamping_never_panics(text in "\\PC{0,80}") {
+            let _ = JsonKey::default().write_text(&text, &Lineage::new());
+        }
+
         #[test]
         fn reading_any_string_value_never_panics(text in "\\PC{0,300}") {
             let value = json!({"loop-guard": text});

@@ -1,14 +1,12 @@
 //! EventBridge: our field in every `PutEvents` entry's `TraceHeader` and,
 //! opt-in, the `loop-guard` key in a JSON-object `Detail`.
 
+use super::{log_skipped, Options};
+use crate::carrier::{Carrier, JsonKey, StampError, TraceField};
+use crate::chain::Chain;
 use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
-use serde_json::Value;
-
-use super::{log_skipped, Options};
-use crate::carrier::{Carrier, JsonKey, TraceField};
-use crate::chain::Chain;
 
 pub(super) fn stamp(input: &mut Input, options: &Options, chain: &Chain) -> bool {
     let Some(put) = input.downcast_mut::<PutEventsInput>() else {
@@ -41,15 +39,11 @@ fn stamp_detail(entry: &mut PutEventsRequestEntry, key: &JsonKey, chain: &Chain)
     let Some(detail) = entry.detail.as_deref() else {
         return;
     };
-    let mut value = match serde_json::from_str::<Value>(detail) {
-        Ok(value @ Value::Object(_)) => value,
-        _ => {
+    match key.write_text(detail, chain.lineage()) {
+        Ok(stamped) => entry.detail = Some(stamped),
+        Err(StampError::NotAnObject) => {
             tracing::debug!("EventBridge detail is not a JSON object: trace header only");
-            return;
         }
-    };
-    match key.write(&mut value, chain.lineage()) {
-        Ok(()) => entry.detail = Some(value.to_string()),
         Err(error) => log_skipped("EventBridge detail", &error),
     }
 }
@@ -59,6 +53,7 @@ mod tests {
     use super::*;
     use crate::interceptor::tests::{chain, run_serialization_hook_with};
     use crate::interceptor::LoopGuardInterceptor;
+    use serde_json::Value;
 
     fn entry(detail: &str, trace: Option<&str>) -> PutEventsRequestEntry {
         PutEventsRequestEntry::builder()

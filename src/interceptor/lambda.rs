@@ -19,7 +19,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
 use super::{log_skipped, Options, MAX_CLIENT_CONTEXT_LEN};
-use crate::carrier::{Carrier, JsonKey, CLIENT_CONTEXT_KEY};
+use crate::carrier::{JsonKey, StampError, CLIENT_CONTEXT_KEY};
 use crate::lineage::Lineage;
 
 pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> bool {
@@ -42,21 +42,17 @@ pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> 
 /// Adds `key` to a JSON-object payload. Other payloads (not JSON, not an
 /// object) are sent as they are: the trace header still carries the chain.
 fn stamp_payload(payload: &mut Option<Blob>, key: &JsonKey, lineage: &Lineage) {
-    let Some(bytes) = payload.as_ref().map(Blob::as_ref) else {
+    let Some(text) = payload
+        .as_ref()
+        .and_then(|p| std::str::from_utf8(p.as_ref()).ok())
+    else {
         return;
     };
-    let mut value = match serde_json::from_slice::<Value>(bytes) {
-        Ok(value @ Value::Object(_)) => value,
-        _ => {
+    match key.write_text(text, lineage) {
+        Ok(stamped) => *payload = Some(Blob::new(stamped)),
+        Err(StampError::NotAnObject) => {
             tracing::debug!("async invoke payload is not a JSON object: trace header only");
-            return;
         }
-    };
-    match key.write(&mut value, lineage) {
-        Ok(()) => match serde_json::to_vec(&value) {
-            Ok(stamped) => *payload = Some(Blob::new(stamped)),
-            Err(error) => tracing::warn!(%error, "async invoke payload left as is"),
-        },
         Err(error) => log_skipped("async invoke payload", &error),
     }
 }
@@ -113,6 +109,61 @@ mod tests {
 
     fn decode(s: &str) -> Value {
         serde_json::from_slice(&base64::decode(s).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn async_payloads_get_the_key_only_when_opted_in_and_asynchronous() {
+        use crate::interceptor::tests::run_serialization_hook_with;
+        use crate::interceptor::LoopGuardInterceptor;
+        let c = chain(2, None);
+        let invoke = |kind: InvocationType, payload: &str| {
+            InvokeInput::builder()
+                .function_name("f")
+                .invocation_type(kind)
+                .payload(Blob::new(payload))
+                .build()
+                .unwrap()
+        };
+        let payload_of = |input: InvokeInput| -> Value {
+            serde_json::from_slice(input.payload.unwrap().as_ref()).unwrap()
+        };
+        let opted = LoopGuardInterceptor::new().stamp_async_payloads();
+
+        let out = run_serialization_hook_with(
+            opted.clone(),
+            invoke(InvocationType::Event, r#"{"job":1}"#),
+            Some(c.clone()),
+        )
+        .await;
+        assert_eq!(
+            payload_of(out),
+            json!({"job": 1, "loop-guard": c.lineage().to_string()})
+        );
+
+        let out = run_serialization_hook_with(
+            opted.clone(),
+            invoke(InvocationType::RequestResponse, r#"{"job":1}"#),
+            Some(c.clone()),
+        )
+        .await;
+        assert_eq!(
+            payload_of(out),
+            json!({"job": 1}),
+            "sync invokes keep the client context carrier"
+        );
+
+        let out = run_serialization_hook_with(
+            LoopGuardInterceptor::new(),
+            invoke(InvocationType::Event, r#"{"job":1}"#),
+            Some(c.clone()),
+        )
+        .await;
+        assert_eq!(payload_of(out), json!({"job": 1}), "opt-in");
+
+        let out =
+            run_serialization_hook_with(opted, invoke(InvocationType::Event, "[1,2]"), Some(c))
+                .await;
+        assert_eq!(payload_of(out), json!([1, 2]));
     }
 
     #[tokio::test]
