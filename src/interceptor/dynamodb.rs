@@ -30,14 +30,10 @@ pub const VALUE_PLACEHOLDER: &str = ":loopGuardValue";
 #[derive(Debug, Clone, Default)]
 pub(super) struct DynamoDbStamping {
     pub(super) tables: Vec<String>,
-    pub(super) attribute: Option<ItemAttribute>,
+    pub(super) attribute: ItemAttribute,
 }
 
 impl DynamoDbStamping {
-    fn attribute(&self) -> ItemAttribute {
-        self.attribute.clone().unwrap_or_default()
-    }
-
     /// Whether `table` (a name or a table ARN) was opted in.
     fn covers(&self, table: &str) -> bool {
         let name = table.rsplit_once(":table/").map_or(table, |(_, name)| name);
@@ -59,7 +55,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, action: Action<'_>) ->
     if stamping.tables.is_empty() {
         return false;
     }
-    let carrier = stamping.attribute();
+    let carrier = &stamping.attribute;
     let put_item = |item: &mut HashMap<String, AttributeValue>| match action {
         Action::Stamp(lineage) => report(carrier.write(item, lineage)),
         Action::Clear => {
@@ -82,7 +78,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, action: Action<'_>) ->
             .as_deref()
             .is_some_and(|t| stamping.covers(t))
         {
-            report(stamp_update_item(update, &carrier, action));
+            report(stamp_update_item(update, carrier, action));
         }
         return true;
     }
@@ -114,7 +110,7 @@ pub(super) fn stamp(input: &mut Input, options: &Options, action: Action<'_>) ->
                         values: &mut update.expression_attribute_values,
                         legacy: None,
                     },
-                    &carrier,
+                    carrier,
                     action,
                 ));
                 update.update_expression = expression.unwrap_or_default();

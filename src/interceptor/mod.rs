@@ -182,8 +182,7 @@ impl LoopGuardInterceptor {
     #[cfg(feature = "dynamodb")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
     pub fn dynamodb_attribute(mut self, name: impl Into<String>) -> Self {
-        self.options_mut().dynamodb.attribute =
-            Some(crate::carrier::ItemAttribute::new(name.into()));
+        self.options_mut().dynamodb.attribute = crate::carrier::ItemAttribute::new(name.into());
         self
     }
 
