@@ -9,14 +9,20 @@
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
+//! | `LOOP_GUARD_DYNAMODB_ATTRIBUTE` | `loop-guard` | the DynamoDB item attribute the layer reads and the interceptor writes (feature `dynamodb`) |
 //!
-//! A variable set to the empty string counts as unset. Any other bad value is
-//! an error at construction that names the variable and the value.
+//! Continuations read `LOOP_GUARD_MAX_CONTINUATIONS` (and the namespace)
+//! through the same checks.
+//!
+//! A variable set to the empty string counts as unset. Any other bad value
+//! (not UTF-8 included) is an error at construction that names the variable
+//! and shows a bounded excerpt of the value, also when code overrides the
+//! same setting.
 //!
 //! # Example
 //!
 //! ```
-//! use lambda_loop_guard::{LoopGuardConfig, Mode};
+//! use lambda_loop_guard::{ConfigError, LoopGuardConfig, Mode};
 //! use std::collections::HashMap;
 //!
 //! let env = HashMap::from([
@@ -31,16 +37,20 @@
 //! assert_eq!(config.mode(), Mode::Observe);
 //! assert_eq!(config.function_name(), "order-processor");
 //!
+//! // A bad value is an error even when code sets the same setting.
 //! let err = LoopGuardConfig::builder()
+//!     .max_depth(4)
 //!     .build_from_env_source(|key| (key == "LOOP_GUARD_MAX_DEPTH").then(|| "abc".to_string()))
 //!     .unwrap_err();
 //! assert!(err.to_string().contains(r#"LOOP_GUARD_MAX_DEPTH="abc""#));
-//! # Ok::<(), lambda_loop_guard::ConfigError>(())
+//! # Ok::<(), ConfigError>(())
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
 
+use crate::env::{self, Lookup};
+use crate::excerpt::Excerpt;
 use crate::lineage::FunctionId;
 
 /// Environment variable: maximum runs of this function per chain.
@@ -53,12 +63,15 @@ pub const ENV_METRIC_NAMESPACE: &str = "LOOP_GUARD_METRIC_NAMESPACE";
 pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
 /// Environment variable: per-source limits, `<event source ARN>=<n>,...`.
 pub const ENV_SOURCE_MAX_DEPTH: &str = "LOOP_GUARD_SOURCE_MAX_DEPTH";
-/// Environment variable set by Lambda: the function's name.
-/// Whether lineage read from HTTP events (API Gateway, Function URL, ALB)
+/// Environment variable: whether lineage read from HTTP events (API Gateway, Function URL, ALB)
 /// counts: `true` or `false` (default). Only set it when every caller of the
 /// endpoint is your own code.
 pub const ENV_TRUST_HTTP: &str = "LOOP_GUARD_TRUST_HTTP";
-/// Read by the runtime for the function identity fallback.
+/// Environment variable: the DynamoDB item attribute that carries the
+/// lineage (feature `dynamodb`).
+pub const ENV_DYNAMODB_ATTRIBUTE: &str = "LOOP_GUARD_DYNAMODB_ATTRIBUTE";
+/// Environment variable set by Lambda: the function's name, the identity
+/// fallback and the metric's `FunctionName`.
 pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
 /// Default [`max_depth`](LoopGuardConfig::max_depth): the same as AWS's own detection.
@@ -67,6 +80,12 @@ pub const DEFAULT_MAX_DEPTH: u32 = 16;
 pub const MAX_MAX_DEPTH: u32 = 10_000;
 /// Default metric namespace.
 pub const DEFAULT_METRIC_NAMESPACE: &str = "LoopGuard";
+
+const MODE_EXPECTED: &str = "expected terminate, observe or allow";
+const MAX_DEPTH_EXPECTED: &str = "expected a whole number from 1 to 10000";
+const SOURCE_MAX_DEPTH_EXPECTED: &str =
+    "expected <event source ARN>=<1 to 10000>, separated by commas, an ARN without = or spaces";
+const BOOLEAN_EXPECTED: &str = "expected true or false";
 
 /// What the guard does with an invocation past the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -106,11 +125,7 @@ impl FromStr for Mode {
             "terminate" => Ok(Mode::Terminate),
             "observe" => Ok(Mode::Observe),
             "allow" => Ok(Mode::Allow),
-            _ => Err(ConfigError::invalid(
-                ENV_MODE,
-                s,
-                "expected terminate, observe or allow",
-            )),
+            _ => Err(ConfigError::invalid(ENV_MODE, s, MODE_EXPECTED)),
         }
     }
 }
@@ -127,6 +142,8 @@ pub struct LoopGuardConfig {
     function_name: String,
     function_id: FunctionId,
     trust_http: bool,
+    #[cfg(feature = "dynamodb")]
+    dynamodb_attribute: crate::carrier::ItemAttribute,
 }
 
 impl LoopGuardConfig {
@@ -191,6 +208,16 @@ impl LoopGuardConfig {
     pub fn function_id(&self) -> FunctionId {
         self.function_id
     }
+
+    /// The DynamoDB item attribute that carries the lineage
+    /// (`LOOP_GUARD_DYNAMODB_ATTRIBUTE`, default `loop-guard`): read from
+    /// stream records by the layer, written by an interceptor built with
+    /// [`LoopGuardInterceptor::from_config`](crate::LoopGuardInterceptor::from_config).
+    #[cfg(feature = "dynamodb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+    pub fn dynamodb_attribute(&self) -> &crate::carrier::ItemAttribute {
+        &self.dynamodb_attribute
+    }
 }
 
 /// Builder for [`LoopGuardConfig`]. Every setting made here wins over the
@@ -206,6 +233,8 @@ pub struct LoopGuardConfigBuilder {
     function_identity: Option<String>,
     function_name: Option<String>,
     trust_http: Option<bool>,
+    #[cfg(feature = "dynamodb")]
+    dynamodb_attribute: Option<String>,
 }
 
 impl LoopGuardConfigBuilder {
@@ -258,14 +287,24 @@ impl LoopGuardConfigBuilder {
         self
     }
 
+    /// The DynamoDB item attribute that carries the lineage (default
+    /// `loop-guard`).
+    #[cfg(feature = "dynamodb")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+    pub fn dynamodb_attribute(mut self, name: impl Into<String>) -> Self {
+        self.dynamodb_attribute = Some(name.into());
+        self
+    }
+
     /// Validates the code settings alone, without reading the environment.
     pub fn build(self) -> Result<LoopGuardConfig, ConfigError> {
-        self.build_from_env_source(|_| None)
+        self.build_with(&|_| Ok(None))
     }
 
     /// Fills unset settings from the process environment, then validates.
+    /// A variable that is not UTF-8 is an error.
     pub fn build_from_env(self) -> Result<LoopGuardConfig, ConfigError> {
-        self.build_from_env_source(|key| std::env::var(key).ok())
+        self.build_with(&env::process)
     }
 
     /// Fills unset settings from `env` (a lookup by variable name), then
@@ -274,65 +313,84 @@ impl LoopGuardConfigBuilder {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let env = |key: &str| env(key).filter(|v| !v.is_empty());
+        self.build_with(&env::from_fn(env))
+    }
 
-        let max_depth = match (self.max_depth, env(ENV_MAX_DEPTH)) {
-            (Some(n), _) => check_max_depth(n, "max_depth", &n.to_string())?,
-            (None, Some(raw)) => parse_max_depth(&raw)?,
-            (None, None) => DEFAULT_MAX_DEPTH,
+    fn build_with(self, env: Lookup<'_>) -> Result<LoopGuardConfig, ConfigError> {
+        // Every variable is read and checked first, overridden or not.
+        let env_max_depth = env::parse(
+            env,
+            ENV_MAX_DEPTH,
+            |raw| env::whole_number(raw, 1..=MAX_MAX_DEPTH),
+            MAX_DEPTH_EXPECTED,
+        )?;
+        let env_source_max_depth = env::parse(
+            env,
+            ENV_SOURCE_MAX_DEPTH,
+            parse_source_max_depth,
+            SOURCE_MAX_DEPTH_EXPECTED,
+        )?;
+        let env_mode = env::get(env, ENV_MODE)?
+            .map(|raw| raw.parse::<Mode>())
+            .transpose()?;
+        let env_namespace = env::parse(
+            env,
+            ENV_METRIC_NAMESPACE,
+            |raw| env::namespace(raw).map(str::to_owned),
+            env::NAMESPACE_EXPECTED,
+        )?;
+        let env_trust_http = env::parse(env, ENV_TRUST_HTTP, env::boolean, BOOLEAN_EXPECTED)?;
+        let env_identity = env::parse(
+            env,
+            ENV_FUNCTION_ID,
+            |raw| env::name(raw).map(str::to_owned),
+            env::NAME_EXPECTED,
+        )?;
+        let lambda_name = env::get(env, ENV_LAMBDA_FUNCTION_NAME)?;
+        #[cfg(feature = "dynamodb")]
+        let env_dynamodb_attribute = env::parse(
+            env,
+            ENV_DYNAMODB_ATTRIBUTE,
+            |raw| env::name(raw).map(str::to_owned),
+            env::NAME_EXPECTED,
+        )?;
+
+        let max_depth = match self.max_depth {
+            Some(n) => check_max_depth("max_depth", n)?,
+            None => env_max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
         };
-        let mut source_max_depth = match env(ENV_SOURCE_MAX_DEPTH) {
-            Some(raw) => parse_source_max_depth(&raw)?,
-            None => Vec::new(),
-        };
+        let mut source_max_depth = env_source_max_depth.unwrap_or_default();
         for (arn, n) in self.source_max_depth {
-            let n = check_max_depth(n, "source_max_depth", &format!("{arn}={n}"))?;
-            if arn.trim().is_empty() {
-                return Err(ConfigError::invalid(
-                    "source_max_depth",
-                    &format!("{arn}={n}"),
-                    "expected a non-empty event source ARN",
-                ));
-            }
+            let shown = format!("{arn}={n}");
+            let n = check_max_depth("source_max_depth", n)?;
+            let arn = env::check(
+                "source_max_depth",
+                &shown,
+                valid_arn(&arn).then_some(arn.clone()),
+                SOURCE_MAX_DEPTH_EXPECTED,
+            )?;
             source_max_depth.retain(|(a, _)| *a != arn);
             source_max_depth.push((arn, n));
         }
-        let mode = match (self.mode, env(ENV_MODE)) {
-            (Some(mode), _) => mode,
-            (None, Some(raw)) => raw.parse()?,
-            (None, None) => Mode::default(),
+        let mode = self.mode.or(env_mode).unwrap_or_default();
+        let metric_namespace = match self.metric_namespace {
+            Some(ns) => env::check(
+                "metric_namespace",
+                &ns,
+                env::namespace(&ns).map(str::to_owned),
+                env::NAMESPACE_EXPECTED,
+            )?,
+            None => env_namespace.unwrap_or_else(|| DEFAULT_METRIC_NAMESPACE.to_owned()),
         };
-        let metric_namespace = match (self.metric_namespace, env(ENV_METRIC_NAMESPACE)) {
-            (Some(ns), _) => check_namespace(ns, "metric_namespace")?,
-            (None, Some(ns)) => check_namespace(ns, ENV_METRIC_NAMESPACE)?,
-            (None, None) => DEFAULT_METRIC_NAMESPACE.to_owned(),
-        };
-        let trust_http = match (self.trust_http, env(ENV_TRUST_HTTP)) {
-            (Some(trust), _) => trust,
-            (None, Some(raw)) => match raw.trim() {
-                "true" => true,
-                "false" => false,
-                _ => {
-                    return Err(ConfigError::invalid(
-                        ENV_TRUST_HTTP,
-                        &raw,
-                        "expected `true` or `false`",
-                    ))
-                }
-            },
-            (None, None) => false,
-        };
-        let lambda_name = env(ENV_LAMBDA_FUNCTION_NAME);
+        let trust_http = self.trust_http.or(env_trust_http).unwrap_or(false);
         let function_identity = match self.function_identity {
-            Some(id) if id.trim().is_empty() => {
-                return Err(ConfigError::invalid(
-                    "function_identity",
-                    &id,
-                    "expected a non-empty identity",
-                ))
-            }
-            Some(id) => id,
-            None => match env(ENV_FUNCTION_ID).or_else(|| lambda_name.clone()) {
+            Some(id) => env::check(
+                "function_identity",
+                &id,
+                env::name(&id).map(str::to_owned),
+                env::NAME_EXPECTED,
+            )?,
+            None => match env_identity.or_else(|| lambda_name.clone()) {
                 Some(id) => id,
                 // Nothing to hash, but nothing is counted either when off.
                 None if mode == Mode::Allow => String::new(),
@@ -343,6 +401,17 @@ impl LoopGuardConfigBuilder {
             .function_name
             .or(lambda_name)
             .unwrap_or_else(|| function_identity.clone());
+        #[cfg(feature = "dynamodb")]
+        let dynamodb_attribute = crate::carrier::ItemAttribute::new(match self.dynamodb_attribute
+        {
+            Some(name) => env::check(
+                "dynamodb_attribute",
+                &name,
+                env::name(&name).map(str::to_owned),
+                env::NAME_EXPECTED,
+            )?,
+            None => env_dynamodb_attribute.unwrap_or_else(|| crate::carrier::KEY.to_owned()),
+        });
         Ok(LoopGuardConfig {
             max_depth,
             source_max_depth,
@@ -352,69 +421,50 @@ impl LoopGuardConfigBuilder {
             function_identity,
             function_name,
             trust_http,
+            #[cfg(feature = "dynamodb")]
+            dynamodb_attribute,
         })
-    }
-}
-
-fn parse_max_depth(raw: &str) -> Result<u32, ConfigError> {
-    match raw.trim().parse::<u32>() {
-        Ok(n) => check_max_depth(n, ENV_MAX_DEPTH, raw),
-        Err(_) => Err(max_depth_error(ENV_MAX_DEPTH, raw)),
     }
 }
 
 /// `arn=n,arn=n`; spaces around entries are ignored, a later entry for the
 /// same ARN wins.
-fn parse_source_max_depth(raw: &str) -> Result<Vec<(String, u32)>, ConfigError> {
+fn parse_source_max_depth(raw: &str) -> Option<Vec<(String, u32)>> {
     let mut limits: Vec<(String, u32)> = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let parsed = entry.rsplit_once('=').and_then(|(arn, n)| {
-            let arn = arn.trim();
-            let n = n.trim().parse::<u32>().ok()?;
-            (!arn.is_empty() && (1..=MAX_MAX_DEPTH).contains(&n)).then(|| (arn.to_owned(), n))
-        });
-        match parsed {
-            Some((arn, n)) => {
-                limits.retain(|(a, _)| *a != arn);
-                limits.push((arn, n));
-            }
-            None => {
-                return Err(ConfigError::invalid(
-                    ENV_SOURCE_MAX_DEPTH,
-                    raw,
-                    "expected <event source ARN>=<1 to 10000>, separated by commas",
-                ))
-            }
+        let (arn, n) = entry.split_once('=')?;
+        let arn = arn.trim();
+        let n = env::whole_number(n, 1..=MAX_MAX_DEPTH)?;
+        if !valid_arn(arn) {
+            return None;
         }
+        limits.retain(|(a, _)| a != arn);
+        limits.push((arn.to_owned(), n));
     }
-    Ok(limits)
+    Some(limits)
 }
 
-fn check_max_depth(n: u32, setting: &'static str, raw: &str) -> Result<u32, ConfigError> {
-    if (1..=MAX_MAX_DEPTH).contains(&n) {
-        Ok(n)
-    } else {
-        Err(max_depth_error(setting, raw))
-    }
+/// An event source ARN as the per-source limits hold it: not empty, and
+/// without the separators `=` and `,` or whitespace.
+fn valid_arn(arn: &str) -> bool {
+    !arn.is_empty() && !arn.contains(['=', ',']) && !arn.contains(char::is_whitespace)
 }
 
-fn max_depth_error(setting: &'static str, raw: &str) -> ConfigError {
-    ConfigError::invalid(setting, raw, "expected a whole number from 1 to 10000")
+fn check_max_depth(setting: &'static str, n: u32) -> Result<u32, ConfigError> {
+    env::check(
+        setting,
+        &n.to_string(),
+        (1..=MAX_MAX_DEPTH).contains(&n).then_some(n),
+        MAX_DEPTH_EXPECTED,
+    )
 }
 
-/// CloudWatch: 1-255 characters from `0-9A-Za-z.-_/#:` and space, not `AWS/...`.
-fn check_namespace(ns: String, setting: &'static str) -> Result<String, ConfigError> {
-    let valid_chars = ns
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
-    if ns.is_empty() || ns.len() > 255 || !valid_chars || ns.starts_with("AWS/") {
-        return Err(ConfigError::invalid(
-            setting,
-            &ns,
-            "expected 1-255 characters from A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/",
-        ));
-    }
-    Ok(ns)
+#[cfg(test)]
+pub(crate) fn test_config() -> LoopGuardConfig {
+    LoopGuardConfig::builder()
+        .function_identity("test")
+        .build()
+        .expect("a valid test configuration")
 }
 
 /// A configuration value that was rejected, or a missing function identity.
@@ -432,10 +482,12 @@ enum ErrorKind {
 }
 
 impl ConfigError {
+    /// `setting` (a variable or builder method) refused `value` (kept as a
+    /// bounded excerpt).
     pub(crate) fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Self {
         ConfigError(ErrorKind::Invalid {
             setting,
-            value: value.to_owned(),
+            value: Excerpt(value).to_string(),
             expected,
         })
     }
@@ -456,10 +508,7 @@ impl fmt::Display for ConfigError {
                 setting,
                 value,
                 expected,
-            } => write!(
-                f,
-                "invalid loop guard setting {setting}={value:?}: {expected}"
-            ),
+            } => write!(f, "invalid loop guard setting {setting}={value}: {expected}"),
             ErrorKind::MissingIdentity => f.pad(
                 "loop guard has no function identity: set LOOP_GUARD_FUNCTION_ID or \
                  AWS_LAMBDA_FUNCTION_NAME, or call LoopGuardConfigBuilder::function_identity",
@@ -560,7 +609,7 @@ mod tests {
     #[test]
     fn code_overrides_win_and_are_validated() {
         let env = |k: &str| match k {
-            ENV_MAX_DEPTH => Some("abc".to_string()),
+            ENV_MAX_DEPTH => Some("8".to_string()),
             ENV_FUNCTION_ID => Some("from-env".to_string()),
             _ => None,
         };
@@ -577,11 +626,71 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.setting(), Some("max_depth"));
-        let err = LoopGuardConfig::builder()
-            .function_identity(" ")
-            .build()
-            .unwrap_err();
-        assert_eq!(err.setting(), Some("function_identity"));
+        for bad in [" ", "a\0b", " padded"] {
+            let err = LoopGuardConfig::builder()
+                .function_identity(bad)
+                .build()
+                .unwrap_err();
+            assert_eq!(err.setting(), Some("function_identity"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_variable_is_an_error_even_when_code_overrides_it() {
+        for (var, value) in [
+            (ENV_MAX_DEPTH, "abc"),
+            (ENV_MODE, "kill"),
+            (ENV_METRIC_NAMESPACE, " "),
+            (ENV_TRUST_HTTP, "yes"),
+            (ENV_FUNCTION_ID, "a\0b"),
+        ] {
+            let err = LoopGuardConfig::builder()
+                .max_depth(4)
+                .mode(Mode::Observe)
+                .metric_namespace("Ns")
+                .trust_http(false)
+                .function_identity("f")
+                .build_from_env_source(|k| (k == var).then(|| value.to_string()))
+                .unwrap_err();
+            assert_eq!(err.setting(), Some(var), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn identities_follow_one_rule_from_env_and_code() {
+        for bad in [" ", "a\0b", "x\n"] {
+            let err = build(&[(ENV_FUNCTION_ID, bad)]).unwrap_err();
+            assert_eq!(err.setting(), Some(ENV_FUNCTION_ID), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_show_a_bounded_excerpt_of_huge_values() {
+        let huge = "9".repeat(1 << 20);
+        let err = build(&[(ENV_FUNCTION_ID, "f"), (ENV_MAX_DEPTH, &huge)]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.len() < 300, "{} bytes", msg.len());
+        assert!(msg.contains("(1048576 bytes)"), "{msg}");
+    }
+
+    #[test]
+    fn trust_http_is_case_insensitive() {
+        for (raw, want) in [("TRUE", true), ("True", true), (" false ", false)] {
+            let c = build(&[(ENV_FUNCTION_ID, "f"), (ENV_TRUST_HTTP, raw)]).unwrap();
+            assert_eq!(c.trust_http(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_not_unset() {
+        use std::os::unix::ffi::OsStrExt;
+        // A variable only this test uses: no other test reads it.
+        const VAR: &str = "LOOP_GUARD_TEST_NOT_UTF8";
+        std::env::set_var(VAR, std::ffi::OsStr::from_bytes(b"ab\xff"));
+        let err = crate::env::process(VAR).unwrap_err();
+        assert_eq!(err.setting(), Some(VAR));
+        assert!(err.to_string().contains("UTF-8"), "{err}");
+        std::env::remove_var(VAR);
     }
 
     #[test]
@@ -617,6 +726,7 @@ mod tests {
             "arn=abc",
             "arn=10001",
             "a=1,b",
+            "arn==5",
         ] {
             let err = build(&[(ENV_FUNCTION_ID, "f"), (ENV_SOURCE_MAX_DEPTH, raw)]).unwrap_err();
             assert_eq!(err.setting(), Some(ENV_SOURCE_MAX_DEPTH), "{raw}");

@@ -4,7 +4,7 @@ use std::fmt;
 
 use lambda_runtime::Diagnostic;
 
-use crate::event::EventSource;
+use crate::incoming::EventSource;
 
 /// The `errorType` Lambda reports for a dropped invocation, the same name
 /// AWS uses for its own recursive loop detection.

@@ -10,45 +10,52 @@
 //! with every hop and drops an invocation when its chain has run the function
 //! more than `LOOP_GUARD_MAX_DEPTH` times.
 //!
-//! * [`LoopGuardLayer`]: a tower layer for any `lambda_runtime` handler.
-//!   Reads the lineage from direct invokes, SQS records, SNS records and
-//!   SNS→SQS envelopes, and (with their features) DynamoDB stream records,
-//!   EventBridge events, S3 notifications and HTTP events; drops looping
-//!   units (per record in SQS and DynamoDB stream batches); emits a
+//! * [`run`]: the shortest correct program, a guarded handler on the
+//!   Lambda runtime with everything it needs.
+//! * [`LoopGuardLayer`]: the tower layer around any `lambda_runtime`
+//!   handler. Reads the lineage of every unit of work (per record in
+//!   batches), drops the looping ones, and emits a
 //!   `RecursiveInvocationsDropped` [EMF metric](metric) and a `tracing`
 //!   warning per drop.
-//! * [`Carrier`]: how the lineage travels, one implementation per medium
-//!   (message attributes, trace headers, JSON keys, item attributes, HTTP
-//!   headers); implement it to add a transport of your own.
-//! * [`AsyncPayloadLayer`]: moves the lineage key out of async invoke
-//!   payloads and EventBridge details before the handler deserializes them.
-//! * [`chain::Chain`]: the outgoing lineage of the running invocation, which
-//!   outgoing calls stamp (see `docs/guide.md`).
+//! * [`LoopGuardInterceptor`] (feature `interceptor`): stamps the outgoing
+//!   lineage on AWS SDK calls; `.loop_guard()` on the SDK config builders
+//!   ([`interceptor::LoopGuardSdkExt`]).
+//! * [`source`]: one module per event source (SQS, SNS, direct and
+//!   asynchronous invokes, DynamoDB streams, EventBridge, S3, HTTP): what it
+//!   reads, how its batches are dropped ([`GuardedEvent`],
+//!   [`GuardedResponse`]), and what it stamps.
+//! * [`Carrier`]: how the lineage travels on one medium; implement it for a
+//!   transport of your own.
+//! * [`Chain`]: the outgoing lineage of the running invocation.
 //! * [`LoopGuardConfig`]: env configuration with code overrides.
+//! * [`continuation`] (feature `continuation`): long jobs split across
+//!   self-invocations, with a budget.
+//!
+//! The user guide is `docs/guide.md`; the wire format `docs/wire-format.md`.
 //!
 //! # Quick start
 //!
 //! ```no_run
 //! use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-//! use lambda_loop_guard::LoopGuardLayer;
 //! use lambda_runtime::{service_fn, Error, LambdaEvent};
-//! use tower::ServiceBuilder;
 //!
 //! async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+//!     // Looping records never arrive here: they come back as batch item failures.
 //!     Ok(SqsBatchResponse::default())
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Error> {
-//!     let guard = LoopGuardLayer::from_env()?; // LOOP_GUARD_MAX_DEPTH, LOOP_GUARD_MODE, ...
-//!     lambda_runtime::run(ServiceBuilder::new().layer(guard).service_fn(handler)).await
+//!     // LOOP_GUARD_MAX_DEPTH, LOOP_GUARD_MODE, ...: a bad value is an error here.
+//!     lambda_loop_guard::run(service_fn(handler)).await
 //! }
 //! ```
 //!
 //! # A drop, in a test
 //!
 //! ```
-//! use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
+//! use lambda_loop_guard::trace_header::TraceHeader;
+//! use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer};
 //! use lambda_runtime::{Context, LambdaEvent};
 //! use tower::{service_fn, Layer, ServiceExt};
 //!
@@ -91,7 +98,7 @@
 //! | `dynamodb` | `interceptor` + opt-in item attribute stamping on `aws-sdk-dynamodb` writes; `DynamoDbEvent` reads and batch item failures |
 //! | `eventbridge` | `interceptor` + `PutEvents` trace headers (and opt-in detail key) on `aws-sdk-eventbridge`; `EventBridgeEvent` reads |
 //! | `s3` | `interceptor` + opt-in user metadata on `aws-sdk-s3` writes; `S3Event` reads through `HeadObject` |
-//! | `http` | API Gateway v1/v2, Function URL and ALB event reads (trusted sources only) and [`http_client::HttpStampLayer`] |
+//! | `http` | API Gateway v1/v2, Function URL and ALB event reads (trusted sources only) and `source::http::HttpStampLayer` |
 //! | `continuation` | `lambda` + `continuation`: long jobs split across self-invocations, with a budget |
 //! | `continuation-s3` | `continuation` + `s3` + offloading state over 1 MB to S3 |
 //!
@@ -103,41 +110,40 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod async_payload;
 pub mod carrier;
 pub mod chain;
 pub mod config;
 #[cfg(feature = "continuation")]
 #[cfg_attr(docsrs, doc(cfg(feature = "continuation")))]
 pub mod continuation;
+mod env;
 pub mod error;
-pub mod event;
-#[cfg(feature = "http")]
-#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
-pub mod http_client;
+mod excerpt;
+mod incoming;
 #[cfg(feature = "interceptor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "interceptor")))]
 pub mod interceptor;
 pub mod layer;
 pub mod lineage;
 pub mod metric;
+mod run;
+pub mod source;
 pub mod trace_header;
 
-pub use crate::async_payload::AsyncPayloadLayer;
 pub use crate::carrier::Carrier;
-pub use crate::config::{
-    ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode, DEFAULT_MAX_DEPTH,
-    DEFAULT_METRIC_NAMESPACE, ENV_FUNCTION_ID, ENV_LAMBDA_FUNCTION_NAME, ENV_MAX_DEPTH,
-    ENV_METRIC_NAMESPACE, ENV_MODE, ENV_SOURCE_MAX_DEPTH, MAX_MAX_DEPTH,
-};
-pub use crate::error::{LoopGuardError, RecursiveInvocationError, RECURSIVE_INVOCATION_ERROR_TYPE};
-pub use crate::event::{EventSource, GuardedEvent, Incoming, ReadOptions};
+pub use crate::chain::Chain;
+pub use crate::config::{ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode};
+pub use crate::error::{LoopGuardError, RecursiveInvocationError};
+pub use crate::incoming::{EventSource, Incoming};
 #[cfg(feature = "interceptor")]
 pub use crate::interceptor::LoopGuardInterceptor;
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
-pub use crate::lineage::{
-    EncodedLineage, FunctionId, Lineage, LineageError, MAX_ENCODED_LEN, MAX_ENTRIES,
-};
-pub use crate::trace_header::{
-    Fields, TraceField, TraceHeader, TraceHeaderError, LOOP_GUARD_FIELD, MAX_TRACE_HEADER_LEN,
-};
+pub use crate::lineage::{FunctionId, Lineage};
+pub use crate::run::{run, run_with};
+pub use crate::source::async_payload::AsyncPayloadLayer;
+pub use crate::source::{Batch, GuardedEvent, GuardedResponse};
+
+/// The user guide's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/guide.md")]
+mod guide {}

@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::config::Mode;
-use crate::event::EventSource;
+use crate::incoming::EventSource;
 
 /// Metric name for a dropped invocation.
 pub const DROPPED_METRIC: &str = "RecursiveInvocationsDropped";
@@ -63,6 +63,69 @@ where
     }
 }
 
+/// One EMF document: a `Count` metric of 1 with dimension `FunctionName`,
+/// plus properties. The one place EMF lines are built.
+#[derive(Debug)]
+pub(crate) struct EmfLine {
+    doc: serde_json::Map<String, Value>,
+}
+
+impl EmfLine {
+    /// `metric` = 1 in `namespace`, for `function_name`, at `timestamp`.
+    pub(crate) fn count(
+        namespace: &str,
+        metric: &str,
+        function_name: &str,
+        timestamp: SystemTime,
+    ) -> Self {
+        let millis = timestamp
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        let mut doc = serde_json::Map::new();
+        doc.insert(
+            "_aws".to_owned(),
+            json!({
+                "Timestamp": millis,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["FunctionName"]],
+                    "Metrics": [{ "Name": metric, "Unit": "Count" }],
+                }],
+            }),
+        );
+        doc.insert("FunctionName".to_owned(), json!(function_name));
+        doc.insert(metric.to_owned(), json!(1));
+        EmfLine { doc }
+    }
+
+    /// Adds a property (searchable in CloudWatch Logs Insights).
+    pub(crate) fn property(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.doc.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Adds a property when there is a value.
+    pub(crate) fn property_if(self, key: &str, value: Option<&str>) -> Self {
+        match value {
+            Some(value) => self.property(key, value),
+            None => self,
+        }
+    }
+
+    /// Writes the line to `sink`.
+    pub(crate) fn write_to(&self, sink: &dyn MetricSink) {
+        sink.write_line(&self.to_string());
+    }
+}
+
+impl std::fmt::Display for EmfLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = serde_json::to_string(&self.doc).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
+}
+
 /// Everything one drop line says.
 #[derive(Debug)]
 pub(crate) struct DropRecord<'a> {
@@ -86,38 +149,20 @@ impl DropRecord<'_> {
     }
 
     /// The EMF document for this drop, stamped with `timestamp`.
-    pub(crate) fn to_emf(&self, timestamp: SystemTime) -> String {
-        let millis = timestamp
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
-        let metric = self.metric_name();
-        let mut doc = json!({
-            "_aws": {
-                "Timestamp": millis,
-                "CloudWatchMetrics": [{
-                    "Namespace": self.namespace,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": [{ "Name": metric, "Unit": "Count" }],
-                }],
-            },
-            "FunctionName": self.function_name,
-            "Source": self.source.as_str(),
-            "Depth": self.depth,
-            "MaxDepth": self.max_depth,
-            "Mode": self.mode.as_str(),
-            "RequestId": self.request_id,
-        });
-        if let Value::Object(map) = &mut doc {
-            map.insert(metric.to_owned(), json!(1));
-            if let Some(root) = self.chain_root {
-                map.insert("ChainRoot".to_owned(), json!(root));
-            }
-            if let Some(id) = self.message_id {
-                map.insert("MessageId".to_owned(), json!(id));
-            }
-        }
-        doc.to_string()
+    pub(crate) fn to_emf(&self, timestamp: SystemTime) -> EmfLine {
+        EmfLine::count(
+            self.namespace,
+            self.metric_name(),
+            self.function_name,
+            timestamp,
+        )
+        .property("Source", self.source.as_str())
+        .property("Depth", self.depth)
+        .property("MaxDepth", self.max_depth)
+        .property("Mode", self.mode.as_str())
+        .property("RequestId", self.request_id)
+        .property_if("ChainRoot", self.chain_root)
+        .property_if("MessageId", self.message_id)
     }
 }
 
@@ -143,7 +188,7 @@ mod tests {
     #[test]
     fn emf_document_has_required_keys() {
         let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let v: Value = serde_json::from_str(&record(Mode::Terminate).to_emf(at)).unwrap();
+        let v: Value = serde_json::from_str(&record(Mode::Terminate).to_emf(at).to_string()).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_123u64);
         let directive = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "LoopGuard");
@@ -163,7 +208,7 @@ mod tests {
     #[test]
     fn observe_mode_uses_its_own_metric_name() {
         let v: Value =
-            serde_json::from_str(&record(Mode::Observe).to_emf(SystemTime::now())).unwrap();
+            serde_json::from_str(&record(Mode::Observe).to_emf(SystemTime::now()).to_string()).unwrap();
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
             OBSERVED_METRIC

@@ -13,7 +13,8 @@
 //! # Example
 //!
 //! ```
-//! use lambda_loop_guard::{FunctionId, Lineage, TraceHeader};
+//! use lambda_loop_guard::trace_header::TraceHeader;
+//! use lambda_loop_guard::{FunctionId, Lineage};
 //!
 //! let raw = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;\
 //!            Sampled=1;Lineage=a87bd80c:1|68fd508a:5";
@@ -26,7 +27,7 @@
 //! let written = header.with_lineage(&next);
 //! assert_eq!(written, format!("{raw};LoopGuard={next}"));
 //! assert_eq!(TraceHeader::parse(&written)?.lineage(), Some(next));
-//! # Ok::<(), lambda_loop_guard::TraceHeaderError>(())
+//! # Ok::<(), lambda_loop_guard::trace_header::TraceHeaderError>(())
 //! ```
 
 use std::fmt;
@@ -35,6 +36,9 @@ use crate::lineage::Lineage;
 
 /// The name of the field this crate adds to the trace header.
 pub const LOOP_GUARD_FIELD: &str = "LoopGuard";
+
+/// The HTTP header carrying the X-Ray trace context.
+pub const TRACE_ID_HEADER: &str = "x-amzn-trace-id";
 
 /// Header values longer than this are not parsed (and not rewritten).
 pub const MAX_TRACE_HEADER_LEN: usize = 8 * 1024;
@@ -47,7 +51,7 @@ pub struct TraceHeader<'a> {
 
 /// One `Key=Value` field of a trace header, both sides trimmed of spaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceField<'a> {
+pub struct HeaderField<'a> {
     /// The key, e.g. `Root`.
     pub key: &'a str,
     /// The value, possibly empty.
@@ -217,7 +221,7 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Iterator for Fields<'a> {
-    type Item = TraceField<'a>;
+    type Item = HeaderField<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.rest.is_empty() {
@@ -228,7 +232,7 @@ impl<'a> Iterator for Fields<'a> {
             if let Some(eq) = segment.bytes().position(|b| b == b'=') {
                 let key = segment[..eq].trim_ascii();
                 if !key.is_empty() {
-                    return Some(TraceField {
+                    return Some(HeaderField {
                         key,
                         value: segment[eq + 1..].trim_ascii(),
                     });

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sns::MessageAttribute as SnsEventAttribute;
 use aws_lambda_events::event::sqs::SqsMessageAttribute;
 
-use super::{Carrier, StampError, MESSAGE_ATTRIBUTE};
-use crate::event::Incoming;
+use super::{Carrier, StampError, KEY};
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
 /// SQS and SNS accept at most this many message attributes per message.
@@ -48,9 +48,9 @@ impl MessageAttribute {
 }
 
 impl Default for MessageAttribute {
-    /// The attribute [`MESSAGE_ATTRIBUTE`] (`loop-guard`).
+    /// The attribute [`KEY`] (`loop-guard`).
     fn default() -> Self {
-        MessageAttribute::new(MESSAGE_ATTRIBUTE)
+        MessageAttribute::new(KEY)
     }
 }
 
@@ -139,10 +139,35 @@ sdk_attribute_carrier!(
     "sns message attribute"
 );
 
+/// Writes a message attribute, logging a full message once (at `warn`, then
+/// at `debug`: a producer that always sends 10 attributes would flood the
+/// log) and other failures every time.
+#[cfg(any(feature = "sqs", feature = "sns"))]
+pub(crate) fn stamp_attribute<M>(
+    attributes: &mut M,
+    lineage: &Lineage,
+    full_logged: &std::sync::atomic::AtomicBool,
+    full_message: &'static str,
+) where
+    MessageAttribute: Carrier<M>,
+{
+    match MessageAttribute::default().write(attributes, lineage) {
+        Ok(()) => {}
+        Err(StampError::NoRoom { .. }) => {
+            if full_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!("{full_message}");
+            } else {
+                tracing::warn!("{full_message} (logged once)");
+            }
+        }
+        Err(error) => super::log_skipped("message attribute", &error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use crate::lineage::FunctionId;
 
     fn full<V: Default>() -> HashMap<String, V> {
@@ -176,7 +201,7 @@ mod tests {
         assert_eq!(sqs_full.len(), 10);
         let mut sns_full = full::<SnsEventAttribute>();
         sns_full.remove("a0");
-        sns_full.insert(MESSAGE_ATTRIBUTE.into(), SnsEventAttribute::default());
+        sns_full.insert(KEY.into(), SnsEventAttribute::default());
         assert_eq!(
             carrier.write(&mut sns_full, &lineage),
             Ok(()),
@@ -192,7 +217,7 @@ mod tests {
         MessageAttribute::default()
             .write(&mut map, &lineage)
             .unwrap();
-        assert_eq!(map[MESSAGE_ATTRIBUTE].data_type(), "String");
+        assert_eq!(map[KEY].data_type(), "String");
         let mut incoming = Incoming::new(EventSource::Sqs);
         MessageAttribute::default().read(&map, &mut incoming);
         assert_eq!(incoming.lineage(), &lineage);

@@ -3,7 +3,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{Carrier, StampError};
-use crate::event::Incoming;
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
 /// The HTTP header that carries the lineage between HTTP hops.
@@ -57,7 +57,7 @@ impl Carrier<HeaderMap> for HttpHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use crate::lineage::FunctionId;
 
     #[test]

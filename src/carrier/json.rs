@@ -4,8 +4,8 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::{Carrier, StampError, RESERVED_KEY};
-use crate::event::Incoming;
+use super::{Carrier, StampError, KEY};
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
 /// A reserved key in a JSON object: an async `Invoke` payload, an
@@ -77,9 +77,9 @@ impl JsonKey {
 }
 
 impl Default for JsonKey {
-    /// The key [`RESERVED_KEY`] (`loop-guard`).
+    /// The key [`KEY`] (`loop-guard`).
     fn default() -> Self {
-        JsonKey::new(RESERVED_KEY)
+        JsonKey::new(KEY)
     }
 }
 
@@ -121,7 +121,7 @@ impl Carrier<Value> for JsonKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use crate::lineage::FunctionId;
     use serde_json::json;
 

@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use super::{Carrier, StampError, RESERVED_KEY};
-use crate::event::Incoming;
+use super::{Carrier, StampError, KEY};
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
 /// A key in a `HashMap<String, String>`: the Lambda `ClientContext.custom`
@@ -28,9 +28,9 @@ impl MapKey {
 }
 
 impl Default for MapKey {
-    /// The key [`RESERVED_KEY`] (`loop-guard`).
+    /// The key [`KEY`] (`loop-guard`).
     fn default() -> Self {
-        MapKey::new(RESERVED_KEY)
+        MapKey::new(KEY)
     }
 }
 
@@ -54,7 +54,7 @@ impl Carrier<HashMap<String, String>> for MapKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use crate::lineage::FunctionId;
 
     #[test]

@@ -24,8 +24,8 @@
 //! A carrier for Kafka-style record headers (a list of name/bytes pairs):
 //!
 //! ```
-//! use lambda_loop_guard::carrier::{Carrier, StampError};
-//! use lambda_loop_guard::{Incoming, EventSource, Lineage, FunctionId};
+//! use lambda_loop_guard::carrier::{Carrier, StampError, KEY};
+//! use lambda_loop_guard::{EventSource, FunctionId, Incoming, Lineage};
 //!
 //! struct Headers(Vec<(String, Vec<u8>)>);
 //!
@@ -34,7 +34,7 @@
 //! impl Carrier<Headers> for KafkaHeader {
 //!     fn read<'a>(&self, headers: &'a Headers, incoming: &mut Incoming<'a>) {
 //!         for (name, value) in &headers.0 {
-//!             if name == "loop-guard" {
+//!             if name == KEY {
 //!                 if let Ok(text) = std::str::from_utf8(value) {
 //!                     incoming.read_lineage_value(text, "kafka header");
 //!                 }
@@ -43,8 +43,8 @@
 //!     }
 //!
 //!     fn write(&self, headers: &mut Headers, lineage: &Lineage) -> Result<(), StampError> {
-//!         headers.0.retain(|(name, _)| name != "loop-guard");
-//!         headers.0.push(("loop-guard".into(), lineage.encode().as_str().into()));
+//!         headers.0.retain(|(name, _)| name != KEY);
+//!         headers.0.push((KEY.into(), lineage.encode().as_str().into()));
 //!         Ok(())
 //!     }
 //! }
@@ -55,9 +55,10 @@
 //! let mut headers = Headers(vec![]);
 //! KafkaHeader.write(&mut headers, &Lineage::new().record_run(me)).unwrap();
 //!
-//! // ...and a consumer's `GuardedEvent` impl reads it per record.
+//! // ...and a consumer's `GuardedEvent` impl reads it per record (the
+//! // guide's "A source of your own" puts this behind the layer).
 //! let mut incoming = Incoming::new(EventSource::Custom("kafka"));
-//! incoming.read_carrier(&KafkaHeader, &headers);
+//! KafkaHeader.read(&headers, &mut incoming);
 //! assert_eq!(incoming.lineage().count(me), 1);
 //! ```
 
@@ -65,47 +66,43 @@ use std::error::Error;
 use std::fmt;
 
 use crate::chain::Chain;
-use crate::event::Incoming;
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
 mod attribute;
-#[cfg(feature = "dynamodb")]
-mod dynamodb;
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "dynamodb")]
+mod item;
 mod json;
 mod map;
 mod trace;
 
+#[cfg(any(feature = "sqs", feature = "sns"))]
+pub(crate) use attribute::stamp_attribute;
 pub use attribute::{MessageAttribute, MAX_MESSAGE_ATTRIBUTES};
-#[cfg(feature = "dynamodb")]
-pub use dynamodb::ItemAttribute;
 #[cfg(feature = "http")]
 pub use http::{HttpHeader, HTTP_HEADER};
+#[cfg(feature = "dynamodb")]
+pub use item::ItemAttribute;
 pub use json::JsonKey;
 pub use map::MapKey;
 pub use trace::TraceField;
 
-/// Name of the SQS/SNS message attribute that carries the lineage.
-pub const MESSAGE_ATTRIBUTE: &str = "loop-guard";
-
-/// Key in the Lambda client context's `custom` map that carries the lineage.
-pub const CLIENT_CONTEXT_KEY: &str = "loop-guard";
+/// The one name of the lineage in every keyed carrier: the SQS/SNS message
+/// attribute, the Lambda client context key, the JSON payload and EventBridge
+/// `detail` key, the S3 user metadata key (`x-amz-meta-loop-guard`) and the
+/// DynamoDB item attribute.
+pub const KEY: &str = "loop-guard";
 
 /// The SQS message system attribute holding an X-Ray trace header.
 pub const AWS_TRACE_HEADER_ATTRIBUTE: &str = "AWSTraceHeader";
 
-/// The default name of the opt-in carriers that change user data: the key in
-/// a JSON payload or EventBridge `detail`, the S3 user metadata key
-/// (`x-amz-meta-loop-guard`), the DynamoDB item attribute and the HTTP header
-/// suffix.
-pub const RESERVED_KEY: &str = "loop-guard";
-
 /// Reads the lineage from, and writes it on, one kind of medium `M`.
 ///
 /// `read` merges whatever the medium carries into an [`Incoming`] (use
-/// [`Incoming::read_lineage_value`] or [`Incoming::read_trace_header`], which
-/// log and ignore malformed values). `write` sets the lineage on an outgoing
+/// [`Incoming::read_lineage_value`], which logs and ignores malformed
+/// values, or another carrier such as [`TraceField`]). `write` sets the lineage on an outgoing
 /// medium, replacing an earlier value of its own, and reports why it could
 /// not rather than failing the caller's request.
 pub trait Carrier<M: ?Sized> {
@@ -173,25 +170,17 @@ impl fmt::Display for StampError {
 
 impl Error for StampError {}
 
-/// Decodes a lineage value read from `carrier`, logging (at `warn`) and
-/// returning `None` when it is malformed.
-pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineage> {
-    match Lineage::decode(value) {
-        Ok(lineage) => Some(lineage),
-        Err(error) => {
-            tracing::warn!(%error, carrier, value = %truncated(value), "ignoring malformed loop guard lineage");
-            None
-        }
-    }
-}
-
-/// At most 64 bytes of an untrusted value, cut on a character boundary.
-fn truncated(value: &str) -> &str {
-    let mut end = value.len().min(64);
-    while !value.is_char_boundary(end) {
-        end -= 1;
-    }
-    &value[..end]
+/// Logs a carrier that could not be written (the call goes on without it).
+#[cfg(any(
+    feature = "sqs",
+    feature = "sns",
+    feature = "lambda",
+    feature = "eventbridge",
+    feature = "dynamodb",
+    feature = "s3"
+))]
+pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
+    tracing::warn!(%error, carrier, "loop guard stamp skipped; the call goes on without it");
 }
 
 #[cfg(test)]
@@ -199,7 +188,7 @@ mod tests {
     use super::*;
     use crate::lineage::FunctionId;
 
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use std::collections::HashMap;
 
     /// What every carrier must read from `value`: its lineage when it is a
@@ -210,7 +199,7 @@ mod tests {
 
     fn read_with<M: ?Sized, C: Carrier<M>>(carrier: &C, medium: &M) -> Lineage {
         let mut incoming = Incoming::new(EventSource::Custom("test"));
-        incoming.read_carrier(carrier, medium);
+        carrier.read(medium, &mut incoming);
         *incoming.lineage()
     }
 
@@ -224,18 +213,18 @@ mod tests {
             ]
         ) {
             let want = expected(&value);
-            let map = HashMap::from([(RESERVED_KEY.to_owned(), value.clone())]);
+            let map = HashMap::from([(KEY.to_owned(), value.clone())]);
             proptest::prop_assert_eq!(read_with(&MapKey::default(), &map), want);
-            let json = serde_json::json!({ RESERVED_KEY: value.clone() });
+            let json = serde_json::json!({ KEY: value.clone() });
             proptest::prop_assert_eq!(read_with(&JsonKey::default(), &json), want);
 
             let mut sqs = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
             sqs.string_value = Some(value.clone());
-            let sqs = HashMap::from([(MESSAGE_ATTRIBUTE.to_owned(), sqs)]);
+            let sqs = HashMap::from([(KEY.to_owned(), sqs)]);
             proptest::prop_assert_eq!(read_with(&MessageAttribute::default(), &sqs), want);
 
             // In a trace header the value ends at the first `;`.
-            let header = format!("Root=1-a-b;{}={value}", crate::LOOP_GUARD_FIELD);
+            let header = format!("Root=1-a-b;{}={value}", crate::trace_header::LOOP_GUARD_FIELD);
             let in_header = read_with(&TraceField, &header);
             if !value.contains(';') && header.len() <= 8192 {
                 proptest::prop_assert_eq!(in_header, want);
@@ -244,7 +233,7 @@ mod tests {
             #[cfg(feature = "dynamodb")]
             {
                 let item = serde_dynamo::Item::from(HashMap::from([(
-                    RESERVED_KEY.to_owned(),
+                    KEY.to_owned(),
                     serde_dynamo::AttributeValue::S(value.clone()),
                 )]));
                 proptest::prop_assert_eq!(read_with(&ItemAttribute::default(), &item), want);
@@ -260,7 +249,7 @@ mod tests {
 
     #[tokio::test]
     async fn stamp_current_writes_only_inside_a_chain() {
-        let carrier = MapKey::new(RESERVED_KEY);
+        let carrier = MapKey::new(KEY);
         let mut map = std::collections::HashMap::new();
         assert_eq!(stamp_current(&carrier, &mut map), Ok(false));
         assert!(map.is_empty());
@@ -270,6 +259,6 @@ mod tests {
             .scope(async { stamp_current(&carrier, &mut map) })
             .await;
         assert_eq!(written, Ok(true));
-        assert_eq!(map[RESERVED_KEY], lineage.to_string());
+        assert_eq!(map[KEY], lineage.to_string());
     }
 }

@@ -1,7 +1,7 @@
 //! Our field in an `X-Amzn-Trace-Id` value.
 
 use super::{Carrier, StampError};
-use crate::event::Incoming;
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 use crate::trace_header::TraceHeader;
 
@@ -14,9 +14,26 @@ use crate::trace_header::TraceHeader;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TraceField;
 
+impl TraceField {
+    /// Merges every valid value of our field in the header value `header`
+    /// and takes its `Root` as the chain root (if none is known yet): the
+    /// read side for headers held as `&str`.
+    pub fn read_header<'a>(&self, header: &'a str, incoming: &mut Incoming<'a>) {
+        match TraceHeader::parse(header) {
+            Ok(header) => {
+                let root = header.root_and_loop_guard_values(|value| {
+                    incoming.read_lineage_value(value, "trace header");
+                });
+                incoming.set_chain_root(root);
+            }
+            Err(error) => tracing::warn!(%error, "ignoring oversized trace header"),
+        }
+    }
+}
+
 impl Carrier<String> for TraceField {
     fn read<'a>(&self, header: &'a String, incoming: &mut Incoming<'a>) {
-        incoming.read_trace_header(header);
+        self.read_header(header, incoming);
     }
 
     fn write(&self, header: &mut String, lineage: &Lineage) -> Result<(), StampError> {
@@ -33,7 +50,7 @@ impl Carrier<String> for TraceField {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use crate::lineage::FunctionId;
 
     #[test]

@@ -48,28 +48,29 @@
 //! read again as if the write continued that chain. It never fails a call: a
 //! stamp that cannot be written is skipped with a warning.
 //!
+//! What each source stamps is described in its module under
+//! [`source`](crate::source).
+//!
 //! # Example
 //!
 //! ```no_run
 //! # #[cfg(feature = "sqs")]
 //! # async fn f() {
-//! use lambda_loop_guard::LoopGuardInterceptor;
+//! use lambda_loop_guard::interceptor::LoopGuardSdkExt;
 //!
 //! let sdk_config = aws_config::load_from_env().await;
 //! let sqs = aws_sdk_sqs::Client::from_conf(
-//!     aws_sdk_sqs::config::Builder::from(&sdk_config)
-//!         .interceptor(LoopGuardInterceptor::new())
-//!         .build(),
+//!     aws_sdk_sqs::config::Builder::from(&sdk_config).loop_guard().build(),
 //! );
-//! // The same for SNS and Lambda:
-//! // aws_sdk_sns::config::Builder::from(&sdk_config).interceptor(LoopGuardInterceptor::new())
-//! // aws_sdk_lambda::config::Builder::from(&sdk_config).interceptor(LoopGuardInterceptor::new())
+//! // The same for every client feature (`sns`, `lambda`, `dynamodb`,
+//! // `eventbridge`, `s3`); `loop_guard_with(interceptor)` registers one with
+//! // opt-ins, which is the same as `.interceptor(LoopGuardInterceptor::new())`.
 //! # }
 //! ```
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextMut, Input,
+    BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -78,51 +79,20 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 use std::sync::Arc;
 
-use crate::carrier::StampError;
+use crate::carrier::{Carrier, TraceField};
 use crate::chain::Chain;
-use crate::trace_header::TraceHeader;
+use crate::source::{clear_sdk_input, stamp_sdk_input, StampOptions};
+use crate::trace_header::TRACE_ID_HEADER;
 
-#[cfg(feature = "dynamodb")]
-mod dynamodb;
-#[cfg(feature = "eventbridge")]
-mod eventbridge;
-#[cfg(feature = "lambda")]
-mod lambda;
-#[cfg(feature = "s3")]
-mod s3;
-#[cfg(feature = "sns")]
-mod sns;
-#[cfg(feature = "sqs")]
-mod sqs;
+mod sdk_config;
 
-/// The HTTP header carrying the X-Ray trace context.
-pub const TRACE_ID_HEADER: &str = "x-amzn-trace-id";
-
-/// Lambda's limit on the encoded `ClientContext` of an `Invoke`.
-pub const MAX_CLIENT_CONTEXT_LEN: usize = 3583;
-
-pub use crate::carrier::MAX_MESSAGE_ATTRIBUTES;
-#[cfg(feature = "dynamodb")]
-pub use dynamodb::{NAME_PLACEHOLDER, VALUE_PLACEHOLDER};
+pub use sdk_config::LoopGuardSdkExt;
 
 /// Stamps the current [`Chain`] on outgoing AWS SDK calls. See the
 /// [module docs](self).
 #[derive(Debug, Default, Clone)]
 pub struct LoopGuardInterceptor {
-    options: Arc<Options>,
-}
-
-/// The opt-in carriers. Cheap to clone (shared).
-#[derive(Debug, Default, Clone)]
-struct Options {
-    #[cfg(feature = "lambda")]
-    async_payload: Option<crate::carrier::JsonKey>,
-    #[cfg(feature = "eventbridge")]
-    eventbridge_detail: Option<crate::carrier::JsonKey>,
-    #[cfg(feature = "dynamodb")]
-    dynamodb: dynamodb::DynamoDbStamping,
-    #[cfg(feature = "s3")]
-    s3: s3::S3Stamping,
+    options: Arc<StampOptions>,
 }
 
 impl LoopGuardInterceptor {
@@ -133,13 +103,28 @@ impl LoopGuardInterceptor {
         LoopGuardInterceptor::default()
     }
 
+    /// A new interceptor that writes the carriers `config` names (the
+    /// DynamoDB attribute), so that it matches the layer built from the same
+    /// configuration.
+    pub fn from_config(config: &crate::LoopGuardConfig) -> Self {
+        #[allow(unused_mut)]
+        let mut interceptor = LoopGuardInterceptor::new();
+        #[cfg(feature = "dynamodb")]
+        {
+            interceptor.options_mut().dynamodb.attribute = config.dynamodb_attribute().clone();
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        let _ = config;
+        interceptor
+    }
+
     #[cfg(any(
         feature = "lambda",
         feature = "eventbridge",
         feature = "dynamodb",
         feature = "s3"
     ))]
-    fn options_mut(&mut self) -> &mut Options {
+    fn options_mut(&mut self) -> &mut StampOptions {
         Arc::make_mut(&mut self.options)
     }
 
@@ -168,21 +153,13 @@ impl LoopGuardInterceptor {
     /// Stamps items written to `table` (a table name or ARN) with the
     /// `loop-guard` attribute, so that a function triggered by the table's
     /// stream can read the chain from `NewImage`. This stores one more
-    /// attribute (about 30 bytes) in every item written.
+    /// attribute (about 30 bytes) in every item written. The attribute is
+    /// `loop-guard` unless the configuration names another
+    /// ([`from_config`](Self::from_config)).
     #[cfg(feature = "dynamodb")]
     #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
     pub fn stamp_dynamodb_table(mut self, table: impl Into<String>) -> Self {
         self.options_mut().dynamodb.tables.push(table.into());
-        self
-    }
-
-    /// The item attribute used by [`stamp_dynamodb_table`](Self::stamp_dynamodb_table)
-    /// (default `loop-guard`). The layer must read the same name:
-    /// [`LoopGuardLayer::dynamodb_attribute`](crate::LoopGuardLayer::dynamodb_attribute).
-    #[cfg(feature = "dynamodb")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
-    pub fn dynamodb_attribute(mut self, name: impl Into<String>) -> Self {
-        self.options_mut().dynamodb.attribute = crate::carrier::ItemAttribute::new(name.into());
         self
     }
 
@@ -211,9 +188,9 @@ impl Intercept for LoopGuardInterceptor {
     ) -> Result<(), BoxError> {
         Chain::with_current(|chain| match chain {
             Some(chain) => {
-                stamp_input(&self.options, context.input_mut(), chain);
+                stamp_sdk_input(&self.options, context.input_mut(), chain);
             }
-            None => clear_input(&self.options, context.input_mut()),
+            None => clear_sdk_input(&self.options, context.input_mut()),
         });
         Ok(())
     }
@@ -233,92 +210,20 @@ impl Intercept for LoopGuardInterceptor {
     }
 }
 
-/// Adds the operation-specific carriers to a typed operation input.
-/// Returns whether the input was one this build knows.
-#[allow(unused_variables)]
-fn stamp_input(options: &Options, input: &mut Input, chain: &Chain) -> bool {
-    let lineage = chain.lineage();
-    #[cfg(feature = "sqs")]
-    if sqs::stamp(input, lineage) {
-        return true;
-    }
-    #[cfg(feature = "sns")]
-    if sns::stamp(input, lineage) {
-        return true;
-    }
-    #[cfg(feature = "lambda")]
-    if lambda::stamp(input, options, lineage) {
-        return true;
-    }
-    #[cfg(feature = "eventbridge")]
-    if eventbridge::stamp(input, options, chain) {
-        return true;
-    }
-    #[cfg(feature = "dynamodb")]
-    if dynamodb::stamp(input, options, dynamodb::Action::Stamp(lineage)) {
-        return true;
-    }
-    #[cfg(feature = "s3")]
-    if s3::stamp(input, options, lineage) {
-        return true;
-    }
-    false
-}
-
-/// Outside a guarded handler: removes stamps that would outlive their chain
-/// (DynamoDB items of opted-in tables keep attributes across updates).
-#[allow(unused_variables)]
-fn clear_input(options: &Options, input: &mut Input) {
-    #[cfg(feature = "dynamodb")]
-    dynamodb::stamp(input, options, dynamodb::Action::Clear);
-}
-
-/// Logs a carrier that could not be written (the call goes on without it).
-#[allow(dead_code)]
-pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
-    tracing::warn!(%error, carrier, "loop guard stamp skipped; the call goes on without it");
-}
-
 /// Sets our field in `x-amzn-trace-id`, starting from the header already on
 /// the request, else from the invocation's incoming trace header.
-pub(crate) fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
+fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
     let existing = headers.get(TRACE_ID_HEADER);
-    let base = existing.or(chain.incoming_trace_header()).unwrap_or("");
-    let stamped = match TraceHeader::parse(base) {
-        Ok(header) => header.with_lineage(chain.lineage()),
-        Err(error) => {
-            tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
-            return;
-        }
-    };
+    let mut stamped = existing
+        .or(chain.incoming_trace_header())
+        .unwrap_or("")
+        .to_owned();
+    if let Err(error) = TraceField.write(&mut stamped, chain.lineage()) {
+        tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
+        return;
+    }
     if let Err(error) = headers.try_insert(TRACE_ID_HEADER, stamped) {
         tracing::warn!(%error, "x-amzn-trace-id left as is: the stamped value is not a valid header");
-    }
-}
-
-/// Writes a message attribute, logging a full message once (at `warn`, then
-/// at `debug`: a producer that always sends 10 attributes would flood the
-/// log) and other failures every time.
-#[cfg(any(feature = "sqs", feature = "sns"))]
-pub(crate) fn stamp_attribute<M>(
-    attributes: &mut M,
-    lineage: &crate::lineage::Lineage,
-    full_logged: &std::sync::atomic::AtomicBool,
-    full_message: &'static str,
-) where
-    crate::carrier::MessageAttribute: crate::carrier::Carrier<M>,
-{
-    use crate::carrier::Carrier;
-    match crate::carrier::MessageAttribute::default().write(attributes, lineage) {
-        Ok(()) => {}
-        Err(StampError::NoRoom { .. }) => {
-            if full_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::debug!("{full_message}");
-            } else {
-                tracing::warn!("{full_message} (logged once)");
-            }
-        }
-        Err(error) => log_skipped("message attribute", &error),
     }
 }
 

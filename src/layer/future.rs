@@ -4,9 +4,9 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use super::service::add_batch_item_failures;
 use crate::chain::Scoped;
 use crate::error::LoopGuardError;
+use crate::source::GuardedResponse;
 
 pin_project! {
     /// Response future of [`LoopGuard`](super::LoopGuard).
@@ -67,7 +67,7 @@ impl<F, R, E> ResponseFuture<F, R, E> {
 impl<F, R, E> Future for ResponseFuture<F, R, E>
 where
     F: Future<Output = Result<R, E>>,
-    R: 'static,
+    R: GuardedResponse,
 {
     type Output = Result<R, LoopGuardError<E>>;
 
@@ -78,7 +78,9 @@ where
                 batch_item_failures,
             } => match future.poll(cx) {
                 Poll::Ready(Ok(mut response)) => {
-                    add_batch_item_failures(&mut response, std::mem::take(batch_item_failures));
+                    if !batch_item_failures.is_empty() {
+                        response.add_batch_item_failures(std::mem::take(batch_item_failures));
+                    }
                     Poll::Ready(Ok(response))
                 }
                 Poll::Ready(Err(e)) => Poll::Ready(Err(LoopGuardError::Handler(e))),

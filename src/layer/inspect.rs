@@ -10,8 +10,10 @@ use super::layer::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::RecursiveInvocationError;
-use crate::event::{EventSource, GuardedEvent, Incoming};
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
+use crate::source::GuardedEvent;
+use crate::trace_header::TraceHeader;
 use crate::metric::DropRecord;
 
 /// A unit the guard refuses to run.
@@ -41,20 +43,12 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
     let me = config.function_id();
 
     let mut units: Vec<Incoming<'_>> = Vec::new();
-    payload.read_incoming_with(context, &shared.read_options, &mut units);
+    payload.read_incoming(context, config, &mut units);
 
     let mut merged = Lineage::new();
     let mut dropped = Vec::new();
     let mut error = None;
     for (index, unit) in units.iter().enumerate() {
-        if unit.source() == EventSource::Http && !config.trust_http() {
-            if !unit.lineage().is_empty() {
-                tracing::debug!(
-                    "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
-                );
-            }
-            continue;
-        }
         let depth = u32::from(unit.lineage().count(me)) + 1;
         let max_depth = config.max_depth_for(unit.source_arn());
         if depth > max_depth {
@@ -63,7 +57,7 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
                 context
                     .xray_trace_id
                     .as_deref()
-                    .and_then(|h| crate::TraceHeader::parse(h).ok())
+                    .and_then(|h| TraceHeader::parse(h).ok())
                     .and_then(|h| h.root())
             });
             report(
@@ -137,5 +131,5 @@ fn report(
         request_id,
         "{outcome}"
     );
-    shared.sink.write_line(&record.to_emf(SystemTime::now()));
+    record.to_emf(SystemTime::now()).write_to(&*shared.sink);
 }

@@ -1,8 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::event::ReadOptions;
-
 use tower::Layer;
 
 use super::service::LoopGuard;
@@ -26,6 +24,11 @@ pub enum BatchDropPolicy {
 }
 
 /// Applies [`LoopGuard`] to a handler service. See the [module docs](crate::layer).
+///
+/// It must be the **outermost** layer around the handler (or sit right
+/// under `lambda_runtime`'s own layers): a layer above it that boxes errors
+/// turns the `RecursiveInvocationException` error type into a generic one.
+/// [`run`](crate::run) builds the whole stack in the right order.
 #[derive(Clone)]
 pub struct LoopGuardLayer {
     pub(crate) shared: Arc<Shared>,
@@ -36,7 +39,6 @@ pub(crate) struct Shared {
     pub(crate) config: LoopGuardConfig,
     pub(crate) sink: Arc<dyn MetricSink>,
     pub(crate) batch_policy: BatchDropPolicy,
-    pub(crate) read_options: ReadOptions,
 }
 
 impl LoopGuardLayer {
@@ -47,7 +49,6 @@ impl LoopGuardLayer {
                 config,
                 sink: Arc::new(StdoutSink),
                 batch_policy: BatchDropPolicy::default(),
-                read_options: ReadOptions::default(),
             }),
         }
     }
@@ -68,17 +69,6 @@ impl LoopGuardLayer {
     #[must_use]
     pub fn batch_drop_policy(self, policy: BatchDropPolicy) -> Self {
         self.map_shared(|s| s.batch_policy = policy)
-    }
-
-    /// The DynamoDB item attribute to read from stream records (default
-    /// `loop-guard`); the same name as the interceptor's
-    /// [`dynamodb_attribute`](crate::LoopGuardInterceptor::dynamodb_attribute).
-    #[cfg(feature = "dynamodb")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
-    #[must_use]
-    pub fn dynamodb_attribute(self, name: impl Into<String>) -> Self {
-        let attribute = crate::carrier::ItemAttribute::new(name.into());
-        self.map_shared(|s| s.read_options.dynamodb_attribute = attribute)
     }
 
     /// The configuration in use.

@@ -1,7 +1,6 @@
 //! The guard for S3 event notifications, which reads each record's object
 //! metadata with `HeadObject` before deciding.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,7 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use aws_lambda_events::event::s3::S3Event;
-use aws_sdk_s3::operation::head_object::HeadObjectError;
 use lambda_runtime::LambdaEvent;
 use tower::{Layer, Service};
 
@@ -18,7 +16,8 @@ use super::layer::{LoopGuardLayer, Shared};
 use super::service::{decide, Decision};
 use crate::config::Mode;
 use crate::error::LoopGuardError;
-use crate::event::s3::{created_object, WithMetadata};
+use crate::source::GuardedResponse;
+use crate::source::s3::{look_up_metadata, WithMetadata};
 
 impl LoopGuardLayer {
     /// Guards an `S3Event` handler, reading the lineage the interceptor
@@ -92,7 +91,7 @@ impl<S> Service<LambdaEvent<S3Event>> for S3MetadataGuard<S>
 where
     S: Service<LambdaEvent<S3Event>> + Clone + Send + 'static,
     S::Future: Send,
-    S::Response: Send + 'static,
+    S::Response: GuardedResponse + Send + 'static,
     S::Error: Send + 'static,
 {
     type Response = S::Response;
@@ -129,43 +128,4 @@ where
             }
         })
     }
-}
-
-/// The user metadata of each record's object, in record order.
-async fn look_up_metadata(
-    client: &aws_sdk_s3::Client,
-    event: &S3Event,
-) -> Vec<Option<HashMap<String, String>>> {
-    let mut found = Vec::with_capacity(event.records.len());
-    for record in &event.records {
-        let Some((bucket, key)) = created_object(record) else {
-            found.push(None);
-            continue;
-        };
-        let request = client
-            .head_object()
-            .bucket(bucket)
-            .key(&key)
-            .set_version_id(record.s3.object.version_id.clone());
-        found.push(match request.send().await {
-            Ok(head) => Some(head.metadata.unwrap_or_default()),
-            Err(error) => {
-                match error.as_service_error() {
-                    Some(HeadObjectError::NotFound(_)) => tracing::warn!(
-                        bucket,
-                        key,
-                        "S3 object already gone: record read without its loop guard metadata"
-                    ),
-                    _ => tracing::warn!(
-                        bucket,
-                        key,
-                        error = %aws_smithy_types::error::display::DisplayErrorContext(&error),
-                        "HeadObject failed: record read without its loop guard metadata"
-                    ),
-                }
-                None
-            }
-        });
-    }
-    found
 }

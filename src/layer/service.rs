@@ -1,9 +1,7 @@
-use std::any::{Any, TypeId};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use lambda_runtime::LambdaEvent;
 use tower::Service;
 
@@ -13,7 +11,7 @@ use super::layer::{BatchDropPolicy, LoopGuardLayer, Shared};
 use crate::chain::Chain;
 use crate::config::{LoopGuardConfig, Mode};
 use crate::error::{LoopGuardError, RecursiveInvocationError};
-use crate::event::GuardedEvent;
+use crate::source::{GuardedEvent, GuardedResponse};
 
 /// Middleware that drops invocations of a chain that has run this function
 /// more than `max_depth` times. See the [module docs](crate::layer).
@@ -27,11 +25,6 @@ impl<S> LoopGuard<S> {
     /// Wraps `inner` with `config` (EMF lines on stdout).
     pub fn new(inner: S, config: LoopGuardConfig) -> Self {
         LoopGuardLayer::new(config).layer_service(inner)
-    }
-
-    /// A [`LoopGuardLayer`] with `config`.
-    pub fn layer(config: LoopGuardConfig) -> LoopGuardLayer {
-        LoopGuardLayer::new(config)
     }
 
     pub(super) fn from_shared(inner: S, shared: Arc<Shared>) -> Self {
@@ -72,7 +65,7 @@ impl<S: fmt::Debug> fmt::Debug for LoopGuard<S> {
 impl<S, T> Service<LambdaEvent<T>> for LoopGuard<S>
 where
     S: Service<LambdaEvent<T>>,
-    S::Response: 'static,
+    S::Response: GuardedResponse,
     T: GuardedEvent,
 {
     type Response = S::Response;
@@ -112,7 +105,7 @@ pub(super) enum Decision<R> {
 
 /// Applies the drop rules (module docs) to a [`Verdict`], removing the
 /// looping units from `payload` when the handler still runs.
-pub(super) fn decide<T: GuardedEvent, R: 'static>(
+pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
     shared: &Shared,
     payload: &mut T,
     verdict: Verdict,
@@ -129,12 +122,13 @@ pub(super) fn decide<T: GuardedEvent, R: 'static>(
             failures: Vec::new(),
         };
     };
-    if !payload.is_batch() {
+    if !payload.batch().is_batch() {
         return Decision::Drop(error);
     }
     let ids: Option<Vec<String>> = dropped.iter().map(|d| d.item_id.clone()).collect();
-    let (failures, discard) = match (reports_batch_item_failures::<R>(), ids, shared.batch_policy) {
-        (true, Some(ids), _) => (ids, true),
+    let empty_response = R::empty_batch_response();
+    let (failures, discard) = match (&empty_response, ids, shared.batch_policy) {
+        (Some(_), Some(ids), _) => (ids, true),
         (_, _, BatchDropPolicy::DiscardLoopingRecords) => (Vec::new(), true),
         _ => (Vec::new(), false),
     };
@@ -142,7 +136,8 @@ pub(super) fn decide<T: GuardedEvent, R: 'static>(
         return Decision::Drop(error);
     }
     if dropped.len() == units && !failures.is_empty() {
-        if let Some(response) = new_batch_response::<R>(failures.clone()) {
+        if let Some(mut response) = empty_response {
+            response.add_batch_item_failures(failures);
             return Decision::Respond(response);
         }
     }
@@ -155,88 +150,4 @@ pub(super) fn decide<T: GuardedEvent, R: 'static>(
         hit
     });
     Decision::Run { chain, failures }
-}
-
-/// A handler response type that reports batch item failures.
-trait BatchResponse: Default + 'static {
-    /// Adds `id` unless it is already reported.
-    fn add_failure(&mut self, id: String);
-}
-
-impl BatchResponse for SqsBatchResponse {
-    fn add_failure(&mut self, id: String) {
-        if !self
-            .batch_item_failures
-            .iter()
-            .any(|f| f.item_identifier == id)
-        {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            self.batch_item_failures.push(failure);
-        }
-    }
-}
-
-#[cfg(feature = "dynamodb")]
-impl BatchResponse for aws_lambda_events::event::streams::DynamoDbEventResponse {
-    fn add_failure(&mut self, id: String) {
-        if !self
-            .batch_item_failures
-            .iter()
-            .any(|f| f.item_identifier.as_deref() == Some(id.as_str()))
-        {
-            let mut failure =
-                aws_lambda_events::event::streams::DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(id);
-            self.batch_item_failures.push(failure);
-        }
-    }
-}
-
-fn reports_batch_item_failures<R: 'static>() -> bool {
-    empty_batch_response::<R>().is_some()
-}
-
-/// `R::default()` when `R` is a [`BatchResponse`] type.
-fn empty_batch_response<R: 'static>() -> Option<R> {
-    let id = TypeId::of::<R>();
-    let empty: Box<dyn Any> = if id == TypeId::of::<SqsBatchResponse>() {
-        Box::new(SqsBatchResponse::default())
-    } else {
-        #[cfg(feature = "dynamodb")]
-        if id == TypeId::of::<aws_lambda_events::event::streams::DynamoDbEventResponse>() {
-            Box::new(aws_lambda_events::event::streams::DynamoDbEventResponse::default())
-        } else {
-            return None;
-        }
-        #[cfg(not(feature = "dynamodb"))]
-        return None;
-    };
-    empty.downcast::<R>().ok().map(|b| *b)
-}
-
-fn new_batch_response<R: 'static>(ids: Vec<String>) -> Option<R> {
-    let mut response = empty_batch_response::<R>()?;
-    add_batch_item_failures(&mut response, ids);
-    Some(response)
-}
-
-pub(super) fn add_batch_item_failures<R: 'static>(response: &mut R, ids: Vec<String>) {
-    fn add_all<B: BatchResponse>(batch: &mut B, ids: Vec<String>) {
-        ids.into_iter().for_each(|id| batch.add_failure(id));
-    }
-    if ids.is_empty() {
-        return;
-    }
-    let any = response as &mut dyn Any;
-    #[cfg(feature = "dynamodb")]
-    if let Some(ddb) =
-        any.downcast_mut::<aws_lambda_events::event::streams::DynamoDbEventResponse>()
-    {
-        add_all(ddb, ids);
-        return;
-    }
-    if let Some(sqs) = any.downcast_mut::<SqsBatchResponse>() {
-        add_all(sqs, ids);
-    }
 }

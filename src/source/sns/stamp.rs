@@ -9,12 +9,12 @@ use aws_sdk_sns::operation::publish_batch::PublishBatchInput;
 use aws_sdk_sns::types::MessageAttributeValue;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-use super::stamp_attribute;
+use crate::carrier::stamp_attribute;
 use crate::lineage::Lineage;
 
 static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
-pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
+pub(crate) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
     if let Some(publish) = input.downcast_mut::<PublishInput>() {
         stamp_message(&mut publish.message_attributes, lineage);
         return true;
@@ -43,7 +43,7 @@ fn stamp_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::MESSAGE_ATTRIBUTE;
+    use crate::carrier::KEY;
     use crate::interceptor::tests::{chain, run_serialization_hook};
     use aws_sdk_sns::types::PublishBatchRequestEntry;
 
@@ -72,7 +72,7 @@ mod tests {
         let attrs = out.message_attributes.unwrap();
         assert_eq!(attrs["theirs"].string_value.as_deref(), Some("x"));
         assert_eq!(
-            attrs[MESSAGE_ATTRIBUTE].string_value.as_deref(),
+            attrs[KEY].string_value.as_deref(),
             Some(expected.as_str())
         );
 
@@ -98,7 +98,7 @@ mod tests {
         .await;
         let entries = out.publish_batch_request_entries.unwrap();
         assert_eq!(
-            entries[0].message_attributes.as_ref().unwrap()[MESSAGE_ATTRIBUTE]
+            entries[0].message_attributes.as_ref().unwrap()[KEY]
                 .string_value
                 .as_deref(),
             Some(expected.as_str())
@@ -107,6 +107,6 @@ mod tests {
             .message_attributes
             .as_ref()
             .unwrap()
-            .contains_key(MESSAGE_ATTRIBUTE));
+            .contains_key(KEY));
     }
 }

@@ -10,14 +10,15 @@ use aws_sdk_s3::operation::put_object::PutObjectInput;
 use aws_sdk_s3::types::MetadataDirective;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-use super::{log_skipped, Options};
+use crate::carrier::log_skipped;
+use crate::source::StampOptions;
 use crate::carrier::{Carrier, MapKey};
 use crate::lineage::Lineage;
 
 /// Which buckets are stamped.
 #[derive(Debug, Clone, Default)]
-pub(super) struct S3Stamping {
-    pub(super) buckets: Vec<String>,
+pub(crate) struct S3Stamping {
+    pub(crate) buckets: Vec<String>,
 }
 
 impl S3Stamping {
@@ -26,7 +27,7 @@ impl S3Stamping {
     }
 }
 
-pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> bool {
+pub(crate) fn stamp(input: &mut Input, options: &StampOptions, lineage: &Lineage) -> bool {
     let stamping = &options.s3;
     if stamping.buckets.is_empty() {
         return false;
@@ -68,7 +69,7 @@ fn write(metadata: &mut Option<HashMap<String, String>>, lineage: &Lineage) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::RESERVED_KEY;
+    use crate::carrier::KEY;
     use crate::interceptor::tests::{chain, run_serialization_hook_with};
     use crate::interceptor::LoopGuardInterceptor;
 
@@ -88,11 +89,11 @@ mod tests {
         let out =
             run_serialization_hook_with(interceptor.clone(), put("looping"), Some(c.clone())).await;
         let metadata = out.metadata.unwrap();
-        assert_eq!(metadata[RESERVED_KEY], expected);
+        assert_eq!(metadata[KEY], expected);
         assert_eq!(metadata["theirs"], "kept");
         let out =
             run_serialization_hook_with(interceptor.clone(), put("other"), Some(c.clone())).await;
-        assert!(!out.metadata.unwrap().contains_key(RESERVED_KEY));
+        assert!(!out.metadata.unwrap().contains_key(KEY));
 
         let copy = |directive| {
             CopyObjectInput::builder()
@@ -109,7 +110,7 @@ mod tests {
             Some(c.clone()),
         )
         .await;
-        assert_eq!(out.metadata.unwrap()[RESERVED_KEY], expected);
+        assert_eq!(out.metadata.unwrap()[KEY], expected);
         let out =
             run_serialization_hook_with(interceptor.clone(), copy(None), Some(c.clone())).await;
         assert_eq!(out.metadata, None);
@@ -120,6 +121,6 @@ mod tests {
             .build()
             .unwrap();
         let out = run_serialization_hook_with(interceptor, create, Some(c)).await;
-        assert_eq!(out.metadata.unwrap()[RESERVED_KEY], expected);
+        assert_eq!(out.metadata.unwrap()[KEY], expected);
     }
 }

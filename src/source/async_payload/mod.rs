@@ -1,5 +1,6 @@
-//! Moves the lineage out of JSON payloads before the handler deserializes
-//! them.
+//! Async payloads: the lineage travels in the JSON payload of asynchronous
+//! invokes and EventBridge details, and is moved out before the handler
+//! deserializes them.
 //!
 //! Lambda drops the client context of asynchronous (`InvocationType::Event`)
 //! invokes, so the interceptor can put the lineage in the payload instead
@@ -43,8 +44,11 @@ use lambda_runtime::{Context as LambdaContext, LambdaInvocation};
 use serde_json::Value;
 use tower::{Layer, Service};
 
-use crate::carrier::{JsonKey, CLIENT_CONTEXT_KEY};
+use crate::carrier::{JsonKey, KEY};
 use crate::lineage::Lineage;
+
+#[cfg(feature = "lambda")]
+pub(crate) mod stamp;
 
 /// Applies [`AsyncPayload`] to a `lambda_runtime` [`Runtime`](lambda_runtime::Runtime)
 /// (with `Runtime::layer`). See the [module docs](self).
@@ -101,7 +105,7 @@ where
 pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     // Cheap pre-check (a SIMD substring search): most payloads never
     // mention the key, and are passed on without a parse.
-    memchr::memmem::find(body, QUOTED_KEY.as_bytes())?;
+    memchr::memmem::find(body, KEY.as_bytes())?;
     let mut payload: Value = serde_json::from_slice(body).ok()?;
     let key = JsonKey::default();
     let taken = match key.take(&mut payload) {
@@ -111,9 +115,6 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     }?;
     Some((serde_json::to_vec(&payload).ok()?, taken))
 }
-
-/// The reserved key as it appears in JSON text.
-const QUOTED_KEY: &str = concat!('"', "loop-guard", '"');
 
 fn is_eventbridge_event(payload: &Value) -> bool {
     payload.get("detail-type").is_some() && payload.get("source").is_some()
@@ -130,7 +131,7 @@ fn put_in_client_context(context: &mut LambdaContext, value: String) {
     let Some(client_context) = context.client_context.as_mut() else {
         return;
     };
-    let merged = match client_context.custom.get(CLIENT_CONTEXT_KEY) {
+    let merged = match client_context.custom.get(KEY) {
         Some(existing) if *existing != value => {
             match (Lineage::decode(existing), Lineage::decode(&value)) {
                 (Ok(mut a), Ok(b)) => {
@@ -145,18 +146,13 @@ fn put_in_client_context(context: &mut LambdaContext, value: String) {
     };
     client_context
         .custom
-        .insert(CLIENT_CONTEXT_KEY.to_owned(), merged);
+        .insert(KEY.to_owned(), merged);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn quoted_key_is_the_reserved_key() {
-        assert_eq!(QUOTED_KEY, format!("\"{}\"", crate::carrier::RESERVED_KEY));
-    }
 
     #[test]
     fn takes_the_key_from_objects_and_eventbridge_details_only() {
@@ -191,18 +187,18 @@ mod tests {
         let mut ctx = LambdaContext::default();
         put_in_client_context(&mut ctx, "v1.2.00000001-2".into());
         assert_eq!(
-            ctx.client_context.as_ref().unwrap().custom[CLIENT_CONTEXT_KEY],
+            ctx.client_context.as_ref().unwrap().custom[KEY],
             "v1.2.00000001-2"
         );
         put_in_client_context(&mut ctx, "v1.3.00000002-3".into());
         let merged =
-            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[CLIENT_CONTEXT_KEY])
+            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[KEY])
                 .unwrap();
         assert_eq!(merged.count(crate::FunctionId::from_u32(1)), 2);
         assert_eq!(merged.count(crate::FunctionId::from_u32(2)), 3);
         put_in_client_context(&mut ctx, "garbage".into());
         assert_eq!(
-            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[CLIENT_CONTEXT_KEY])
+            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[KEY])
                 .unwrap(),
             merged
         );

@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
 use aws_sdk_dynamodb::types::{AttributeAction, AttributeValue, AttributeValueUpdate};
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-use super::{log_skipped, Options};
+use crate::carrier::log_skipped;
+use crate::source::StampOptions;
 use crate::carrier::{Carrier, ItemAttribute, StampError};
 use crate::lineage::Lineage;
 
@@ -28,9 +29,9 @@ pub const VALUE_PLACEHOLDER: &str = ":loopGuardValue";
 
 /// Which tables are stamped, and under which attribute.
 #[derive(Debug, Clone, Default)]
-pub(super) struct DynamoDbStamping {
-    pub(super) tables: Vec<String>,
-    pub(super) attribute: ItemAttribute,
+pub(crate) struct DynamoDbStamping {
+    pub(crate) tables: Vec<String>,
+    pub(crate) attribute: ItemAttribute,
 }
 
 impl DynamoDbStamping {
@@ -43,14 +44,14 @@ impl DynamoDbStamping {
 
 /// What a write to an opted-in table gets.
 #[derive(Clone, Copy)]
-pub(super) enum Action<'a> {
+pub(crate) enum Action<'a> {
     /// Inside a guarded handler: the current lineage.
     Stamp(&'a Lineage),
     /// Outside one: no stamp, and none left over from an earlier write.
     Clear,
 }
 
-pub(super) fn stamp(input: &mut Input, options: &Options, action: Action<'_>) -> bool {
+pub(crate) fn stamp(input: &mut Input, options: &StampOptions, action: Action<'_>) -> bool {
     let stamping = &options.dynamodb;
     if stamping.tables.is_empty() {
         return false;

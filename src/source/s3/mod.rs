@@ -1,19 +1,39 @@
-//! S3 event notifications: one unit per record. The lineage is in the
-//! object's user metadata, which the notification does not include: the
-//! [`S3MetadataGuard`](crate::layer::S3MetadataGuard) reads it with one
-//! `HeadObject` per record before the guard decides. Read without it, a
-//! record carries only the [`Context`]'s carriers.
+//! S3 event notifications: one unit per record.
+//!
+//! * Read: the lineage is in the object's user metadata, which the
+//!   notification does not include: the
+//!   [`S3MetadataGuard`](crate::layer::S3MetadataGuard)
+//!   ([`LoopGuardLayer::with_s3_metadata`](crate::LoopGuardLayer::with_s3_metadata))
+//!   reads it with one `HeadObject` per `ObjectCreated` record before the
+//!   guard decides. Read without it, a record carries only the
+//!   [`Context`]'s carriers.
+//! * Stamp: opt-in per bucket
+//!   ([`stamp_s3_bucket`](crate::LoopGuardInterceptor::stamp_s3_bucket)),
+//!   the `loop-guard` user metadata key on `PutObject`,
+//!   `CreateMultipartUpload` and `CopyObject` with
+//!   `MetadataDirective::Replace` (a `COPY` keeps the source's metadata).
 
 use std::collections::HashMap;
 
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use lambda_runtime::Context;
 
-use super::{EventSource, GuardedEvent, Incoming};
-use crate::carrier::MapKey;
+use aws_sdk_s3::operation::head_object::HeadObjectError;
+
+use crate::carrier::{Carrier, MapKey};
+use crate::config::LoopGuardConfig;
+use crate::incoming::{EventSource, Incoming};
+use crate::source::GuardedEvent;
+
+pub(crate) mod stamp;
 
 impl GuardedEvent for S3Event {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         out.extend(self.records.iter().map(|r| read_record(r, None, context)));
     }
 }
@@ -26,7 +46,12 @@ pub(crate) struct WithMetadata<'e> {
 }
 
 impl GuardedEvent for WithMetadata<'_> {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         out.extend(
             self.event.records.iter().enumerate().map(|(i, r)| {
                 read_record(r, self.metadata.get(i).and_then(Option::as_ref), context)
@@ -44,10 +69,50 @@ fn read_record<'a>(
     incoming.set_item_id(record.s3.object.sequencer.as_deref());
     incoming.set_source_arn(record.s3.bucket.arn.as_deref());
     if let Some(metadata) = metadata {
-        incoming.read_carrier(&MapKey::default(), metadata);
+        MapKey::default().read(metadata, &mut incoming);
     }
     incoming.read_context(context);
     incoming
+}
+
+/// The user metadata of each record's object, in record order, looked up
+/// with `client` (`None`: not an `ObjectCreated` record, or unreadable).
+pub(crate) async fn look_up_metadata(
+    client: &aws_sdk_s3::Client,
+    event: &S3Event,
+) -> Vec<Option<HashMap<String, String>>> {
+    let mut found = Vec::with_capacity(event.records.len());
+    for record in &event.records {
+        let Some((bucket, key)) = created_object(record) else {
+            found.push(None);
+            continue;
+        };
+        let request = client
+            .head_object()
+            .bucket(bucket)
+            .key(&key)
+            .set_version_id(record.s3.object.version_id.clone());
+        found.push(match request.send().await {
+            Ok(head) => Some(head.metadata.unwrap_or_default()),
+            Err(error) => {
+                match error.as_service_error() {
+                    Some(HeadObjectError::NotFound(_)) => tracing::warn!(
+                        bucket,
+                        key,
+                        "S3 object already gone: record read without its loop guard metadata"
+                    ),
+                    _ => tracing::warn!(
+                        bucket,
+                        key,
+                        error = %aws_smithy_types::error::display::DisplayErrorContext(&error),
+                        "HeadObject failed: record read without its loop guard metadata"
+                    ),
+                }
+                None
+            }
+        });
+    }
+    found
 }
 
 /// The bucket and the decoded object key of a record whose object can carry
@@ -106,6 +171,7 @@ pub(crate) fn decode_key(encoded: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_config;
     use crate::FunctionId;
     use serde_json::json;
 
@@ -151,12 +217,12 @@ mod tests {
         };
         let ctx = Context::default();
         let mut out = Vec::new();
-        view.read_incoming(&ctx, &mut out);
+        view.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);
         assert_eq!(out[0].source(), EventSource::S3);
         assert_eq!(out[0].source_arn(), Some("arn:aws:s3:::b"));
         let mut out = Vec::new();
-        created.read_incoming(&ctx, &mut out);
+        created.read_incoming(&ctx, &test_config(), &mut out);
         assert!(out[0].lineage().is_empty());
     }
 

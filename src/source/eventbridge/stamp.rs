@@ -1,14 +1,15 @@
 //! EventBridge: our field in every `PutEvents` entry's `TraceHeader` and,
 //! opt-in, the `loop-guard` key in a JSON-object `Detail`.
 
-use super::{log_skipped, Options};
+use crate::carrier::log_skipped;
+use crate::source::StampOptions;
 use crate::carrier::{Carrier, JsonKey, StampError, TraceField};
 use crate::chain::Chain;
 use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-pub(super) fn stamp(input: &mut Input, options: &Options, chain: &Chain) -> bool {
+pub(crate) fn stamp(input: &mut Input, options: &StampOptions, chain: &Chain) -> bool {
     let Some(put) = input.downcast_mut::<PutEventsInput>() else {
         return false;
     };

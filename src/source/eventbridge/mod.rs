@@ -1,7 +1,13 @@
-//! EventBridge events: one unit, read from the [`Context`] (the trace header
-//! EventBridge passes to a Lambda target, and the key
-//! [`AsyncPayloadLayer`](crate::AsyncPayloadLayer) moved out of the detail)
-//! and, for `serde_json::Value` details, the `loop-guard` key in `detail`.
+//! EventBridge: one unit per event ([`Batch::Single`](crate::Batch::Single)).
+//!
+//! * Read: the [`Context`] (the trace header EventBridge passes to a Lambda
+//!   target, and the key [`AsyncPayloadLayer`](crate::AsyncPayloadLayer)
+//!   moved out of the detail) and, for `serde_json::Value` details, the
+//!   `loop-guard` key in `detail`.
+//! * Stamp (feature `eventbridge`): our field in every `PutEvents` entry's
+//!   `TraceHeader` (the caller's, else the invocation's incoming one) and,
+//!   opt-in ([`stamp_eventbridge_detail`](crate::LoopGuardInterceptor::stamp_eventbridge_detail)),
+//!   the `loop-guard` key in a JSON-object `Detail`.
 
 use std::any::Any;
 
@@ -11,18 +17,27 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{EventSource, GuardedEvent, Incoming};
-use crate::carrier::JsonKey;
+use crate::carrier::{Carrier, JsonKey};
+use crate::config::LoopGuardConfig;
+use crate::incoming::{EventSource, Incoming};
+use crate::source::GuardedEvent;
+
+pub(crate) mod stamp;
 
 impl<T> GuardedEvent for EventBridgeEvent<T>
 where
     T: Serialize + DeserializeOwned + 'static,
 {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         let mut incoming = Incoming::new(EventSource::EventBridge);
         incoming.set_item_id(self.id.as_deref());
         if let Some(detail) = (&self.detail as &dyn Any).downcast_ref::<Value>() {
-            incoming.read_carrier(&JsonKey::default(), detail);
+            JsonKey::default().read(detail, &mut incoming);
         }
         incoming.read_context(context);
         out.push(incoming);
@@ -32,6 +47,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_config;
     use crate::FunctionId;
     use serde_json::json;
 
@@ -46,7 +62,7 @@ mod tests {
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-e-1;LoopGuard=v1.2.00000002-2".into());
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &mut out);
+        event.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].source(), EventSource::EventBridge);
         assert_eq!(out[0].item_id(), Some("e-1"));
@@ -63,7 +79,7 @@ mod tests {
         }))
         .unwrap();
         let mut out = Vec::new();
-        typed.read_incoming(&ctx, &mut out);
+        typed.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 2);
     }
 }

@@ -1,38 +1,52 @@
-//! DynamoDB stream events: one unit per record, read from the item attribute
-//! in `NewImage` (written by the interceptor for opted-in tables). Looping
-//! records are reported as `DynamoDbEventResponse` batch item failures (by
-//! sequence number) when the handler returns that type.
+//! DynamoDB streams: one unit per record.
 //!
-//! Streams need `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`; a `REMOVE` record has
-//! no new image, so it carries no chain.
+//! * Read: the item attribute (`loop-guard`, or
+//!   [`LoopGuardConfig::dynamodb_attribute`]) in each record's `NewImage`.
+//!   Streams need `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`; a `REMOVE` record has
+//!   no new image, so it carries no chain.
+//! * Batch: [`Batch::Ordered`] (a stream shard is checkpointed); looping
+//!   records are reported as `DynamoDbEventResponse` batch item failures, by
+//!   sequence number.
+//! * Stamp: opt-in per table
+//!   ([`stamp_dynamodb_table`](crate::LoopGuardInterceptor::stamp_dynamodb_table)),
+//!   the item attribute on `PutItem`, `UpdateItem`, `BatchWriteItem` puts
+//!   and `TransactWriteItems` puts and updates (an `UpdateItem` gets one
+//!   more `SET` action with the placeholders [`NAME_PLACEHOLDER`] and
+//!   [`VALUE_PLACEHOLDER`]). Writes to opted-in tables outside a guarded
+//!   handler remove the attribute, so an old count is never read again.
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::Context;
 
-use super::{retain_by_index, EventSource, GuardedEvent, Incoming, ReadOptions};
+use crate::carrier::Carrier;
+use crate::config::LoopGuardConfig;
+use crate::incoming::{EventSource, Incoming};
+use crate::source::{add_missing, retain_by_index, Batch, GuardedEvent, GuardedResponse};
+
+pub(crate) mod stamp;
+
+pub use stamp::{NAME_PLACEHOLDER, VALUE_PLACEHOLDER};
 
 impl GuardedEvent for DynamoDbEvent {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
-        self.read_incoming_with(context, &ReadOptions::default(), out);
-    }
-
-    fn read_incoming_with<'a>(
+    fn read_incoming<'a>(
         &'a self,
         _context: &'a Context,
-        options: &ReadOptions,
+        config: &LoopGuardConfig,
         out: &mut Vec<Incoming<'a>>,
     ) {
+        let attribute = config.dynamodb_attribute();
         out.extend(self.records.iter().map(|record| {
             let mut incoming = Incoming::new(EventSource::DynamoDb);
             incoming.set_item_id(record.change.sequence_number.as_deref());
             incoming.set_source_arn(record.event_source_arn.as_deref());
-            incoming.read_carrier(&options.dynamodb_attribute, &record.change.new_image);
+            attribute.read(&record.change.new_image, &mut incoming);
             incoming
         }));
     }
 
-    fn is_batch(&self) -> bool {
-        true
+    fn batch(&self) -> Batch {
+        Batch::Ordered
     }
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
@@ -40,10 +54,30 @@ impl GuardedEvent for DynamoDbEvent {
     }
 }
 
+impl GuardedResponse for DynamoDbEventResponse {
+    fn empty_batch_response() -> Option<Self> {
+        Some(DynamoDbEventResponse::default())
+    }
+
+    fn add_batch_item_failures(&mut self, ids: Vec<String>) {
+        let reported = self
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone());
+        let mut added = Vec::new();
+        add_missing(reported, ids, |id| added.push(id));
+        self.batch_item_failures.extend(added.into_iter().map(|id| {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(id);
+            failure
+        }));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::ItemAttribute;
+    use crate::config::test_config;
     use crate::FunctionId;
     use serde_json::json;
 
@@ -67,7 +101,7 @@ mod tests {
         let event = event();
         let ctx = Context::default();
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &mut out);
+        event.read_incoming(&ctx, &test_config(), &mut out);
         let counts: Vec<_> = out
             .iter()
             .map(|i| (i.item_id(), i.lineage().count(FunctionId::from_u32(1))))
@@ -82,11 +116,13 @@ mod tests {
         );
         assert!(out.iter().all(|i| i.source() == EventSource::DynamoDb));
 
-        let options = ReadOptions {
-            dynamodb_attribute: ItemAttribute::new("custom"),
-        };
+        let custom = LoopGuardConfig::builder()
+            .function_identity("test")
+            .dynamodb_attribute("custom")
+            .build()
+            .unwrap();
         let mut out = Vec::new();
-        event.read_incoming_with(&ctx, &options, &mut out);
+        event.read_incoming(&ctx, &custom, &mut out);
         assert_eq!(out[1].lineage().count(FunctionId::from_u32(1)), 9);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 0);
         drop(out);

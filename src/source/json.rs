@@ -5,18 +5,20 @@
 use lambda_runtime::Context;
 use serde_json::Value;
 
-use super::sqs::sns_envelope_lineage;
-use super::{retain_by_index, EventSource, GuardedEvent, Incoming, ReadOptions};
-use crate::carrier::{JsonKey, AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+use super::sqs::{queue_batch, sns_envelope_lineage};
+use crate::carrier::{Carrier, JsonKey, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
+use crate::config::LoopGuardConfig;
+use crate::incoming::{EventSource, Incoming};
+use crate::source::{retain_by_index, Batch, GuardedEvent};
 
 /// The item attribute name a DynamoDB stream record is read from.
-fn dynamodb_attribute(options: &ReadOptions) -> &str {
+fn dynamodb_attribute(config: &LoopGuardConfig) -> &str {
     #[cfg(feature = "dynamodb")]
-    return options.dynamodb_attribute.name();
+    return config.dynamodb_attribute().name();
     #[cfg(not(feature = "dynamodb"))]
     {
-        let _ = options;
-        crate::carrier::RESERVED_KEY
+        let _ = config;
+        KEY
     }
 }
 
@@ -58,14 +60,10 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 impl GuardedEvent for Value {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
-        self.read_incoming_with(context, &ReadOptions::default(), out);
-    }
-
-    fn read_incoming_with<'a>(
+    fn read_incoming<'a>(
         &'a self,
         context: &'a Context,
-        options: &ReadOptions,
+        config: &LoopGuardConfig,
         out: &mut Vec<Incoming<'a>>,
     ) {
         let records = records(self).map(Vec::as_slice).unwrap_or_default();
@@ -75,9 +73,9 @@ impl GuardedEvent for Value {
                 incoming.set_item_id(str_at(r, &["messageId"]));
                 incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
                 if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
-                    incoming.read_trace_header(h);
+                    TraceField.read_header(h, &mut incoming);
                 }
-                if let Some(v) = str_at(r, &["messageAttributes", MESSAGE_ATTRIBUTE, "stringValue"])
+                if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"])
                 {
                     incoming.read_lineage_value(v, "sqs message attribute");
                 }
@@ -91,7 +89,7 @@ impl GuardedEvent for Value {
                 incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
                 incoming.set_source_arn(str_at(r, &["Sns", "TopicArn"]));
                 if let Some(v) =
-                    str_at(r, &["Sns", "MessageAttributes", MESSAGE_ATTRIBUTE, "Value"])
+                    str_at(r, &["Sns", "MessageAttributes", KEY, "Value"])
                 {
                     incoming.read_lineage_value(v, "sns message attribute");
                 }
@@ -102,7 +100,7 @@ impl GuardedEvent for Value {
                 let mut incoming = Incoming::new(EventSource::DynamoDb);
                 incoming.set_item_id(str_at(r, &["dynamodb", "SequenceNumber"]));
                 incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
-                let attribute = dynamodb_attribute(options);
+                let attribute = dynamodb_attribute(config);
                 if let Some(v) = str_at(r, &["dynamodb", "NewImage", attribute, "S"]) {
                     incoming.read_lineage_value(v, "dynamodb item attribute");
                 }
@@ -112,7 +110,7 @@ impl GuardedEvent for Value {
                 let mut incoming = Incoming::new(EventSource::EventBridge);
                 incoming.set_item_id(str_at(self, &["id"]));
                 if let Some(detail) = self.get("detail") {
-                    incoming.read_carrier(&JsonKey::default(), detail);
+                    JsonKey::default().read(detail, &mut incoming);
                 }
                 incoming.read_context(context);
                 out.push(incoming);
@@ -121,8 +119,15 @@ impl GuardedEvent for Value {
         }
     }
 
-    fn is_batch(&self) -> bool {
-        matches!(shape(self), Shape::Sqs | Shape::DynamoDb)
+    fn batch(&self) -> Batch {
+        match shape(self) {
+            Shape::Sqs => {
+                let arns = records(self).into_iter().flatten();
+                queue_batch(arns.map(|r| str_at(r, &["eventSourceARN"])))
+            }
+            Shape::DynamoDb => Batch::Ordered,
+            _ => Batch::Single,
+        }
     }
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
@@ -135,12 +140,13 @@ impl GuardedEvent for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_config;
     use crate::FunctionId;
     use serde_json::json;
 
     fn read(value: &Value, ctx: &Context) -> Vec<(EventSource, u16, Option<String>)> {
         let mut out = Vec::new();
-        value.read_incoming(ctx, &mut out);
+        value.read_incoming(ctx, &test_config(), &mut out);
         out.iter()
             .map(|i| {
                 (
@@ -201,7 +207,7 @@ mod tests {
         fn any_json_payload_is_read_without_panicking(mut v in arb_json()) {
             let ctx = Context::default();
             let mut out = Vec::new();
-            v.read_incoming(&ctx, &mut out);
+            v.read_incoming(&ctx, &test_config(), &mut out);
             let units = out.len();
             drop(out);
             let expected = match shape(&v) {
@@ -209,7 +215,7 @@ mod tests {
                 _ => records(&v).map_or(0, Vec::len),
             };
             proptest::prop_assert_eq!(units, expected);
-            if v.is_batch() {
+            if v.batch().is_batch() {
                 v.remove_units(&mut |i| i % 2 == 0);
             }
         }
@@ -231,7 +237,7 @@ mod tests {
                 (EventSource::Sqs, 9, Some("c".into())),
             ]
         );
-        assert!(v.is_batch());
+        assert!(v.batch().is_batch());
         v.remove_units(&mut |i| i == 1);
         assert_eq!(v["Records"].as_array().unwrap().len(), 2);
         assert_eq!(v["Records"][1]["messageId"], "c");
@@ -246,7 +252,7 @@ mod tests {
             read(&v, &ctx),
             vec![(EventSource::Sns, 3, Some("s".into()))]
         );
-        assert!(!v.is_batch());
+        assert!(!v.batch().is_batch());
 
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-x;LoopGuard=v1.1.00000001-5".into());
@@ -257,7 +263,7 @@ mod tests {
             json!(null),
         ] {
             assert_eq!(read(&other, &ctx), vec![(EventSource::Invoke, 5, None)]);
-            assert!(!other.is_batch());
+            assert!(!other.batch().is_batch());
         }
     }
 
@@ -277,7 +283,7 @@ mod tests {
                 (EventSource::DynamoDb, 0, Some("200".into())),
             ]
         );
-        assert!(v.is_batch());
+        assert!(v.batch().is_batch());
         v.remove_units(&mut |i| i == 0);
         assert_eq!(v["Records"][0]["eventID"], "2");
 
@@ -287,6 +293,6 @@ mod tests {
             read(&event, &ctx),
             vec![(EventSource::EventBridge, 2, Some("e-1".into()))]
         );
-        assert!(!event.is_batch());
+        assert!(!event.batch().is_batch());
     }
 }

@@ -1,9 +1,13 @@
-//! SNS events. SNS invokes a function asynchronously with one record, so a
-//! looping SNS delivery fails the whole invocation (Lambda retries it, then
-//! sends it to the function's DLQ or on-failure destination).
+//! SNS: one unit per record. SNS invokes a function asynchronously with one
+//! record ([`Batch::Single`](crate::Batch::Single)), so a looping SNS
+//! delivery fails the whole invocation (Lambda retries it, then sends it to
+//! the function's DLQ or on-failure destination).
 //!
-//! Carriers: the `loop-guard` message attribute of each record, plus the
-//! [`Context`]'s trace header and client context.
+//! * Read: the `loop-guard` message attribute of each record, plus the
+//!   [`Context`]'s trace header and client context. SNS notifications
+//!   delivered through SQS are read by the [`sqs`](super::sqs) source.
+//! * Stamp (feature `sns`): the `loop-guard` message attribute on `Publish`
+//!   and every `PublishBatch` entry.
 
 use std::collections::HashMap;
 
@@ -11,11 +15,21 @@ use aws_lambda_events::event::sns::{MessageAttribute as SnsAttribute, SnsEvent, 
 use lambda_runtime::Context;
 use serde::Serialize;
 
-use super::{EventSource, GuardedEvent, Incoming};
-use crate::carrier::MessageAttribute;
+use crate::carrier::{Carrier, MessageAttribute};
+use crate::config::LoopGuardConfig;
+use crate::incoming::{EventSource, Incoming};
+use crate::source::GuardedEvent;
+
+#[cfg(feature = "sns")]
+pub(crate) mod stamp;
 
 impl GuardedEvent for SnsEvent {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         out.extend(self.records.iter().map(|r| {
             read_record(
                 context,
@@ -28,7 +42,12 @@ impl GuardedEvent for SnsEvent {
 }
 
 impl<T: Serialize> GuardedEvent for SnsEventObj<T> {
-    fn read_incoming<'a>(&'a self, context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         out.extend(self.records.iter().map(|r| {
             read_record(
                 context,
@@ -49,7 +68,7 @@ fn read_record<'a>(
     let mut incoming = Incoming::new(EventSource::Sns);
     incoming.set_item_id(Some(message_id));
     incoming.set_source_arn(Some(topic_arn).filter(|arn| !arn.is_empty()));
-    incoming.read_carrier(&MessageAttribute::default(), attributes);
+    MessageAttribute::default().read(attributes, &mut incoming);
     incoming.read_context(context);
     incoming
 }
@@ -57,7 +76,8 @@ fn read_record<'a>(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::carrier::MESSAGE_ATTRIBUTE;
+    use crate::carrier::KEY;
+    use crate::config::test_config;
     use crate::FunctionId;
     use aws_lambda_events::event::sns::SnsRecord;
 
@@ -72,7 +92,7 @@ pub(crate) mod tests {
             record
                 .sns
                 .message_attributes
-                .insert(MESSAGE_ATTRIBUTE.into(), a);
+                .insert(KEY.into(), a);
         }
         let mut event = SnsEvent::default();
         event.records = vec![record];
@@ -85,13 +105,13 @@ pub(crate) mod tests {
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-s-1;LoopGuard=v1.3.00000002-3".into());
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &mut out);
+        event.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].source(), EventSource::Sns);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 3);
         assert_eq!(out[0].chain_root(), Some("1-s-1"));
         assert_eq!(out[0].item_id(), Some("sns-1"));
-        assert!(!event.is_batch());
+        assert!(!event.batch().is_batch());
     }
 }

@@ -11,13 +11,13 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
-use super::{log_skipped, stamp_attribute};
+use crate::carrier::{log_skipped, stamp_attribute};
 use crate::carrier::{Carrier, TraceField};
 use crate::lineage::Lineage;
 
 static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
-pub(super) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
+pub(crate) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
     if let Some(send) = input.downcast_mut::<SendMessageInput>() {
         stamp_message(
             &mut send.message_attributes,
@@ -66,7 +66,7 @@ fn stamp_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::MESSAGE_ATTRIBUTE;
+    use crate::carrier::KEY;
     use crate::interceptor::tests::{chain, run_serialization_hook};
     use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
@@ -85,7 +85,7 @@ mod tests {
             .queue_url("q")
             .message_body("b")
             .message_attributes("theirs", attr("kept"))
-            .message_attributes(MESSAGE_ATTRIBUTE, attr("v1.9.00000001-9"))
+            .message_attributes(KEY, attr("v1.9.00000001-9"))
             .message_system_attributes(
                 MessageSystemAttributeNameForSends::AwsTraceHeader,
                 MessageSystemAttributeValue::builder()
@@ -101,7 +101,7 @@ mod tests {
         assert_eq!(attrs.len(), 2);
         assert_eq!(attrs["theirs"].string_value.as_deref(), Some("kept"));
         assert_eq!(
-            attrs[MESSAGE_ATTRIBUTE].string_value.as_deref(),
+            attrs[KEY].string_value.as_deref(),
             Some(c.lineage().to_string().as_str())
         );
         let trace = &out.message_system_attributes.unwrap()
@@ -137,10 +137,10 @@ mod tests {
         let entries = out.entries.unwrap();
         let full = entries[0].message_attributes.as_ref().unwrap();
         assert_eq!(full.len(), 10);
-        assert!(!full.contains_key(MESSAGE_ATTRIBUTE));
+        assert!(!full.contains_key(KEY));
         let plain = entries[1].message_attributes.as_ref().unwrap();
         assert_eq!(
-            plain[MESSAGE_ATTRIBUTE].string_value.as_deref(),
+            plain[KEY].string_value.as_deref(),
             Some(c.lineage().to_string().as_str())
         );
     }

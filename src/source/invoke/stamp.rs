@@ -1,13 +1,14 @@
-//! Lambda: `loop-guard` merged into the `ClientContext.custom` map of
-//! `Invoke` and `InvokeWithResponseStream`.
+//! The stamp side of direct invokes (feature `lambda`): `loop-guard` merged
+//! into the `ClientContext.custom` map of `Invoke` and
+//! `InvokeWithResponseStream`.
 //!
 //! The client context is base64-encoded JSON of at most 3,583 bytes, and it
 //! reaches the function only for synchronous invocations. The caller's keys
 //! are kept; when adding ours would break the limit, or the caller's value is
 //! not base64 JSON, the caller's value is left as is and ours is skipped.
 //!
-//! Opt-in: `InvocationType::Event` invokes with a JSON-object payload also
-//! get the `loop-guard` key in the payload.
+//! The opt-in payload key of asynchronous invokes is the
+//! [`async_payload`](crate::source::async_payload) source's.
 
 use aws_sdk_lambda::operation::invoke::InvokeInput;
 use aws_sdk_lambda::operation::invoke_with_response_stream::InvokeWithResponseStreamInput;
@@ -15,21 +16,15 @@ use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_smithy_types::base64;
 use serde_json::{Map, Value};
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::InvocationType;
-
-use super::{log_skipped, Options, MAX_CLIENT_CONTEXT_LEN};
-use crate::carrier::{JsonKey, StampError, CLIENT_CONTEXT_KEY};
+use super::MAX_CLIENT_CONTEXT_LEN;
+use crate::carrier::KEY;
 use crate::lineage::Lineage;
+use crate::source::StampOptions;
 
-pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> bool {
+pub(crate) fn stamp(input: &mut Input, options: &StampOptions, lineage: &Lineage) -> bool {
     if let Some(invoke) = input.downcast_mut::<InvokeInput>() {
         stamp_client_context(&mut invoke.client_context, lineage);
-        if let Some(key) = &options.async_payload {
-            if invoke.invocation_type == Some(InvocationType::Event) {
-                stamp_payload(&mut invoke.payload, key, lineage);
-            }
-        }
+        crate::source::async_payload::stamp::stamp(invoke, options, lineage);
         return true;
     }
     if let Some(invoke) = input.downcast_mut::<InvokeWithResponseStreamInput>() {
@@ -37,24 +32,6 @@ pub(super) fn stamp(input: &mut Input, options: &Options, lineage: &Lineage) -> 
         return true;
     }
     false
-}
-
-/// Adds `key` to a JSON-object payload. Other payloads (not JSON, not an
-/// object) are sent as they are: the trace header still carries the chain.
-fn stamp_payload(payload: &mut Option<Blob>, key: &JsonKey, lineage: &Lineage) {
-    let Some(text) = payload
-        .as_ref()
-        .and_then(|p| std::str::from_utf8(p.as_ref()).ok())
-    else {
-        return;
-    };
-    match key.write_text(text, lineage) {
-        Ok(stamped) => *payload = Some(Blob::new(stamped)),
-        Err(StampError::NotAnObject) => {
-            tracing::debug!("async invoke payload is not a JSON object: trace header only");
-        }
-        Err(error) => log_skipped("async invoke payload", &error),
-    }
 }
 
 fn stamp_client_context(client_context: &mut Option<String>, lineage: &Lineage) {
@@ -88,7 +65,7 @@ pub(crate) fn merged_client_context(
     match custom {
         Value::Object(custom) => {
             custom.insert(
-                CLIENT_CONTEXT_KEY.to_owned(),
+                KEY.to_owned(),
                 Value::String(lineage.to_string()),
             );
         }
@@ -109,61 +86,6 @@ mod tests {
 
     fn decode(s: &str) -> Value {
         serde_json::from_slice(&base64::decode(s).unwrap()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn async_payloads_get_the_key_only_when_opted_in_and_asynchronous() {
-        use crate::interceptor::tests::run_serialization_hook_with;
-        use crate::interceptor::LoopGuardInterceptor;
-        let c = chain(2, None);
-        let invoke = |kind: InvocationType, payload: &str| {
-            InvokeInput::builder()
-                .function_name("f")
-                .invocation_type(kind)
-                .payload(Blob::new(payload))
-                .build()
-                .unwrap()
-        };
-        let payload_of = |input: InvokeInput| -> Value {
-            serde_json::from_slice(input.payload.unwrap().as_ref()).unwrap()
-        };
-        let opted = LoopGuardInterceptor::new().stamp_async_payloads();
-
-        let out = run_serialization_hook_with(
-            opted.clone(),
-            invoke(InvocationType::Event, r#"{"job":1}"#),
-            Some(c.clone()),
-        )
-        .await;
-        assert_eq!(
-            payload_of(out),
-            json!({"job": 1, "loop-guard": c.lineage().to_string()})
-        );
-
-        let out = run_serialization_hook_with(
-            opted.clone(),
-            invoke(InvocationType::RequestResponse, r#"{"job":1}"#),
-            Some(c.clone()),
-        )
-        .await;
-        assert_eq!(
-            payload_of(out),
-            json!({"job": 1}),
-            "sync invokes keep the client context carrier"
-        );
-
-        let out = run_serialization_hook_with(
-            LoopGuardInterceptor::new(),
-            invoke(InvocationType::Event, r#"{"job":1}"#),
-            Some(c.clone()),
-        )
-        .await;
-        assert_eq!(payload_of(out), json!({"job": 1}), "opt-in");
-
-        let out =
-            run_serialization_hook_with(opted, invoke(InvocationType::Event, "[1,2]"), Some(c))
-                .await;
-        assert_eq!(payload_of(out), json!([1, 2]));
     }
 
     #[tokio::test]

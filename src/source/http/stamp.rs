@@ -1,38 +1,4 @@
-//! Stamps the current chain on outgoing HTTP requests.
-//!
-//! [`HttpStampLayer`] is a tower layer for any `Service<http::Request<B>>`:
-//! a hyper / `hyper-util` client, or a tower stack in front of one. Inside a
-//! guarded handler it sets the `x-loop-guard` header (see
-//! [`HttpHeader`]) to the current lineage, so an
-//! HTTP endpoint backed by a guarded function (API Gateway, Function URL,
-//! ALB) can count the hop. Outside a guarded handler it changes nothing.
-//!
-//! The receiving function only counts the header when it trusts HTTP
-//! sources (`LOOP_GUARD_TRUST_HTTP=true`).
-//!
-//! ```
-//! use lambda_loop_guard::http_client::HttpStampLayer;
-//! use lambda_loop_guard::chain::Chain;
-//! use lambda_loop_guard::{FunctionId, Lineage};
-//! use tower::{Service, ServiceBuilder, ServiceExt};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! // Any client service; this one echoes the header it was sent.
-//! let client = tower::service_fn(|request: http::Request<()>| async move {
-//!     Ok::<_, std::convert::Infallible>(request.headers().get("x-loop-guard").cloned())
-//! });
-//! let mut client = ServiceBuilder::new().layer(HttpStampLayer::new()).service(client);
-//!
-//! let chain = Chain::new(Lineage::new().record_run(FunctionId::from_identity("f")), None);
-//! // Inside a guarded handler the whole handler runs in the chain's scope.
-//! let sent = chain
-//!     .scope(async { client.ready().await?.call(http::Request::new(())).await })
-//!     .await
-//!     .unwrap();
-//! assert_eq!(sent.unwrap(), "v1.1.e30c2799-1"); // FNV-1a of "f", one run
-//! # }
-//! ```
+//! The stamp side of HTTP: the `x-loop-guard` header on outgoing requests.
 
 use std::task::{Context, Poll};
 
@@ -40,7 +6,39 @@ use tower::{Layer, Service};
 
 use crate::carrier::{stamp_current, HttpHeader};
 
-/// Applies [`HttpStamp`]. See the [module docs](self).
+/// Stamps the current chain on outgoing HTTP requests: a tower layer for any `Service<http::Request<B>>`:
+/// a hyper / `hyper-util` client, or a tower stack in front of one. Inside a
+/// guarded handler it sets the `x-loop-guard` header (see
+/// [`HttpHeader`]) to the current lineage, so an
+/// HTTP endpoint backed by a guarded function (API Gateway, Function URL,
+/// ALB) can count the hop. Outside a guarded handler it changes nothing.
+///
+/// The receiving function only counts the header when it trusts HTTP
+/// sources (`LOOP_GUARD_TRUST_HTTP=true`).
+///
+/// ```
+/// use lambda_loop_guard::source::http::HttpStampLayer;
+/// use lambda_loop_guard::chain::Chain;
+/// use lambda_loop_guard::{FunctionId, Lineage};
+/// use tower::{Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Any client service; this one echoes the header it was sent.
+/// let client = tower::service_fn(|request: http::Request<()>| async move {
+///     Ok::<_, std::convert::Infallible>(request.headers().get("x-loop-guard").cloned())
+/// });
+/// let mut client = ServiceBuilder::new().layer(HttpStampLayer::new()).service(client);
+///
+/// let chain = Chain::new(Lineage::new().record_run(FunctionId::from_identity("f")), None);
+/// // Inside a guarded handler the whole handler runs in the chain's scope.
+/// let sent = chain
+///     .scope(async { client.ready().await?.call(http::Request::new(())).await })
+///     .await
+///     .unwrap();
+/// assert_eq!(sent.unwrap(), "v1.1.e30c2799-1"); // FNV-1a of "f", one run
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct HttpStampLayer {
     header: HttpHeader,

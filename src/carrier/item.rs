@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue as SdkAttributeValue;
 use serde_dynamo::{AttributeValue as StreamAttributeValue, Item as StreamItem};
 
-use super::{Carrier, StampError, RESERVED_KEY};
-use crate::event::Incoming;
+use super::{Carrier, StampError, KEY};
+use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
 /// A string attribute of a DynamoDB item: written on `aws-sdk-dynamodb`
@@ -34,9 +34,9 @@ impl ItemAttribute {
 }
 
 impl Default for ItemAttribute {
-    /// The attribute [`RESERVED_KEY`] (`loop-guard`).
+    /// The attribute [`KEY`] (`loop-guard`).
     fn default() -> Self {
-        ItemAttribute::new(RESERVED_KEY)
+        ItemAttribute::new(KEY)
     }
 }
 
@@ -79,7 +79,7 @@ impl Carrier<HashMap<String, SdkAttributeValue>> for ItemAttribute {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EventSource;
+    use crate::incoming::EventSource;
     use crate::lineage::FunctionId;
 
     #[test]

@@ -1,21 +1,40 @@
-//! SQS events: one unit per record.
+//! SQS: one unit per record.
 //!
-//! Carriers per record: the `AWSTraceHeader` system attribute (our trace
-//! field), the `loop-guard` message attribute, and, for SNS notifications
-//! delivered to SQS without raw delivery, the `loop-guard` entry of the
-//! `MessageAttributes` object inside the JSON body.
+//! * Read: per record, the `AWSTraceHeader` system attribute (our trace
+//!   field), the `loop-guard` message attribute, and, for SNS notifications
+//!   delivered to SQS without raw delivery, the `loop-guard` entry of the
+//!   `MessageAttributes` object inside the JSON body.
+//! * Batch: a standard queue is [`Batch::Unordered`], a FIFO queue (its ARN
+//!   ends in `.fifo`) [`Batch::Ordered`]; looping records are reported in
+//!   `SqsBatchResponse::batch_item_failures`.
+//! * Stamp (feature `sqs`): the `loop-guard` message attribute on
+//!   `SendMessage` and every `SendMessageBatch` entry (skipped, and logged
+//!   once, on a message that already has 10 attributes), and our field in an
+//!   `AWSTraceHeader` system attribute the caller set.
 
 use std::collections::HashMap;
 
-use aws_lambda_events::event::sqs::{SqsEvent, SqsEventObj, SqsMessageAttribute};
+use aws_lambda_events::event::sqs::{
+    BatchItemFailure, SqsBatchResponse, SqsEvent, SqsEventObj, SqsMessageAttribute,
+};
 use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
-use super::{retain_by_index, EventSource, GuardedEvent, Incoming};
-use crate::carrier::{MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, MESSAGE_ATTRIBUTE};
+use crate::carrier::{Carrier, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
+use crate::config::LoopGuardConfig;
+use crate::incoming::{EventSource, Incoming};
+use crate::source::{add_missing, retain_by_index, Batch, GuardedEvent, GuardedResponse};
+
+#[cfg(feature = "sqs")]
+pub(crate) mod stamp;
 
 impl GuardedEvent for SqsEvent {
-    fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        _context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         out.extend(self.records.iter().map(|r| {
             let mut incoming = read_record(
                 r.message_id.as_deref(),
@@ -28,8 +47,8 @@ impl GuardedEvent for SqsEvent {
         }));
     }
 
-    fn is_batch(&self) -> bool {
-        true
+    fn batch(&self) -> Batch {
+        queue_batch(self.records.iter().map(|r| r.event_source_arn.as_deref()))
     }
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
@@ -38,7 +57,12 @@ impl GuardedEvent for SqsEvent {
 }
 
 impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
-    fn read_incoming<'a>(&'a self, _context: &'a Context, out: &mut Vec<Incoming<'a>>) {
+    fn read_incoming<'a>(
+        &'a self,
+        _context: &'a Context,
+        _config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
         out.extend(self.records.iter().map(|r| {
             let mut incoming = read_record(
                 r.message_id.as_deref(),
@@ -51,12 +75,41 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
         }));
     }
 
-    fn is_batch(&self) -> bool {
-        true
+    fn batch(&self) -> Batch {
+        queue_batch(self.records.iter().map(|r| r.event_source_arn.as_deref()))
     }
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
         retain_by_index(&mut self.records, remove);
+    }
+}
+
+/// [`Batch::Ordered`] for a FIFO queue (the records of one invocation all
+/// come from one queue), else [`Batch::Unordered`].
+pub(super) fn queue_batch<'a>(mut arns: impl Iterator<Item = Option<&'a str>>) -> Batch {
+    match arns.next().flatten() {
+        Some(arn) if arn.ends_with(".fifo") => Batch::Ordered,
+        _ => Batch::Unordered,
+    }
+}
+
+impl GuardedResponse for SqsBatchResponse {
+    fn empty_batch_response() -> Option<Self> {
+        Some(SqsBatchResponse::default())
+    }
+
+    fn add_batch_item_failures(&mut self, ids: Vec<String>) {
+        let reported = self
+            .batch_item_failures
+            .iter()
+            .map(|f| Some(f.item_identifier.clone()));
+        let mut added = Vec::new();
+        add_missing(reported, ids, |id| added.push(id));
+        self.batch_item_failures.extend(added.into_iter().map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        }));
     }
 }
 
@@ -69,9 +122,9 @@ fn read_record<'a>(
     let mut incoming = Incoming::new(EventSource::Sqs);
     incoming.set_item_id(message_id);
     if let Some(header) = attributes.get(AWS_TRACE_HEADER_ATTRIBUTE) {
-        incoming.read_carrier(&TraceField, header);
+        TraceField.read(header, &mut incoming);
     }
-    incoming.read_carrier(&MessageAttribute::default(), message_attributes);
+    MessageAttribute::default().read(message_attributes, &mut incoming);
     if let Some(value) = body.and_then(sns_envelope_lineage) {
         incoming.read_lineage_value(value, "sns envelope in sqs body");
     }
@@ -98,7 +151,7 @@ pub(crate) fn sns_envelope_lineage(body: &str) -> Option<&str> {
         value: &'a str,
     }
 
-    if !body.trim_start().starts_with('{') || !body.contains(MESSAGE_ATTRIBUTE) {
+    if !body.trim_start().starts_with('{') || !body.contains(KEY) {
         return None;
     }
     match serde_json::from_str::<Envelope<'_>>(body) {
@@ -110,6 +163,7 @@ pub(crate) fn sns_envelope_lineage(body: &str) -> Option<&str> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::test_config;
     use crate::FunctionId;
     use aws_lambda_events::event::sqs::SqsMessage;
 
@@ -121,7 +175,7 @@ pub(crate) mod tests {
             let mut a = SqsMessageAttribute::default();
             a.data_type = Some("String".into());
             a.string_value = Some(value.into());
-            m.message_attributes.insert(MESSAGE_ATTRIBUTE.into(), a);
+            m.message_attributes.insert(KEY.into(), a);
         }
         if let Some(trace) = trace {
             m.attributes
@@ -144,7 +198,7 @@ pub(crate) mod tests {
         ];
         let ctx = Context::default();
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &mut out);
+        event.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 3);
@@ -169,7 +223,7 @@ pub(crate) mod tests {
         event.records = vec![m];
         let ctx = Context::default();
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &mut out);
+        event.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(10)), 7);
     }
 
@@ -197,7 +251,7 @@ pub(crate) mod tests {
             .unwrap();
         let ctx = Context::default();
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &mut out);
+        event.read_incoming(&ctx, &test_config(), &mut out);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 1);
         drop(out);
         event.remove_units(&mut |i| i == 0);

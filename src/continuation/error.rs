@@ -1,0 +1,64 @@
+//! Why a continuable run failed.
+
+use std::fmt;
+
+use super::runner::MAX_ASYNC_PAYLOAD_BYTES;
+
+/// Why a continuable run failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ContinuationError<E> {
+    /// Your step failed.
+    Step(E),
+    /// The job would need continuation `sequence`, over the budget.
+    BudgetExhausted {
+        /// The continuation that was refused.
+        sequence: u32,
+        /// The budget.
+        max_continuations: u32,
+    },
+    /// The serialized state is over the 1 MB asynchronous payload limit.
+    StateTooLarge {
+        /// Size of the payload that would have been sent.
+        bytes: usize,
+    },
+    /// The state could not be serialized or loaded.
+    State(String),
+    /// Offloaded state could not be put, read or found.
+    Offload(String),
+    /// The ledger could not tell whether this continuation already started.
+    Ledger(String),
+    /// The asynchronous self-invocation failed.
+    Invoke(String),
+}
+
+impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContinuationError::Step(e) => write!(f, "continuation step failed: {e}"),
+            ContinuationError::BudgetExhausted {
+                sequence,
+                max_continuations,
+            } => write!(
+                f,
+                "continuation budget exhausted: the job would start continuation {sequence}, over \
+                 the limit of {max_continuations}; raise LOOP_GUARD_MAX_CONTINUATIONS if the job \
+                 really needs more"
+            ),
+            ContinuationError::StateTooLarge { bytes } => write!(
+                f,
+                "continuation state is {bytes} bytes, over Lambda's {MAX_ASYNC_PAYLOAD_BYTES}-byte \
+                 limit for asynchronous invocations; enable offload_to_s3 (feature continuation-s3) \
+                 or keep large data in S3 and pass a reference"
+            ),
+            ContinuationError::State(e) => {
+                write!(f, "continuation state cannot be serialized: {e}")
+            }
+            ContinuationError::Invoke(e) => write!(f, "continuation invoke failed: {e}"),
+            ContinuationError::Offload(e) => write!(f, "continuation state offload failed: {e}"),
+            ContinuationError::Ledger(e) => write!(f, "continuation ledger unavailable: {e}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for ContinuationError<E> {}

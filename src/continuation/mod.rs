@@ -1,0 +1,77 @@
+//! Intentional recursion made safe: a long job split across self-invocations,
+//! each continuing where the last stopped, bounded by a budget of its own.
+//!
+//! The classic recursive Lambda: do a batch of work, check the time left,
+//! and, if not finished, invoke yourself asynchronously with the position
+//! and an iteration counter. [`Continuations::run`] does exactly that: it
+//! calls your step function while time remains (the invocation's deadline
+//! minus a safety margin), then re-invokes the same function
+//! (`Invoke`, `InvocationType::Event`, `Context.invoked_function_arn`) with
+//! the state and the next sequence number, and returns
+//! [`Outcome::Continued`]; when a step says it is done, it returns
+//! [`Outcome::Finished`].
+//!
+//! Continuation hops are recognised by the loop guard: the continuation
+//! carries the lineage the job *arrived* with, so it never trips
+//! `LOOP_GUARD_MAX_DEPTH`, and AWS's 16-hop cut does not apply to a function
+//! whose `RecursiveLoop` is `Allow`. A runaway job is stopped by the budget
+//! instead: past `LOOP_GUARD_MAX_CONTINUATIONS` (default 100) the run fails
+//! with [`ContinuationError::BudgetExhausted`] and an EMF line
+//! `ContinuationBudgetExhausted`.
+//!
+//! The payload of an asynchronous invoke is limited to 1 MB (Lambda Invoke
+//! API reference); larger state is a clear error
+//! ([`ContinuationError::StateTooLarge`]) before anything is sent.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, Step};
+//! use lambda_runtime::{Error, LambdaEvent};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Position { next_row: u64, total: u64 }
+//!
+//! async fn handler(
+//!     jobs: &Continuations,
+//!     event: LambdaEvent<ContinuationEvent<Position>>,
+//! ) -> Result<String, Error> {
+//!     let outcome = jobs
+//!         .run(event, |mut p: Position| async move {
+//!             p.next_row += 1_000; // ... process rows next_row..next_row + 1000 ...
+//!             Ok::<_, Error>(if p.next_row >= p.total { Step::Done(p) } else { Step::Continue(p) })
+//!         })
+//!         .await?;
+//!     Ok(match outcome {
+//!         Outcome::Finished(p) => format!("done at row {}", p.next_row),
+//!         Outcome::Continued { sequence } => format!("continued as run {sequence}"),
+//!         Outcome::Duplicate { sequence } => format!("run {sequence} was a duplicate"),
+//!         // `Outcome` is `#[non_exhaustive]`.
+//!         _ => String::new(),
+//!     })
+//! }
+//! ```
+
+//!
+//! # Modules
+//!
+//! The payload ([`ContinuationEvent`]), the duplicate-delivery ledgers
+//! ([`ContinuationLedger`]), the runner ([`Continuations`]) and its errors
+//! each have a file; the S3 parts (feature `continuation-s3`) have their own.
+
+mod error;
+mod event;
+mod ledger;
+mod runner;
+#[cfg(feature = "continuation-s3")]
+mod s3;
+
+pub use error::ContinuationError;
+pub use event::{ContinuationEvent, ContinuationMeta, StateRef, CONTINUATION_KEY};
+pub use ledger::{ClaimFuture, ContinuationLedger, InMemoryLedger};
+pub use runner::{
+    Continuations, ContinuationsBuilder, Outcome, Step, BUDGET_EXHAUSTED_METRIC,
+    DEFAULT_MAX_CONTINUATIONS, ENV_MAX_CONTINUATIONS, MAX_ASYNC_PAYLOAD_BYTES,
+};
+#[cfg(feature = "continuation-s3")]
+pub use s3::S3Ledger;

@@ -1,0 +1,409 @@
+//! The runner: steps until the deadline, then hands over or finishes.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use lambda_runtime::{Context, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::error::ContinuationError;
+use super::event::{ContinuationEvent, ContinuationMeta, StateRef};
+use super::ledger::{ContinuationLedger, InMemoryLedger};
+use crate::chain::Chain;
+use crate::config::{ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME, ENV_METRIC_NAMESPACE};
+use crate::env::{self, Lookup};
+use crate::metric::{EmfLine, MetricSink, StdoutSink};
+
+#[cfg(feature = "continuation-s3")]
+use super::s3::S3Offload;
+
+/// Environment variable: the largest continuation number a job may reach.
+pub const ENV_MAX_CONTINUATIONS: &str = "LOOP_GUARD_MAX_CONTINUATIONS";
+/// Default budget of continuations per job.
+pub const DEFAULT_MAX_CONTINUATIONS: u32 = 100;
+/// Largest accepted budget.
+const MAX_MAX_CONTINUATIONS: u32 = 1_000_000;
+const MAX_CONTINUATIONS_EXPECTED: &str = "expected a whole number from 1 to 1000000";
+/// Lambda's limit on an asynchronous invocation payload (1 MB).
+pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
+/// Metric name emitted when a job runs out of continuations.
+pub const BUDGET_EXHAUSTED_METRIC: &str = "ContinuationBudgetExhausted";
+
+/// Without feature `continuation-s3` there is no offload store: a value of
+/// this type cannot exist.
+#[cfg(not(feature = "continuation-s3"))]
+#[derive(Clone, Debug)]
+enum S3Offload {}
+
+#[cfg(not(feature = "continuation-s3"))]
+impl S3Offload {
+    async fn load<S, E>(&self, _: &StateRef) -> Result<S, ContinuationError<E>> {
+        match *self {}
+    }
+
+    async fn put<S, E>(&self, _: &Option<S>, _: &str, _: u32) -> Result<StateRef, ContinuationError<E>> {
+        match *self {}
+    }
+
+    async fn delete(&self, _: &StateRef) {
+        match *self {}
+    }
+}
+
+/// What a step reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step<S> {
+    /// More to do: call again with this state (now or in the next run).
+    Continue(S),
+    /// Finished with this state.
+    Done(S),
+}
+
+/// How a run of [`Continuations::run`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<S> {
+    /// The job finished in this run.
+    Finished(S),
+    /// Time ran out; the job continues in a new invocation with this sequence number.
+    Continued {
+        /// The sequence number of the new invocation.
+        sequence: u32,
+    },
+    /// This continuation had already started (a duplicate delivery); no
+    /// step ran and nothing was invoked.
+    Duplicate {
+        /// The duplicated sequence number.
+        sequence: u32,
+    },
+}
+
+/// Runs continuable jobs. Build once ([`Continuations::builder`] or
+/// [`Continuations::from_env`]), share across invocations.
+#[derive(Clone)]
+pub struct Continuations {
+    lambda: aws_sdk_lambda::Client,
+    max_continuations: u32,
+    safety_margin: Duration,
+    function_name: String,
+    namespace: String,
+    sink: Arc<dyn MetricSink>,
+    ledger: Arc<dyn ContinuationLedger>,
+    offload: Option<S3Offload>,
+    now: fn() -> SystemTime,
+}
+
+impl fmt::Debug for Continuations {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Continuations")
+            .field("max_continuations", &self.max_continuations)
+            .field("safety_margin", &self.safety_margin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`Continuations`]. Settings made here win over the
+/// environment; every variable is checked by the same rules as the layer's
+/// (`LOOP_GUARD_MAX_CONTINUATIONS` from 1 to 1000000, the metric namespace
+/// as `LOOP_GUARD_METRIC_NAMESPACE`).
+#[must_use]
+pub struct ContinuationsBuilder {
+    lambda: aws_sdk_lambda::Client,
+    max_continuations: Option<u32>,
+    safety_margin: Duration,
+    sink: Arc<dyn MetricSink>,
+    ledger: Arc<dyn ContinuationLedger>,
+    offload: Option<S3Offload>,
+}
+
+impl fmt::Debug for ContinuationsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContinuationsBuilder")
+            .field("max_continuations", &self.max_continuations)
+            .field("safety_margin", &self.safety_margin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Continuations {
+    /// Continuations invoking through `lambda` (register
+    /// [`LoopGuardInterceptor`](crate::LoopGuardInterceptor) on it too), with
+    /// the budget from `LOOP_GUARD_MAX_CONTINUATIONS` (default 100), a 10 s
+    /// safety margin, and EMF lines on stdout in the namespace of
+    /// `LOOP_GUARD_METRIC_NAMESPACE` (default `LoopGuard`).
+    pub fn from_env(lambda: aws_sdk_lambda::Client) -> Result<Self, ConfigError> {
+        Self::builder(lambda).build_from_env()
+    }
+
+    /// A builder invoking through `lambda`.
+    pub fn builder(lambda: aws_sdk_lambda::Client) -> ContinuationsBuilder {
+        ContinuationsBuilder {
+            lambda,
+            max_continuations: None,
+            safety_margin: Duration::from_secs(10),
+            sink: Arc::new(StdoutSink),
+            ledger: Arc::new(InMemoryLedger::default()),
+            offload: None,
+        }
+    }
+
+    /// The budget: the largest continuation number a job may reach.
+    pub fn max_continuations(&self) -> u32 {
+        self.max_continuations
+    }
+}
+
+impl ContinuationsBuilder {
+    /// The budget (1 to 1000000; code wins over `LOOP_GUARD_MAX_CONTINUATIONS`).
+    pub fn max_continuations(mut self, n: u32) -> Self {
+        self.max_continuations = Some(n);
+        self
+    }
+
+    /// Time kept in reserve before the deadline to hand over (default 10 s).
+    pub fn safety_margin(mut self, margin: Duration) -> Self {
+        self.safety_margin = margin;
+        self
+    }
+
+    /// Sends EMF lines to `sink` instead of stdout.
+    pub fn metric_sink(mut self, sink: impl MetricSink) -> Self {
+        self.sink = Arc::new(sink);
+        self
+    }
+
+    /// Uses `ledger` to recognise duplicate deliveries (default: [`InMemoryLedger`]).
+    pub fn ledger(mut self, ledger: impl ContinuationLedger) -> Self {
+        self.ledger = Arc::new(ledger);
+        self
+    }
+
+    /// Opt-in: state whose payload would exceed 1 MB is put in `bucket`
+    /// under `prefix` and passed by reference; each object is deleted once
+    /// the run that loaded it has handed over or finished, so nothing is left
+    /// when the chain finishes. The function needs `s3:PutObject`,
+    /// `s3:GetObject` and `s3:DeleteObject` on the prefix.
+    #[cfg(feature = "continuation-s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "continuation-s3")))]
+    pub fn offload_to_s3(
+        mut self,
+        client: aws_sdk_s3::Client,
+        bucket: impl Into<String>,
+        prefix: impl Into<String>,
+    ) -> Self {
+        self.offload = Some(S3Offload {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        });
+        self
+    }
+
+    /// Validates the code settings alone, without reading the environment.
+    pub fn build(self) -> Result<Continuations, ConfigError> {
+        self.build_with(&|_| Ok(None))
+    }
+
+    /// Fills unset settings from the process environment, then validates.
+    pub fn build_from_env(self) -> Result<Continuations, ConfigError> {
+        self.build_with(&env::process)
+    }
+
+    /// Fills unset settings from `env` (a lookup by variable name), then
+    /// validates.
+    pub fn build_from_env_source<F>(self, env: F) -> Result<Continuations, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        self.build_with(&env::from_fn(env))
+    }
+
+    fn build_with(self, env: Lookup<'_>) -> Result<Continuations, ConfigError> {
+        let env_max = env::parse(
+            env,
+            ENV_MAX_CONTINUATIONS,
+            |raw| env::whole_number(raw, 1..=MAX_MAX_CONTINUATIONS),
+            MAX_CONTINUATIONS_EXPECTED,
+        )?;
+        let namespace = env::parse(
+            env,
+            ENV_METRIC_NAMESPACE,
+            |raw| env::namespace(raw).map(str::to_owned),
+            env::NAMESPACE_EXPECTED,
+        )?;
+        let max_continuations = match self.max_continuations {
+            Some(n) => env::check(
+                "max_continuations",
+                &n.to_string(),
+                (1..=MAX_MAX_CONTINUATIONS).contains(&n).then_some(n),
+                MAX_CONTINUATIONS_EXPECTED,
+            )?,
+            None => env_max.unwrap_or(DEFAULT_MAX_CONTINUATIONS),
+        };
+        Ok(Continuations {
+            lambda: self.lambda,
+            max_continuations,
+            safety_margin: self.safety_margin,
+            function_name: env::get(env, ENV_LAMBDA_FUNCTION_NAME)?.unwrap_or_default(),
+            namespace: namespace.unwrap_or_else(|| DEFAULT_METRIC_NAMESPACE.to_owned()),
+            sink: self.sink,
+            ledger: self.ledger,
+            offload: self.offload,
+            now: SystemTime::now,
+        })
+    }
+}
+
+impl Continuations {
+    /// Runs `step` while time remains, then continues or finishes. See the
+    /// [module docs](self). A continuation (sequence 1 or more) that was
+    /// already started returns [`Outcome::Duplicate`] without running a step.
+    pub async fn run<S, E, F, Fut>(
+        &self,
+        event: LambdaEvent<ContinuationEvent<S>>,
+        mut step: F,
+    ) -> Result<Outcome<S>, ContinuationError<E>>
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnMut(S) -> Fut,
+        Fut: Future<Output = Result<Step<S>, E>>,
+    {
+        let LambdaEvent { payload, context } = event;
+        if let (Some(job), sequence @ 1..) = (payload.meta.job_id.as_deref(), payload.meta.sequence)
+        {
+            let first = self
+                .ledger
+                .claim(job, sequence)
+                .await
+                .map_err(ContinuationError::Ledger)?;
+            if !first {
+                tracing::info!(
+                    job,
+                    sequence,
+                    "duplicate continuation delivery: nothing to do"
+                );
+                return Ok(Outcome::Duplicate { sequence });
+            }
+        }
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
+        let loaded = payload.meta.state_ref.clone();
+        let mut state = match (payload.state, &loaded) {
+            (Some(state), _) => state,
+            (None, Some(state_ref)) => self.offload()?.load(state_ref).await?,
+            (None, None) => {
+                return Err(ContinuationError::State(
+                    "the payload has neither `state` nor a state reference".into(),
+                ))
+            }
+        };
+        loop {
+            match step(state).await.map_err(ContinuationError::Step)? {
+                Step::Done(done) => {
+                    self.forget_state(loaded.as_ref()).await;
+                    return Ok(Outcome::Finished(done));
+                }
+                Step::Continue(next) => state = next,
+            }
+            let left = deadline.duration_since((self.now)()).unwrap_or_default();
+            if left <= self.safety_margin {
+                break;
+            }
+        }
+
+        let sequence = payload.meta.sequence.saturating_add(1);
+        if sequence > self.max_continuations {
+            self.report_exhausted(&context, sequence);
+            return Err(ContinuationError::BudgetExhausted {
+                sequence,
+                max_continuations: self.max_continuations,
+            });
+        }
+        // Carry the lineage the job arrived with, unchanged.
+        let arrived = *payload.meta.read_incoming(&context).lineage();
+        let job_id = payload
+            .meta
+            .job_id
+            .clone()
+            .unwrap_or_else(|| context.request_id.clone());
+        let mut next = ContinuationEvent {
+            meta: ContinuationMeta {
+                sequence,
+                lineage: (!arrived.is_empty()).then(|| arrived.to_string()),
+                job_id: Some(job_id.clone()),
+                state_ref: None,
+            },
+            state: Some(state),
+        };
+        let mut body =
+            serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
+        if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
+            let too_large = ContinuationError::StateTooLarge { bytes: body.len() };
+            let state_ref = match &self.offload {
+                Some(offload) => offload.put(&next.state, &job_id, sequence).await?,
+                None => return Err(too_large),
+            };
+            next.state = None;
+            next.meta.state_ref = Some(state_ref);
+            body =
+                serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
+        }
+        // Every carrier of this hop (trace header too) holds the arrived
+        // lineage, not this run's incremented one.
+        let hop = Chain::new(arrived, context.xray_trace_id.as_deref().map(Arc::from));
+        let invoke = self
+            .lambda
+            .invoke()
+            .function_name(&context.invoked_function_arn)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(body))
+            .send();
+        hop.scope(invoke).await.map_err(|e| {
+            ContinuationError::Invoke(aws_sdk_lambda::error::DisplayErrorContext(e).to_string())
+        })?;
+        self.forget_state(loaded.as_ref()).await;
+        Ok(Outcome::Continued { sequence })
+    }
+
+    /// The offload store, or why the state cannot be loaded without one.
+    fn offload<E>(&self) -> Result<&S3Offload, ContinuationError<E>> {
+        self.offload.as_ref().ok_or_else(|| {
+            ContinuationError::Offload(if cfg!(feature = "continuation-s3") {
+                "the state is in S3 but no offload_to_s3 is configured".into()
+            } else {
+                "the state is in S3 but this build lacks the continuation-s3 feature".into()
+            })
+        })
+    }
+
+    /// Deletes an offloaded state object that has been consumed.
+    async fn forget_state(&self, state_ref: Option<&StateRef>) {
+        if let (Some(state_ref), Some(offload)) = (state_ref, &self.offload) {
+            offload.delete(state_ref).await;
+        }
+    }
+
+    fn report_exhausted(&self, context: &Context, sequence: u32) {
+        tracing::warn!(
+            function = self.function_name.as_str(),
+            sequence,
+            max_continuations = self.max_continuations,
+            request_id = context.request_id.as_str(),
+            "continuation budget exhausted: the job is stopped"
+        );
+        EmfLine::count(
+            &self.namespace,
+            BUDGET_EXHAUSTED_METRIC,
+            &self.function_name,
+            (self.now)(),
+        )
+        .property("Sequence", sequence)
+        .property("MaxContinuations", self.max_continuations)
+        .property("RequestId", context.request_id.as_str())
+        .write_to(&*self.sink);
+    }
+}

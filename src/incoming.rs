@@ -1,0 +1,199 @@
+//! What one unit of work arrived with: the accumulator every [`Carrier`]
+//! reads into, and the [`EventSource`] it came from.
+//!
+//! A [`GuardedEvent`](crate::GuardedEvent) yields one [`Incoming`] per unit
+//! (the invocation, or each record of a batch); carriers merge what they find
+//! into it, taking the maximum per function, and the guard decides on it.
+//!
+//! [`Carrier`]: crate::Carrier
+
+use std::fmt;
+
+use crate::excerpt;
+use crate::lineage::Lineage;
+
+/// Where an invocation or record came from (the metric's `Source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventSource {
+    /// A direct `Invoke` (or any payload read through the Lambda `Context`).
+    Invoke,
+    /// An SQS record (including SNS notifications delivered through SQS).
+    Sqs,
+    /// An SNS record.
+    Sns,
+    /// A DynamoDB stream record.
+    DynamoDb,
+    /// An EventBridge event.
+    EventBridge,
+    /// An S3 event notification record.
+    S3,
+    /// An HTTP request (API Gateway v1/v2, Function URL, ALB). Its lineage
+    /// only counts when HTTP sources are trusted.
+    Http,
+    /// A source named by a custom [`GuardedEvent`](crate::GuardedEvent)
+    /// implementation.
+    Custom(&'static str),
+}
+
+impl EventSource {
+    /// Lowercase name: `invoke`, `sqs`, `sns`, `dynamodb`, `eventbridge`,
+    /// `s3`, `http`, or the custom name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Invoke => "invoke",
+            EventSource::Sqs => "sqs",
+            EventSource::Sns => "sns",
+            EventSource::DynamoDb => "dynamodb",
+            EventSource::EventBridge => "eventbridge",
+            EventSource::S3 => "s3",
+            EventSource::Http => "http",
+            EventSource::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for EventSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// The chain one unit of work (a record, or the whole invocation) arrived with.
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    lineage: Lineage,
+    source: EventSource,
+    item_id: Option<&'a str>,
+    chain_root: Option<&'a str>,
+    source_arn: Option<&'a str>,
+    // The last value decoded: carriers of one hop usually hold the same
+    // text, which is then decoded once.
+    last_value: Option<&'a str>,
+}
+
+impl<'a> Incoming<'a> {
+    /// Nothing read yet: an empty lineage from `source`.
+    pub fn new(source: EventSource) -> Self {
+        Incoming {
+            lineage: Lineage::new(),
+            source,
+            item_id: None,
+            chain_root: None,
+            source_arn: None,
+            last_value: None,
+        }
+    }
+
+    /// Merges an encoded lineage (a message attribute value, a client context
+    /// entry, a custom field). `carrier` names it in the warning logged when
+    /// the value is malformed (and then ignored).
+    pub fn read_lineage_value(&mut self, value: &'a str, carrier: &'static str) -> &mut Self {
+        if self.last_value == Some(value) {
+            return self;
+        }
+        self.last_value = Some(value);
+        if let Some(lineage) = decode_logged(value, carrier) {
+            self.lineage.merge(&lineage);
+        }
+        self
+    }
+
+    /// Merges an already decoded lineage (for carriers that cannot lend the
+    /// encoded text, e.g. one read from a value built on the fly).
+    pub fn merge_lineage(&mut self, lineage: &Lineage) -> &mut Self {
+        self.lineage.merge(lineage);
+        self
+    }
+
+    /// Takes `root` (an X-Ray trace `Root`) as the chain root, unless one is
+    /// already known: the first carrier read wins.
+    pub fn set_chain_root(&mut self, root: Option<&'a str>) -> &mut Self {
+        if self.chain_root.is_none() {
+            self.chain_root = root;
+        }
+        self
+    }
+
+    /// Sets the id used to report this unit as a batch item failure (the SQS
+    /// `messageId`, the DynamoDB stream sequence number).
+    pub fn set_item_id(&mut self, id: Option<&'a str>) -> &mut Self {
+        self.item_id = id;
+        self
+    }
+
+    /// Sets the ARN of the event source (SQS queue, SNS topic), which selects
+    /// a per-source limit (`LOOP_GUARD_SOURCE_MAX_DEPTH`).
+    pub fn set_source_arn(&mut self, arn: Option<&'a str>) -> &mut Self {
+        self.source_arn = arn;
+        self
+    }
+
+    /// Forgets every lineage read so far (a source whose carriers are not
+    /// trusted keeps its ids but not its counts).
+    pub fn clear_lineage(&mut self) -> &mut Self {
+        self.lineage = Lineage::new();
+        self
+    }
+
+    /// The event source ARN, if known.
+    pub fn source_arn(&self) -> Option<&'a str> {
+        self.source_arn
+    }
+
+    /// The lineage merged from every carrier read so far.
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// Where this unit came from.
+    pub fn source(&self) -> EventSource {
+        self.source
+    }
+
+    /// The batch item identifier, if any.
+    pub fn item_id(&self) -> Option<&'a str> {
+        self.item_id
+    }
+
+    /// The trace `Root` of the chain, if a trace header was read.
+    pub fn chain_root(&self) -> Option<&'a str> {
+        self.chain_root
+    }
+}
+
+/// Decodes a lineage value read from `carrier`, logging (at `warn`) and
+/// returning `None` when it is malformed.
+pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineage> {
+    match Lineage::decode(value) {
+        Ok(lineage) => Some(lineage),
+        Err(error) => {
+            tracing::warn!(%error, carrier, value = %excerpt::head(value), "ignoring malformed loop guard lineage");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lineage::FunctionId;
+
+    #[test]
+    fn values_merge_by_maximum_and_garbage_is_ignored() {
+        let mut incoming = Incoming::new(EventSource::Custom("test"));
+        incoming
+            .read_lineage_value("v1.3.00000001-3.00000002-1", "a")
+            .read_lineage_value("v1.5.00000001-2", "b")
+            .read_lineage_value("\u{0}\u{ff}", "c")
+            .set_chain_root(Some("1-a"))
+            .set_chain_root(Some("1-b"));
+        let l = incoming.lineage();
+        assert_eq!(l.count(FunctionId::from_u32(1)), 3);
+        assert_eq!(l.count(FunctionId::from_u32(2)), 1);
+        assert_eq!(l.hops(), 5);
+        assert_eq!(incoming.chain_root(), Some("1-a"));
+        incoming.clear_lineage();
+        assert!(incoming.lineage().is_empty());
+    }
+}

@@ -1,0 +1,76 @@
+//! The shortest correct program: a guarded handler with everything it needs.
+
+use std::fmt;
+use std::future::Future;
+
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::{Diagnostic, IntoFunctionResponse, LambdaEvent, Runtime};
+use serde::{Deserialize, Serialize};
+use tower::{Layer, Service};
+
+use crate::layer::LoopGuardLayer;
+use crate::source::async_payload::AsyncPayloadLayer;
+use crate::source::{GuardedEvent, GuardedResponse};
+
+/// Runs `handler` on the Lambda runtime, guarded: what
+/// `lambda_runtime::run` does, with the guard configured from the
+/// environment ([`LoopGuardLayer::from_env`]) as the outermost layer around
+/// the handler, and [`AsyncPayloadLayer`] on the raw invocation (so
+/// asynchronous payloads and EventBridge details that carry the lineage key
+/// reach the handler without it). `lambda_runtime`'s own tracing layer is
+/// kept.
+///
+/// A bad `LOOP_GUARD_*` value is returned as an error before the first
+/// invocation is polled.
+///
+/// ```no_run
+/// use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+/// use lambda_runtime::{service_fn, Error, LambdaEvent};
+///
+/// async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+///     Ok(SqsBatchResponse::default())
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Error> {
+///     lambda_loop_guard::run(service_fn(handler)).await
+/// }
+/// ```
+pub async fn run<A, F, R, B, S, D, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Service<LambdaEvent<A>, Response = R>,
+    F::Future: Future<Output = Result<R, F::Error>>,
+    F::Error: Into<Diagnostic> + fmt::Debug,
+    A: for<'de> Deserialize<'de> + GuardedEvent,
+    R: IntoFunctionResponse<B, S> + GuardedResponse,
+    B: Serialize,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug,
+{
+    run_with(LoopGuardLayer::from_env()?, handler).await
+}
+
+/// [`run`] with a guard of your own (a configuration built in code, a
+/// metric sink, a batch drop policy).
+pub async fn run_with<A, F, R, B, S, D, E>(
+    guard: LoopGuardLayer,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Service<LambdaEvent<A>, Response = R>,
+    F::Future: Future<Output = Result<R, F::Error>>,
+    F::Error: Into<Diagnostic> + fmt::Debug,
+    A: for<'de> Deserialize<'de> + GuardedEvent,
+    R: IntoFunctionResponse<B, S> + GuardedResponse,
+    B: Serialize,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug,
+{
+    Runtime::new(guard.layer(handler))
+        .layer(AsyncPayloadLayer::new())
+        .layer(TracingLayer::new())
+        .run()
+        .await
+}

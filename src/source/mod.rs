@@ -1,0 +1,200 @@
+//! The event sources: one module per integration, each holding its read
+//! side (a [`GuardedEvent`] impl for its `aws_lambda_events` types), its
+//! batch semantics ([`Batch`] and the [`GuardedResponse`] impl of its batch
+//! response), and, behind its feature, its stamp side (what the SDK
+//! interceptor writes on its outgoing calls).
+//!
+//! | module | reads | batch response | stamps (feature) |
+//! | --- | --- | --- | --- |
+//! | `invoke` | direct invokes: trace header and client context of the `Context`; `()`, `String` | none | `Invoke` client context (`lambda`) |
+//! | `async_payload` | the key moved out of async payloads ([`AsyncPayloadLayer`]) | none | async `Invoke` payloads, opt-in (`lambda`) |
+//! | `sqs` | `SqsEvent`, `SqsEventObj<T>`: attribute, `AWSTraceHeader`, SNS envelope | `SqsBatchResponse` | `SendMessage(Batch)` (`sqs`) |
+//! | `sns` | `SnsEvent`, `SnsEventObj<T>` | none | `Publish(Batch)` (`sns`) |
+//! | `dynamodb` | `DynamoDbEvent` (feature `dynamodb`) | `DynamoDbEventResponse`, ordered | item writes, opt-in per table |
+//! | `eventbridge` | `EventBridgeEvent<T>` (feature `eventbridge`) | none | `PutEvents` (`eventbridge`) |
+//! | `s3` | `S3Event` through `HeadObject` (feature `s3`) | none | object writes, opt-in per bucket |
+//! | `http` | API Gateway, Function URL, ALB events, when trusted (feature `http`) | none | [`HttpStampLayer`](http::HttpStampLayer) |
+//! | `json` | `serde_json::Value` in any of the shapes above | none | - |
+//!
+//! The full table (carrier, cost, limits, drop semantics, what you
+//! configure) is in the guide, `docs/guide.md` section 8.
+//!
+//! # A source of your own
+//!
+//! Implement [`GuardedEvent`] for the event type (read each record's
+//! carriers into an [`Incoming`], say how its units may be dropped) and,
+//! for a batch, [`GuardedResponse`] for its response type. The guide's
+//! section 9 walks through a complete Kafka source, tested through the layer.
+//!
+//! [`AsyncPayloadLayer`]: crate::AsyncPayloadLayer
+
+use lambda_runtime::Context;
+
+use crate::config::LoopGuardConfig;
+use crate::incoming::Incoming;
+
+pub mod async_payload;
+#[cfg(feature = "dynamodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dynamodb")))]
+pub mod dynamodb;
+#[cfg(feature = "eventbridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "eventbridge")))]
+pub mod eventbridge;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
+pub mod invoke;
+mod json;
+#[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
+pub mod s3;
+pub mod sns;
+pub mod sqs;
+
+#[cfg(feature = "interceptor")]
+mod stamp;
+#[cfg(feature = "interceptor")]
+pub(crate) use stamp::{clear_sdk_input, stamp_sdk_input, StampOptions};
+
+/// How the units of an event may be dropped, one by one or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Batch {
+    /// One unit (a direct invoke, an SNS or EventBridge delivery): a drop
+    /// fails the invocation.
+    Single,
+    /// Independent records (an SQS standard queue): looping records are
+    /// removed and reported as batch item failures, the others run.
+    Unordered,
+    /// Ordered, checkpointed records (an SQS FIFO queue, a DynamoDB or
+    /// Kinesis stream): Lambda resumes a failed batch at the lowest
+    /// reported item, so what follows a dropped record is delivered again.
+    /// The layer treats them like [`Unordered`](Batch::Unordered) records
+    /// today; a release that cuts the batch at the first dropped record
+    /// keys on this.
+    Ordered,
+}
+
+impl Batch {
+    /// Whether records can be removed one by one.
+    pub const fn is_batch(self) -> bool {
+        !matches!(self, Batch::Single)
+    }
+}
+
+/// A Lambda payload the guard knows how to read.
+///
+/// The defaults treat the payload as one direct invocation read from the
+/// [`Context`], so `impl GuardedEvent for MyEvent {}` is a complete opt-in.
+/// Batch sources override all three methods.
+pub trait GuardedEvent {
+    /// Appends one [`Incoming`] per unit of work, in order. `config` holds
+    /// the settings some sources read with (the DynamoDB attribute, whether
+    /// HTTP is trusted).
+    fn read_incoming<'a>(
+        &'a self,
+        context: &'a Context,
+        config: &LoopGuardConfig,
+        out: &mut Vec<Incoming<'a>>,
+    ) {
+        let _ = config;
+        out.push(Incoming::from_context(context));
+    }
+
+    /// How units may be dropped. Default: [`Batch::Single`].
+    fn batch(&self) -> Batch {
+        Batch::Single
+    }
+
+    /// Removes the units for which `remove(index)` is true, keeping the order
+    /// of the rest. Only called when [`batch`](Self::batch) is a batch.
+    fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
+        let _ = remove;
+    }
+}
+
+impl GuardedEvent for () {}
+impl GuardedEvent for String {}
+
+/// A handler response the guard can hand back: the batch responses add the
+/// records it dropped as batch item failures; every other response passes
+/// through untouched.
+///
+/// Implemented for the batch responses of the built-in sources
+/// (`SqsBatchResponse`, `DynamoDbEventResponse`), for `()`, `String`,
+/// `serde_json::Value`, `Vec<u8>` and, with feature `http`, the HTTP
+/// responses. Any other response type opts in with one line:
+///
+/// ```
+/// #[derive(serde::Serialize)]
+/// struct Receipt { stored: bool }
+///
+/// impl lambda_loop_guard::GuardedResponse for Receipt {}
+/// ```
+pub trait GuardedResponse: Sized {
+    /// An empty batch response, when this type reports batch item failures
+    /// (then looping records are reported one by one); `None` (the default)
+    /// when it cannot, and a batch with looping records follows the
+    /// [`BatchDropPolicy`](crate::BatchDropPolicy).
+    fn empty_batch_response() -> Option<Self> {
+        None
+    }
+
+    /// Reports `ids` as failed items, each once. Only called on types whose
+    /// [`empty_batch_response`](Self::empty_batch_response) is `Some`.
+    fn add_batch_item_failures(&mut self, ids: Vec<String>) {
+        let _ = ids;
+    }
+}
+
+impl GuardedResponse for () {}
+impl GuardedResponse for String {}
+impl GuardedResponse for Vec<u8> {}
+impl GuardedResponse for serde_json::Value {}
+
+/// Adds each of `ids` that `reported` does not already hold, through `push`.
+pub(crate) fn add_missing(
+    reported: impl Iterator<Item = Option<String>>,
+    ids: Vec<String>,
+    mut push: impl FnMut(String),
+) {
+    let mut seen: std::collections::HashSet<String> = reported.flatten().collect();
+    for id in ids {
+        if seen.insert(id.clone()) {
+            push(id);
+        }
+    }
+}
+
+/// `Vec::retain` by position.
+pub(crate) fn retain_by_index<T>(items: &mut Vec<T>, remove: &mut dyn FnMut(usize) -> bool) {
+    let mut index = 0;
+    items.retain(|_| {
+        let keep = !remove(index);
+        index += 1;
+        keep
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retain_by_index_removes_exactly_the_chosen() {
+        let mut v = vec!['a', 'b', 'c', 'd'];
+        retain_by_index(&mut v, &mut |i| i % 2 == 1);
+        assert_eq!(v, vec!['a', 'c']);
+    }
+
+    #[test]
+    fn failures_are_added_once() {
+        let mut out = Vec::new();
+        add_missing(
+            [Some("a".to_owned()), None].into_iter(),
+            vec!["a".into(), "b".into(), "b".into()],
+            |id| out.push(id),
+        );
+        assert_eq!(out, vec!["b".to_owned()]);
+    }
+}
