@@ -20,8 +20,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_smithy_types::body::SdkBody;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use lambda_loop_guard::chain::Chain;
+use lambda_loop_guard::trace_header::TraceHeader;
 use lambda_loop_guard::{
-    FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer, TraceHeader,
+    FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};

@@ -81,7 +81,9 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_millis(20), Duration::from_millis);
-    let jobs = Continuations::from_env(lambda)?.safety_margin(Duration::from_millis(margin));
+    let jobs = Continuations::builder(lambda)
+        .safety_margin(Duration::from_millis(margin))
+        .build_from_env()?;
     let service = ServiceBuilder::new()
         .layer(LoopGuardLayer::from_env()?)
         .service_fn(move |event| handler(jobs.clone(), pause, event));

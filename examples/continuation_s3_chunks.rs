@@ -124,10 +124,11 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let mut jobs = Continuations::from_env(lambda)?.safety_margin(Duration::from_millis(margin));
+    let mut jobs = Continuations::builder(lambda).safety_margin(Duration::from_millis(margin));
     if let Ok(bucket) = std::env::var("JOB_LEDGER_BUCKET") {
         jobs = jobs.ledger(S3Ledger::new(s3.clone(), bucket, "claims/"));
     }
+    let jobs = jobs.build_from_env()?;
     let service = ServiceBuilder::new()
         .layer(LoopGuardLayer::from_env()?)
         .service_fn(move |event| handler(jobs.clone(), s3.clone(), event));

@@ -12,7 +12,8 @@ mod fixtures;
 use std::hint::black_box;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
+use lambda_loop_guard::trace_header::TraceHeader;
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 

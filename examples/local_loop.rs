@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute};
-use lambda_loop_guard::carrier::MESSAGE_ATTRIBUTE;
+use lambda_loop_guard::carrier::KEY;
 use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::{LoopGuardConfig, LoopGuardLayer, Mode};
 use lambda_runtime::{Context, LambdaEvent};
@@ -54,7 +54,7 @@ impl InMemoryQueue {
             let mut attribute = SqsMessageAttribute::default();
             attribute.data_type = Some("String".into());
             attribute.string_value = Some(chain.lineage().to_string());
-            attributes.insert(MESSAGE_ATTRIBUTE.to_owned(), attribute);
+            attributes.insert(KEY.to_owned(), attribute);
         }
         self.visible.push_back(Message {
             id: id.clone(),
@@ -202,7 +202,7 @@ async fn main() -> ExitCode {
         deliveries += 1;
         let carried = message
             .attributes
-            .get(MESSAGE_ATTRIBUTE)
+            .get(KEY)
             .and_then(|a| a.string_value.clone())
             .unwrap_or_else(|| "-".into());
         println!(

@@ -30,7 +30,7 @@
 //! assert_eq!(outgoing.hops(), 4);
 //! // Decoding never allocates; encoding goes to a stack buffer.
 //! assert_eq!(outgoing.encode().as_str().parse::<Lineage>()?, outgoing);
-//! # Ok::<(), lambda_loop_guard::LineageError>(())
+//! # Ok::<(), lambda_loop_guard::lineage::LineageError>(())
 //! ```
 
 use std::fmt;

@@ -11,7 +11,8 @@ use std::alloc::System;
 use std::hint::black_box;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer, TraceHeader};
+use lambda_loop_guard::trace_header::TraceHeader;
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 use tower::{service_fn, Layer, ServiceExt};

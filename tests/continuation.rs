@@ -59,14 +59,15 @@ fn continuations(
     lines: Arc<Mutex<Vec<String>>>,
 ) -> Continuations {
     let max = max.to_owned();
-    Continuations::from_env_source(lambda, move |k| match k {
-        "LOOP_GUARD_MAX_CONTINUATIONS" => Some(max.clone()),
-        "AWS_LAMBDA_FUNCTION_NAME" => Some("long-job".into()),
-        _ => None,
-    })
-    .unwrap()
-    .safety_margin(Duration::from_millis(0))
-    .metric_sink(move |l: &str| lines.lock().unwrap().push(l.to_owned()))
+    Continuations::builder(lambda)
+        .safety_margin(Duration::from_millis(0))
+        .metric_sink(move |l: &str| lines.lock().unwrap().push(l.to_owned()))
+        .build_from_env_source(move |k| match k {
+            "LOOP_GUARD_MAX_CONTINUATIONS" => Some(max.clone()),
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("long-job".into()),
+            _ => None,
+        })
+        .unwrap()
 }
 
 /// One step: process the next number of the countdown.
@@ -170,7 +171,7 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
                     arrived.as_str()
                 );
                 let header = request.header("x-amzn-trace-id").unwrap();
-                let header = lambda_loop_guard::TraceHeader::parse(header).unwrap();
+                let header = lambda_loop_guard::trace_header::TraceHeader::parse(header).unwrap();
                 assert_eq!(header.lineage().unwrap().to_string(), arrived);
             }
             other => panic!("unexpected {other:?}"),
@@ -251,16 +252,26 @@ async fn a_bad_budget_names_the_variable() {
     let server = CaptureServer::start("{}").await;
     let lambda = lambda_client(&server).await;
     for bad in ["0", "-1", "many", "1000001"] {
-        let err = Continuations::from_env_source(lambda.clone(), |k| {
-            (k == "LOOP_GUARD_MAX_CONTINUATIONS").then(|| bad.to_string())
-        })
-        .unwrap_err();
+        let err = Continuations::builder(lambda.clone())
+            .build_from_env_source(|k| {
+                (k == "LOOP_GUARD_MAX_CONTINUATIONS").then(|| bad.to_string())
+            })
+            .unwrap_err();
         assert!(
             err.to_string()
                 .contains(&format!("LOOP_GUARD_MAX_CONTINUATIONS={bad:?}")),
             "{err}"
         );
     }
+    let err = Continuations::builder(lambda.clone())
+        .max_continuations(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), Some("max_continuations"), "the same bounds in code");
+    let err = Continuations::builder(lambda)
+        .build_from_env_source(|k| (k == "LOOP_GUARD_METRIC_NAMESPACE").then(|| " ".to_string()))
+        .unwrap_err();
+    assert_eq!(err.setting(), Some("LOOP_GUARD_METRIC_NAMESPACE"), "the layer's namespace rule");
 }
 
 #[tokio::test]

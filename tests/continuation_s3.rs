@@ -50,11 +50,12 @@ async fn large_state_travels_through_s3_and_is_deleted_when_the_chain_finishes()
     s3.create_bucket().bucket("job-state").send().await.unwrap();
     let lambda_capture = CaptureServer::start("{}").await;
     let lambda = aws_sdk_lambda::Client::new(&lambda_capture.sdk_config().await);
-    let jobs = Continuations::from_env_source(lambda, |_| None)
-        .unwrap()
+    let jobs = Continuations::builder(lambda)
         .safety_margin(std::time::Duration::ZERO)
         .metric_sink(())
-        .offload_to_s3(s3.clone(), "job-state", "continuations/");
+        .offload_to_s3(s3.clone(), "job-state", "continuations/")
+        .build()
+        .unwrap();
 
     // 1.8 MB of state: three chunks of work left.
     let state: Vec<String> = (0..3).map(|i| format!("{i}").repeat(600_000)).collect();
@@ -130,11 +131,12 @@ async fn the_s3_ledger_recognises_a_duplicate_in_any_environment() {
     // Two separate runners (two execution environments) share the ledger.
     let lambda_capture = CaptureServer::start("{}").await;
     let runner = |ledger: S3Ledger, lambda: aws_sdk_lambda::Client| {
-        Continuations::from_env_source(lambda, |_| None)
-            .unwrap()
+        Continuations::builder(lambda)
             .safety_margin(std::time::Duration::ZERO)
             .metric_sink(())
             .ledger(ledger)
+            .build()
+            .unwrap()
     };
     let lambda = aws_sdk_lambda::Client::new(&lambda_capture.sdk_config().await);
     let first = runner(

@@ -9,8 +9,9 @@
 
 mod support;
 
+use lambda_loop_guard::trace_header::TraceHeader;
 use lambda_loop_guard::{
-    FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer, TraceHeader,
+    FunctionId, Lineage, LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};

@@ -14,7 +14,8 @@ use aws_sdk_sqs::types::{
 };
 use aws_smithy_types::base64;
 use lambda_loop_guard::chain::Chain;
-use lambda_loop_guard::{FunctionId, Lineage, LoopGuardInterceptor, TraceHeader};
+use lambda_loop_guard::trace_header::TraceHeader;
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardInterceptor};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use support::setup::guard;

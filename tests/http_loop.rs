@@ -21,7 +21,7 @@ use hyper::body::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lambda_loop_guard::http_client::HttpStampLayer;
+use lambda_loop_guard::source::http::HttpStampLayer;
 use lambda_loop_guard::{LoopGuardConfig, LoopGuardError, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
 use tokio::net::TcpListener;

@@ -9,12 +9,13 @@ use aws_lambda_events::event::sns::{MessageAttribute, SnsEvent, SnsRecord};
 use aws_lambda_events::event::sqs::{
     BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage, SqsMessageAttribute,
 };
-use lambda_loop_guard::carrier::MESSAGE_ATTRIBUTE;
+use lambda_loop_guard::carrier::KEY;
 use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::metric::{DROPPED_METRIC, OBSERVED_METRIC};
+use lambda_loop_guard::trace_header::TraceHeader;
 use lambda_loop_guard::{
     BatchDropPolicy, EventSource, FunctionId, GuardedEvent, Lineage, LoopGuardConfig,
-    LoopGuardError, LoopGuardLayer, Mode, TraceHeader, RECURSIVE_INVOCATION_ERROR_TYPE,
+    LoopGuardError, LoopGuardLayer, Mode,
 };
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::Value;
@@ -82,7 +83,7 @@ fn sqs_record(id: &str, lineage: Option<Lineage>) -> SqsMessage {
         let mut a = SqsMessageAttribute::default();
         a.data_type = Some("String".into());
         a.string_value = Some(l.to_string());
-        m.message_attributes.insert(MESSAGE_ATTRIBUTE.into(), a);
+        m.message_attributes.insert(KEY.into(), a);
     }
     m
 }
@@ -170,7 +171,10 @@ async fn drop_error_becomes_a_recursive_invocation_diagnostic() {
         .await
         .unwrap_err();
     let diagnostic: Diagnostic = err.into();
-    assert_eq!(diagnostic.error_type, RECURSIVE_INVOCATION_ERROR_TYPE);
+    assert_eq!(
+        diagnostic.error_type,
+        lambda_loop_guard::error::RECURSIVE_INVOCATION_ERROR_TYPE
+    );
     assert!(diagnostic.error_message.contains("run 4"));
     assert!(diagnostic.error_message.contains("LOOP_GUARD_MAX_DEPTH"));
 }
@@ -347,12 +351,17 @@ async fn discard_policy_runs_the_rest_and_is_explicit() {
     );
 }
 
+/// A handler response of the test's own: the lineage the handler ran under.
+struct RanUnder(Lineage);
+
+impl lambda_loop_guard::GuardedResponse for RanUnder {}
+
 #[tokio::test]
 async fn handler_sees_the_max_lineage_of_the_records_it_runs() {
     let lines = Lines::default();
     let svc =
         layer(Mode::Terminate, 5, &lines).layer(service_fn(|_: LambdaEvent<SqsEvent>| async {
-            Ok::<_, lambda_runtime::Error>(*Chain::current().unwrap().lineage())
+            Ok::<_, lambda_runtime::Error>(RanUnder(*Chain::current().unwrap().lineage()))
         }));
     let other = FunctionId::from_identity("upstream");
     let mut upstream = Lineage::new().record_run(other).record_run(other);
@@ -373,12 +382,13 @@ async fn handler_sees_the_max_lineage_of_the_records_it_runs() {
     let svc = layer(Mode::Terminate, 5, &lines)
         .batch_drop_policy(BatchDropPolicy::DiscardLoopingRecords)
         .layer(service_fn(|_: LambdaEvent<SqsEvent>| async {
-            Ok::<_, lambda_runtime::Error>(*Chain::current().unwrap().lineage())
+            Ok::<_, lambda_runtime::Error>(RanUnder(*Chain::current().unwrap().lineage()))
         }));
     let outgoing = svc
         .oneshot(LambdaEvent::new(event, context_with(None)))
         .await
         .unwrap();
+    let RanUnder(outgoing) = outgoing;
     assert_eq!(outgoing.count(me()), 4, "max of 1 and 3, plus this run");
     assert_eq!(outgoing.count(other), 2);
     assert_eq!(outgoing.hops(), 4);
@@ -395,7 +405,7 @@ fn sns_event(lineage: Option<Lineage>) -> SnsEvent {
         record
             .sns
             .message_attributes
-            .insert(MESSAGE_ATTRIBUTE.into(), a);
+            .insert(KEY.into(), a);
     }
     let mut e = SnsEvent::default();
     e.records = vec![record];
@@ -736,8 +746,14 @@ mod dynamodb_streams {
             .unwrap();
         assert!(failures(&response).is_empty(), "not our attribute name");
 
-        let custom = layer(Mode::Terminate, 2, &lines)
+        let config = LoopGuardConfig::builder()
+            .function_identity(ME)
+            .max_depth(2)
             .dynamodb_attribute("lg")
+            .build()
+            .unwrap();
+        let custom = LoopGuardLayer::new(config)
+            .metric_sink(lines.sink())
             .layer(handler(&handled));
         let response = custom
             .oneshot(LambdaEvent::new(event(vec![looping]), context_with(None)))

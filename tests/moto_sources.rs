@@ -50,8 +50,15 @@ fn upstream() -> (FunctionId, Chain) {
 fn counts<E: GuardedEvent>(event: &E, me: FunctionId) -> Vec<u16> {
     let ctx = Context::default();
     let mut out: Vec<Incoming<'_>> = Vec::new();
-    event.read_incoming(&ctx, &mut out);
+    event.read_incoming(&ctx, &test_config(), &mut out);
     out.iter().map(|i| i.lineage().count(me)).collect()
+}
+
+fn test_config() -> lambda_loop_guard::LoopGuardConfig {
+    lambda_loop_guard::LoopGuardConfig::builder()
+        .function_identity("moto-sources")
+        .build()
+        .unwrap()
 }
 
 /// DynamoDB JSON of a stream attribute value, as Lambda delivers it.
@@ -466,7 +473,7 @@ async fn eventbridge_events_carry_the_chain_to_their_targets() {
     let typed: EventBridgeEvent<Order> = serde_json::from_value(cleaned).unwrap();
     assert_eq!(typed.detail.order, 7);
     let mut units = Vec::new();
-    typed.read_incoming(&seen.1, &mut units);
+    typed.read_incoming(&seen.1, &test_config(), &mut units);
     assert_eq!(units[0].lineage().count(me), 2);
 }
 

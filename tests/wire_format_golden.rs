@@ -1,6 +1,7 @@
 //! Checks the golden vectors published in docs/wire-format.md.
 
-use lambda_loop_guard::{FunctionId, Lineage, TraceHeader};
+use lambda_loop_guard::trace_header::TraceHeader;
+use lambda_loop_guard::{FunctionId, Lineage};
 
 fn golden_lines() -> Vec<String> {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/wire-format.md"))

@@ -83,6 +83,8 @@ pub enum Outcome<S> {
     },
 }
 
+impl<S> crate::source::GuardedResponse for Outcome<S> {}
+
 /// Runs continuable jobs. Build once ([`Continuations::builder`] or
 /// [`Continuations::from_env`]), share across invocations.
 #[derive(Clone)]

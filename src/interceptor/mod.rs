@@ -231,7 +231,7 @@ fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
 pub(crate) mod tests {
     use super::*;
     use crate::lineage::FunctionId;
-    use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+    use aws_smithy_runtime_api::client::interceptors::context::{Input, InterceptorContext};
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
     use aws_smithy_types::body::SdkBody;
 

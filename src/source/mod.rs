@@ -121,9 +121,9 @@ impl GuardedEvent for String {}
 /// through untouched.
 ///
 /// Implemented for the batch responses of the built-in sources
-/// (`SqsBatchResponse`, `DynamoDbEventResponse`), for `()`, `String`,
-/// `serde_json::Value`, `Vec<u8>` and, with feature `http`, the HTTP
-/// responses. Any other response type opts in with one line:
+/// (`SqsBatchResponse`, `DynamoDbEventResponse`), for `()`, the primitive
+/// types, `String`, `&'static str`, `serde_json::Value`, `Vec<T>`,
+/// `Option<T>`, maps and, with feature `http`, the HTTP responses. Any other response type opts in with one line:
 ///
 /// ```
 /// #[derive(serde::Serialize)]
@@ -147,10 +147,21 @@ pub trait GuardedResponse: Sized {
     }
 }
 
-impl GuardedResponse for () {}
-impl GuardedResponse for String {}
-impl GuardedResponse for Vec<u8> {}
-impl GuardedResponse for serde_json::Value {}
+/// Responses that pass through untouched.
+macro_rules! plain_responses {
+    ($($ty:ty),* $(,)?) => {$( impl GuardedResponse for $ty {} )*};
+}
+
+plain_responses!(
+    (), bool, char, String, &'static str, serde_json::Value,
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64,
+);
+impl<A, B> GuardedResponse for (A, B) {}
+impl<A, B, C> GuardedResponse for (A, B, C) {}
+impl<T> GuardedResponse for Vec<T> {}
+impl<T> GuardedResponse for Option<T> {}
+impl<K, V, H> GuardedResponse for std::collections::HashMap<K, V, H> {}
+impl<K, V> GuardedResponse for std::collections::BTreeMap<K, V> {}
 
 /// Adds each of `ids` that `reported` does not already hold, through `push`.
 pub(crate) fn add_missing(
