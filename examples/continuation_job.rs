@@ -20,10 +20,9 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, Step};
-use lambda_loop_guard::{LoopGuardInterceptor, LoopGuardLayer};
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_loop_guard::interceptor::LoopGuardSdkExt;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use tower::ServiceBuilder;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Countdown {
@@ -70,7 +69,7 @@ async fn main() -> Result<(), Error> {
     let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let lambda = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk_config)
-            .interceptor(LoopGuardInterceptor::new())
+            .loop_guard()
             .build(),
     );
     let margin = std::env::var("JOB_SAFETY_MARGIN_MS")
@@ -84,8 +83,5 @@ async fn main() -> Result<(), Error> {
     let jobs = Continuations::builder(lambda)
         .safety_margin(Duration::from_millis(margin))
         .build_from_env()?;
-    let service = ServiceBuilder::new()
-        .layer(LoopGuardLayer::from_env()?)
-        .service_fn(move |event| handler(jobs.clone(), pause, event));
-    lambda_runtime::run(service).await
+    lambda_loop_guard::run(service_fn(move |event| handler(jobs.clone(), pause, event))).await
 }

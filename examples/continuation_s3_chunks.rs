@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use lambda_loop_guard::continuation::{ContinuationEvent, Continuations, Outcome, S3Ledger, Step};
-use lambda_loop_guard::{LoopGuardInterceptor, LoopGuardLayer};
-use lambda_runtime::{Error, LambdaEvent};
+use lambda_loop_guard::interceptor::LoopGuardSdkExt;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use tower::ServiceBuilder;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Scan {
@@ -111,7 +110,7 @@ async fn main() -> Result<(), Error> {
     let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let lambda = aws_sdk_lambda::Client::from_conf(
         aws_sdk_lambda::config::Builder::from(&sdk_config)
-            .interceptor(LoopGuardInterceptor::new())
+            .loop_guard()
             .build(),
     );
     let path_style = std::env::var("S3_FORCE_PATH_STYLE").is_ok_and(|v| v == "true");
@@ -129,8 +128,8 @@ async fn main() -> Result<(), Error> {
         jobs = jobs.ledger(S3Ledger::new(s3.clone(), bucket, "claims/"));
     }
     let jobs = jobs.build_from_env()?;
-    let service = ServiceBuilder::new()
-        .layer(LoopGuardLayer::from_env()?)
-        .service_fn(move |event| handler(jobs.clone(), s3.clone(), event));
-    lambda_runtime::run(service).await
+    lambda_loop_guard::run(service_fn(move |event| {
+        handler(jobs.clone(), s3.clone(), event)
+    }))
+    .await
 }

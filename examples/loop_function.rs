@@ -3,8 +3,8 @@
 //! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`) or to an SNS topic
 //! (`LOOP_PUBLISH_TOPIC_ARN`) that delivers to its own queue.
 //!
-//! It is guarded: `LoopGuardLayer::from_env()` around the handler, and
-//! `LoopGuardInterceptor` on both SDK clients. The end-to-end tests deploy
+//! It is guarded the shortest way: `lambda_loop_guard::run` around the
+//! handler, and `.loop_guard()` on both SDK client configurations. The end-to-end tests deploy
 //! this binary to a local emulator and watch the guard stop the loop.
 //!
 //! Each handler run prints one line `loop-guard-e2e run message_id=.. lineage=..`;
@@ -12,10 +12,9 @@
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_loop_guard::chain::Chain;
-use lambda_loop_guard::{LoopGuardInterceptor, LoopGuardLayer};
-use lambda_runtime::{Error, LambdaEvent};
-use tower::ServiceBuilder;
+use lambda_loop_guard::interceptor::LoopGuardSdkExt;
+use lambda_loop_guard::Chain;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[derive(Clone)]
 struct Clients {
@@ -62,22 +61,18 @@ async fn main() -> Result<(), Error> {
         .with_ansi(false)
         .without_time()
         .init();
-    let guard = LoopGuardLayer::from_env()?;
     let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let clients = Clients {
         sqs: aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&sdk_config)
-                .interceptor(LoopGuardInterceptor::new())
+                .loop_guard()
                 .build(),
         ),
         sns: aws_sdk_sns::Client::from_conf(
             aws_sdk_sns::config::Builder::from(&sdk_config)
-                .interceptor(LoopGuardInterceptor::new())
+                .loop_guard()
                 .build(),
         ),
     };
-    let service = ServiceBuilder::new()
-        .layer(guard)
-        .service_fn(move |event| handler(clients.clone(), event));
-    lambda_runtime::run(service).await
+    lambda_loop_guard::run(service_fn(move |event| handler(clients.clone(), event))).await
 }

@@ -12,8 +12,9 @@
 //! * `invoke`: invoked asynchronously, it invokes itself asynchronously
 //!   again with a JSON payload.
 //!
-//! It is guarded: `LoopGuardLayer::from_env()` around the handler (with the
-//! `HeadObject` lookup for S3), `AsyncPayloadLayer` on the runtime (so the
+//! It is guarded: `lambda_loop_guard::run_with` around the handler (the S3
+//! loop adds the `HeadObject` lookup with `Runtime`), which puts
+//! `AsyncPayloadLayer` on the runtime (so the
 //! typed, `deny_unknown_fields` payloads never see the lineage key), and
 //! `LoopGuardInterceptor` with the opt-in carriers on every SDK client.
 //!
@@ -29,8 +30,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use lambda_loop_guard::chain::Chain;
-use lambda_loop_guard::{AsyncPayloadLayer, GuardedEvent, LoopGuardInterceptor, LoopGuardLayer};
-use lambda_runtime::{Error, LambdaEvent, Runtime};
+use lambda_loop_guard::interceptor::LoopGuardSdkExt;
+use lambda_loop_guard::{GuardedEvent, LoopGuardInterceptor, LoopGuardLayer};
+use lambda_runtime::{service_fn, Error, LambdaEvent, Runtime};
 use serde::{Deserialize, Serialize};
 use tower::ServiceBuilder;
 
@@ -74,7 +76,8 @@ async fn main() -> Result<(), Error> {
     let guard = LoopGuardLayer::from_env()?;
     let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let interceptor = || {
-        let mut interceptor = LoopGuardInterceptor::new()
+        // From the guard's configuration: the DynamoDB attribute is set once.
+        let mut interceptor = LoopGuardInterceptor::from_config(guard.config())
             .stamp_async_payloads()
             .stamp_eventbridge_detail();
         if let Ok(table) = std::env::var("LOOP_TABLE") {
@@ -91,7 +94,7 @@ async fn main() -> Result<(), Error> {
             let table = var("LOOP_TABLE")?;
             let dynamodb = aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk_config)
-                    .interceptor(interceptor())
+                    .loop_guard_with(interceptor())
                     .build(),
             );
             let handler = move |event: LambdaEvent<DynamoDbEvent>| {
@@ -123,13 +126,12 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(DynamoDbEventResponse::default())
                 }
             };
-            let service = ServiceBuilder::new().layer(guard).service_fn(handler);
-            Runtime::new(service).run().await
+            lambda_loop_guard::run_with(guard, service_fn(handler)).await
         }
         "eventbridge" => {
             let events = aws_sdk_eventbridge::Client::from_conf(
                 aws_sdk_eventbridge::config::Builder::from(&sdk_config)
-                    .interceptor(interceptor())
+                    .loop_guard_with(interceptor())
                     .build(),
             );
             let handler = move |event: LambdaEvent<EventBridgeEvent<Tick>>| {
@@ -153,18 +155,14 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(())
                 }
             };
-            let service = ServiceBuilder::new().layer(guard).service_fn(handler);
-            Runtime::new(service)
-                .layer(AsyncPayloadLayer::new())
-                .run()
-                .await
+            lambda_loop_guard::run_with(guard, service_fn(handler)).await
         }
         "s3" => {
             let bucket = var("LOOP_BUCKET")?;
             let s3 = aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&sdk_config)
                     .force_path_style(true)
-                    .interceptor(interceptor())
+                    .loop_guard_with(interceptor())
                     .build(),
             );
             let lookup = s3.clone();
@@ -187,12 +185,15 @@ async fn main() -> Result<(), Error> {
             let service = ServiceBuilder::new()
                 .layer(guard.with_s3_metadata(lookup))
                 .service_fn(handler);
-            Runtime::new(service).run().await
+            Runtime::new(service)
+                .layer(lambda_runtime::layers::TracingLayer::new())
+                .run()
+                .await
         }
         "invoke" => {
             let lambda = aws_sdk_lambda::Client::from_conf(
                 aws_sdk_lambda::config::Builder::from(&sdk_config)
-                    .interceptor(interceptor())
+                    .loop_guard_with(interceptor())
                     .build(),
             );
             let me = var("AWS_LAMBDA_FUNCTION_NAME")?;
@@ -213,11 +214,7 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(())
                 }
             };
-            let service = ServiceBuilder::new().layer(guard).service_fn(handler);
-            Runtime::new(service)
-                .layer(AsyncPayloadLayer::new())
-                .run()
-                .await
+            lambda_loop_guard::run_with(guard, service_fn(handler)).await
         }
         other => Err(format!("unknown LOOP_SOURCE `{other}`").into()),
     }

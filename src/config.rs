@@ -402,16 +402,16 @@ impl LoopGuardConfigBuilder {
             .or(lambda_name)
             .unwrap_or_else(|| function_identity.clone());
         #[cfg(feature = "dynamodb")]
-        let dynamodb_attribute = crate::carrier::ItemAttribute::new(match self.dynamodb_attribute
-        {
-            Some(name) => env::check(
-                "dynamodb_attribute",
-                &name,
-                env::name(&name).map(str::to_owned),
-                env::NAME_EXPECTED,
-            )?,
-            None => env_dynamodb_attribute.unwrap_or_else(|| crate::carrier::KEY.to_owned()),
-        });
+        let dynamodb_attribute =
+            crate::carrier::ItemAttribute::new(match self.dynamodb_attribute {
+                Some(name) => env::check(
+                    "dynamodb_attribute",
+                    &name,
+                    env::name(&name).map(str::to_owned),
+                    env::NAME_EXPECTED,
+                )?,
+                None => env_dynamodb_attribute.unwrap_or_else(|| crate::carrier::KEY.to_owned()),
+            });
         Ok(LoopGuardConfig {
             max_depth,
             source_max_depth,
@@ -508,7 +508,10 @@ impl fmt::Display for ConfigError {
                 setting,
                 value,
                 expected,
-            } => write!(f, "invalid loop guard setting {setting}={value}: {expected}"),
+            } => write!(
+                f,
+                "invalid loop guard setting {setting}={value}: {expected}"
+            ),
             ErrorKind::MissingIdentity => f.pad(
                 "loop guard has no function identity: set LOOP_GUARD_FUNCTION_ID or \
                  AWS_LAMBDA_FUNCTION_NAME, or call LoopGuardConfigBuilder::function_identity",

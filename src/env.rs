@@ -84,7 +84,8 @@ pub(crate) fn boolean(raw: &str) -> Option<bool> {
 }
 
 /// Expected-value text of [`namespace`].
-pub(crate) const NAMESPACE_EXPECTED: &str = "expected 1-255 characters from A-Z a-z 0-9 . - _ / # : \
+pub(crate) const NAMESPACE_EXPECTED: &str =
+    "expected 1-255 characters from A-Z a-z 0-9 . - _ / # : \
      and inner spaces, not blank and not starting with AWS/";
 
 /// A CloudWatch namespace: 1-255 characters from `0-9A-Za-z.-_/#:` and

@@ -188,7 +188,8 @@ mod tests {
     #[test]
     fn emf_document_has_required_keys() {
         let at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let v: Value = serde_json::from_str(&record(Mode::Terminate).to_emf(at).to_string()).unwrap();
+        let v: Value =
+            serde_json::from_str(&record(Mode::Terminate).to_emf(at).to_string()).unwrap();
         assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_123u64);
         let directive = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "LoopGuard");
@@ -208,7 +209,8 @@ mod tests {
     #[test]
     fn observe_mode_uses_its_own_metric_name() {
         let v: Value =
-            serde_json::from_str(&record(Mode::Observe).to_emf(SystemTime::now()).to_string()).unwrap();
+            serde_json::from_str(&record(Mode::Observe).to_emf(SystemTime::now()).to_string())
+                .unwrap();
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
             OBSERVED_METRIC

@@ -267,11 +267,19 @@ async fn a_bad_budget_names_the_variable() {
         .max_continuations(0)
         .build()
         .unwrap_err();
-    assert_eq!(err.setting(), Some("max_continuations"), "the same bounds in code");
+    assert_eq!(
+        err.setting(),
+        Some("max_continuations"),
+        "the same bounds in code"
+    );
     let err = Continuations::builder(lambda)
         .build_from_env_source(|k| (k == "LOOP_GUARD_METRIC_NAMESPACE").then(|| " ".to_string()))
         .unwrap_err();
-    assert_eq!(err.setting(), Some("LOOP_GUARD_METRIC_NAMESPACE"), "the layer's namespace rule");
+    assert_eq!(
+        err.setting(),
+        Some("LOOP_GUARD_METRIC_NAMESPACE"),
+        "the layer's namespace rule"
+    );
 }
 
 #[tokio::test]

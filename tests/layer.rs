@@ -402,10 +402,7 @@ fn sns_event(lineage: Option<Lineage>) -> SnsEvent {
         let mut a = MessageAttribute::default();
         a.data_type = "String".into();
         a.value = l.to_string();
-        record
-            .sns
-            .message_attributes
-            .insert(KEY.into(), a);
+        record.sns.message_attributes.insert(KEY.into(), a);
     }
     let mut e = SnsEvent::default();
     e.records = vec![record];

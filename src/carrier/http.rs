@@ -11,7 +11,7 @@ pub const HTTP_HEADER: &str = "x-loop-guard";
 
 /// An HTTP header (default [`HTTP_HEADER`], `x-loop-guard`): read from API
 /// Gateway, Function URL and ALB events (only when the layer trusts HTTP
-/// sources), written by [`HttpStampLayer`](crate::http_client::HttpStampLayer).
+/// sources), written by [`HttpStampLayer`](crate::source::http::HttpStampLayer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpHeader {
     name: HeaderName,

@@ -42,4 +42,3 @@ impl ContinuationLedger for InMemoryLedger {
         Box::pin(std::future::ready(Ok(first)))
     }
 }
-

@@ -15,7 +15,9 @@ use super::error::ContinuationError;
 use super::event::{ContinuationEvent, ContinuationMeta, StateRef};
 use super::ledger::{ContinuationLedger, InMemoryLedger};
 use crate::chain::Chain;
-use crate::config::{ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME, ENV_METRIC_NAMESPACE};
+use crate::config::{
+    ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME, ENV_METRIC_NAMESPACE,
+};
 use crate::env::{self, Lookup};
 use crate::metric::{EmfLine, MetricSink, StdoutSink};
 
@@ -46,7 +48,12 @@ impl S3Offload {
         match *self {}
     }
 
-    async fn put<S, E>(&self, _: &Option<S>, _: &str, _: u32) -> Result<StateRef, ContinuationError<E>> {
+    async fn put<S, E>(
+        &self,
+        _: &Option<S>,
+        _: &str,
+        _: u32,
+    ) -> Result<StateRef, ContinuationError<E>> {
         match *self {}
     }
 
@@ -263,7 +270,7 @@ impl ContinuationsBuilder {
 
 impl Continuations {
     /// Runs `step` while time remains, then continues or finishes. See the
-    /// [module docs](self). A continuation (sequence 1 or more) that was
+    /// [module docs](crate::continuation). A continuation (sequence 1 or more) that was
     /// already started returns [`Outcome::Duplicate`] without running a step.
     pub async fn run<S, E, F, Fut>(
         &self,

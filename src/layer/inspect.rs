@@ -12,9 +12,9 @@ use crate::config::Mode;
 use crate::error::RecursiveInvocationError;
 use crate::incoming::Incoming;
 use crate::lineage::Lineage;
+use crate::metric::DropRecord;
 use crate::source::GuardedEvent;
 use crate::trace_header::TraceHeader;
-use crate::metric::DropRecord;
 
 /// A unit the guard refuses to run.
 #[derive(Debug)]

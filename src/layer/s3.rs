@@ -16,8 +16,8 @@ use super::layer::{LoopGuardLayer, Shared};
 use super::service::{decide, Decision};
 use crate::config::Mode;
 use crate::error::LoopGuardError;
-use crate::source::GuardedResponse;
 use crate::source::s3::{look_up_metadata, WithMetadata};
+use crate::source::GuardedResponse;
 
 impl LoopGuardLayer {
     /// Guards an `S3Event` handler, reading the lineage the interceptor

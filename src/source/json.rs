@@ -75,8 +75,7 @@ impl GuardedEvent for Value {
                 if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
                     TraceField.read_header(h, &mut incoming);
                 }
-                if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"])
-                {
+                if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
                     incoming.read_lineage_value(v, "sqs message attribute");
                 }
                 if let Some(v) = str_at(r, &["body"]).and_then(sns_envelope_lineage) {
@@ -88,9 +87,7 @@ impl GuardedEvent for Value {
                 let mut incoming = Incoming::new(EventSource::Sns);
                 incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
                 incoming.set_source_arn(str_at(r, &["Sns", "TopicArn"]));
-                if let Some(v) =
-                    str_at(r, &["Sns", "MessageAttributes", KEY, "Value"])
-                {
+                if let Some(v) = str_at(r, &["Sns", "MessageAttributes", KEY, "Value"]) {
                     incoming.read_lineage_value(v, "sns message attribute");
                 }
                 incoming.read_context(context);

@@ -153,8 +153,26 @@ macro_rules! plain_responses {
 }
 
 plain_responses!(
-    (), bool, char, String, &'static str, serde_json::Value,
-    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize, f32, f64,
+    (),
+    bool,
+    char,
+    String,
+    &'static str,
+    serde_json::Value,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    f32,
+    f64,
 );
 impl<A, B> GuardedResponse for (A, B) {}
 impl<A, B, C> GuardedResponse for (A, B, C) {}

@@ -41,8 +41,11 @@ pub(crate) fn stamp_sdk_input(options: &StampOptions, input: &mut Input, chain: 
         return true;
     }
     #[cfg(feature = "dynamodb")]
-    if super::dynamodb::stamp::stamp(input, options, super::dynamodb::stamp::Action::Stamp(lineage))
-    {
+    if super::dynamodb::stamp::stamp(
+        input,
+        options,
+        super::dynamodb::stamp::Action::Stamp(lineage),
+    ) {
         return true;
     }
     #[cfg(feature = "s3")]

@@ -144,9 +144,7 @@ fn put_in_client_context(context: &mut LambdaContext, value: String) {
         }
         _ => value,
     };
-    client_context
-        .custom
-        .insert(KEY.to_owned(), merged);
+    client_context.custom.insert(KEY.to_owned(), merged);
 }
 
 #[cfg(test)]
@@ -191,15 +189,12 @@ mod tests {
             "v1.2.00000001-2"
         );
         put_in_client_context(&mut ctx, "v1.3.00000002-3".into());
-        let merged =
-            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[KEY])
-                .unwrap();
+        let merged = Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[KEY]).unwrap();
         assert_eq!(merged.count(crate::FunctionId::from_u32(1)), 2);
         assert_eq!(merged.count(crate::FunctionId::from_u32(2)), 3);
         put_in_client_context(&mut ctx, "garbage".into());
         assert_eq!(
-            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[KEY])
-                .unwrap(),
+            Lineage::decode(&ctx.client_context.as_ref().unwrap().custom[KEY]).unwrap(),
             merged
         );
     }

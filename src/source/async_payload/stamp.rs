@@ -42,8 +42,8 @@ fn stamp_payload(payload: &mut Option<Blob>, key: &JsonKey, lineage: &Lineage) {
 mod tests {
     use super::*;
     use crate::interceptor::tests::chain;
-    use serde_json::Value;
     use serde_json::json;
+    use serde_json::Value;
 
     #[tokio::test]
     async fn async_payloads_get_the_key_only_when_opted_in_and_asynchronous() {
@@ -99,5 +99,4 @@ mod tests {
                 .await;
         assert_eq!(payload_of(out), json!([1, 2]));
     }
-
 }

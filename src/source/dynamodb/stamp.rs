@@ -18,9 +18,9 @@ use aws_sdk_dynamodb::types::{AttributeAction, AttributeValue, AttributeValueUpd
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
 use crate::carrier::log_skipped;
-use crate::source::StampOptions;
 use crate::carrier::{Carrier, ItemAttribute, StampError};
 use crate::lineage::Lineage;
+use crate::source::StampOptions;
 
 /// The expression attribute name placeholder the guard adds to updates.
 pub const NAME_PLACEHOLDER: &str = "#loopGuardAttr";

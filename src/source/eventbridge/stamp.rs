@@ -2,9 +2,9 @@
 //! opt-in, the `loop-guard` key in a JSON-object `Detail`.
 
 use crate::carrier::log_skipped;
-use crate::source::StampOptions;
 use crate::carrier::{Carrier, JsonKey, StampError, TraceField};
 use crate::chain::Chain;
+use crate::source::StampOptions;
 use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_smithy_runtime_api::client::interceptors::context::Input;

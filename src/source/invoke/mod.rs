@@ -70,8 +70,7 @@ mod tests {
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-a-b;LoopGuard=v1.zz".into());
         ctx.client_context = Some(
-            serde_json::from_value(serde_json::json!({"custom": { KEY: "\u{0}\u{ff}" }}))
-                .unwrap(),
+            serde_json::from_value(serde_json::json!({"custom": { KEY: "\u{0}\u{ff}" }})).unwrap(),
         );
         assert!(Incoming::from_context(&ctx).lineage().is_empty());
     }

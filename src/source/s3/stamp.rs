@@ -11,9 +11,9 @@ use aws_sdk_s3::types::MetadataDirective;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
 use crate::carrier::log_skipped;
-use crate::source::StampOptions;
 use crate::carrier::{Carrier, MapKey};
 use crate::lineage::Lineage;
+use crate::source::StampOptions;
 
 /// Which buckets are stamped.
 #[derive(Debug, Clone, Default)]

@@ -89,10 +89,7 @@ pub(crate) mod tests {
             let mut a = SnsAttribute::default();
             a.data_type = "String".into();
             a.value = value.into();
-            record
-                .sns
-                .message_attributes
-                .insert(KEY.into(), a);
+            record.sns.message_attributes.insert(KEY.into(), a);
         }
         let mut event = SnsEvent::default();
         event.records = vec![record];

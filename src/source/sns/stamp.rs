@@ -71,10 +71,7 @@ mod tests {
         .await;
         let attrs = out.message_attributes.unwrap();
         assert_eq!(attrs["theirs"].string_value.as_deref(), Some("x"));
-        assert_eq!(
-            attrs[KEY].string_value.as_deref(),
-            Some(expected.as_str())
-        );
+        assert_eq!(attrs[KEY].string_value.as_deref(), Some(expected.as_str()));
 
         let mut full = PublishBatchRequestEntry::builder().id("full").message("m");
         for i in 0..10 {
