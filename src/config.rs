@@ -49,8 +49,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub use crate::env::ConfigError;
 use crate::env::{self, Lookup};
-use crate::excerpt::Excerpt;
 use crate::lineage::FunctionId;
 
 /// Environment variable: maximum runs of this function per chain.
@@ -394,7 +394,7 @@ impl LoopGuardConfigBuilder {
                 Some(id) => id,
                 // Nothing to hash, but nothing is counted either when off.
                 None if mode == Mode::Allow => String::new(),
-                None => return Err(ConfigError(ErrorKind::MissingIdentity)),
+                None => return Err(ConfigError::missing_identity()),
             },
         };
         let function_name = self
@@ -466,61 +466,6 @@ pub(crate) fn test_config() -> LoopGuardConfig {
         .build()
         .expect("a valid test configuration")
 }
-
-/// A configuration value that was rejected, or a missing function identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(ErrorKind);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum ErrorKind {
-    Invalid {
-        setting: &'static str,
-        value: String,
-        expected: &'static str,
-    },
-    MissingIdentity,
-}
-
-impl ConfigError {
-    /// `setting` (a variable or builder method) refused `value` (kept as a
-    /// bounded excerpt).
-    pub(crate) fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Self {
-        ConfigError(ErrorKind::Invalid {
-            setting,
-            value: Excerpt(value).to_string(),
-            expected,
-        })
-    }
-
-    /// The variable or builder setting that was rejected, if any.
-    pub fn setting(&self) -> Option<&'static str> {
-        match &self.0 {
-            ErrorKind::Invalid { setting, .. } => Some(setting),
-            ErrorKind::MissingIdentity => None,
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            ErrorKind::Invalid {
-                setting,
-                value,
-                expected,
-            } => write!(
-                f,
-                "invalid loop guard setting {setting}={value}: {expected}"
-            ),
-            ErrorKind::MissingIdentity => f.pad(
-                "loop guard has no function identity: set LOOP_GUARD_FUNCTION_ID or \
-                 AWS_LAMBDA_FUNCTION_NAME, or call LoopGuardConfigBuilder::function_identity",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

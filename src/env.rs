@@ -7,9 +7,10 @@
 //! never silently ignored. Errors name the variable and show a bounded
 //! excerpt of the value.
 
+use std::fmt;
 use std::ops::RangeInclusive;
 
-use crate::config::ConfigError;
+use crate::excerpt::Excerpt;
 
 /// Looks a variable up: `Ok(None)` when unset, an error when unreadable.
 pub(crate) type Lookup<'a> = &'a dyn Fn(&'static str) -> Result<Option<String>, ConfigError>;
@@ -111,6 +112,66 @@ pub(crate) fn name(raw: &str) -> Option<&str> {
         && !raw.chars().any(char::is_control);
     ok.then_some(raw)
 }
+
+/// A configuration value that was rejected, or a missing function identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(ErrorKind);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ErrorKind {
+    Invalid {
+        setting: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    MissingIdentity,
+}
+
+impl ConfigError {
+    /// `setting` (a variable or builder method) refused `value` (kept as a
+    /// bounded excerpt).
+    pub(crate) fn invalid(setting: &'static str, value: &str, expected: &'static str) -> Self {
+        ConfigError(ErrorKind::Invalid {
+            setting,
+            value: Excerpt(value).to_string(),
+            expected,
+        })
+    }
+
+    /// No function identity to hash.
+    pub(crate) fn missing_identity() -> Self {
+        ConfigError(ErrorKind::MissingIdentity)
+    }
+
+    /// The variable or builder setting that was rejected, if any.
+    pub fn setting(&self) -> Option<&'static str> {
+        match &self.0 {
+            ErrorKind::Invalid { setting, .. } => Some(setting),
+            ErrorKind::MissingIdentity => None,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            ErrorKind::Invalid {
+                setting,
+                value,
+                expected,
+            } => write!(
+                f,
+                "invalid loop guard setting {setting}={value}: {expected}"
+            ),
+            ErrorKind::MissingIdentity => f.pad(
+                "loop guard has no function identity: set LOOP_GUARD_FUNCTION_ID or \
+                 AWS_LAMBDA_FUNCTION_NAME, or call LoopGuardConfigBuilder::function_identity",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::runner::MAX_ASYNC_PAYLOAD_BYTES;
+use super::event::MAX_ASYNC_PAYLOAD_BYTES;
 
 /// Why a continuable run failed.
 #[derive(Debug)]

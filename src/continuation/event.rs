@@ -9,6 +9,8 @@ use crate::source::GuardedEvent;
 
 /// Key of the continuation metadata in the payload.
 pub const CONTINUATION_KEY: &str = "loopGuardContinuation";
+/// Lambda's limit on an asynchronous invocation payload (1 MB).
+pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
 
 /// The payload of a continuable job: your state plus the continuation
 /// metadata. The first invocation may send just `{"state": ...}`.

@@ -67,11 +67,13 @@ mod runner;
 mod s3;
 
 pub use error::ContinuationError;
-pub use event::{ContinuationEvent, ContinuationMeta, StateRef, CONTINUATION_KEY};
+pub use event::{
+    ContinuationEvent, ContinuationMeta, StateRef, CONTINUATION_KEY, MAX_ASYNC_PAYLOAD_BYTES,
+};
 pub use ledger::{ClaimFuture, ContinuationLedger, InMemoryLedger};
 pub use runner::{
     Continuations, ContinuationsBuilder, Outcome, Step, BUDGET_EXHAUSTED_METRIC,
-    DEFAULT_MAX_CONTINUATIONS, ENV_MAX_CONTINUATIONS, MAX_ASYNC_PAYLOAD_BYTES,
+    DEFAULT_MAX_CONTINUATIONS, ENV_MAX_CONTINUATIONS,
 };
 #[cfg(feature = "continuation-s3")]
 pub use s3::S3Ledger;

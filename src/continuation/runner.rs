@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::ContinuationError;
-use super::event::{ContinuationEvent, ContinuationMeta, StateRef};
+use super::event::{ContinuationEvent, ContinuationMeta, StateRef, MAX_ASYNC_PAYLOAD_BYTES};
 use super::ledger::{ContinuationLedger, InMemoryLedger};
 use crate::chain::Chain;
 use crate::config::{
@@ -31,8 +31,6 @@ pub const DEFAULT_MAX_CONTINUATIONS: u32 = 100;
 /// Largest accepted budget.
 const MAX_MAX_CONTINUATIONS: u32 = 1_000_000;
 const MAX_CONTINUATIONS_EXPECTED: &str = "expected a whole number from 1 to 1000000";
-/// Lambda's limit on an asynchronous invocation payload (1 MB).
-pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
 /// Metric name emitted when a job runs out of continuations.
 pub const BUDGET_EXHAUSTED_METRIC: &str = "ContinuationBudgetExhausted";
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use lambda_runtime::Context;
 
-use super::layer::Shared;
+use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::RecursiveInvocationError;

@@ -4,24 +4,9 @@ use std::sync::Arc;
 use tower::Layer;
 
 use super::service::LoopGuard;
+use super::shared::{BatchDropPolicy, Shared};
 use crate::config::{ConfigError, LoopGuardConfig};
-use crate::metric::{MetricSink, StdoutSink};
-
-/// What to do with looping records of an SQS batch when the handler does not
-/// return `SqsBatchResponse` (so they cannot be reported one by one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum BatchDropPolicy {
-    /// Fail the whole invocation without calling the handler (default). SQS
-    /// retries the batch; the looping messages reach the DLQ after
-    /// `maxReceiveCount`, together with their batch mates. Nothing is lost.
-    #[default]
-    FailInvocation,
-    /// Remove the looping records and run the handler on the rest. The
-    /// looping messages are then **deleted** by SQS: they survive only in the
-    /// metric and the log. Use it only when losing them is acceptable.
-    DiscardLoopingRecords,
-}
+use crate::metric::MetricSink;
 
 /// Applies [`LoopGuard`] to a handler service. See the [module docs](crate::layer).
 ///
@@ -34,22 +19,11 @@ pub struct LoopGuardLayer {
     pub(crate) shared: Arc<Shared>,
 }
 
-#[derive(Clone)]
-pub(crate) struct Shared {
-    pub(crate) config: LoopGuardConfig,
-    pub(crate) sink: Arc<dyn MetricSink>,
-    pub(crate) batch_policy: BatchDropPolicy,
-}
-
 impl LoopGuardLayer {
     /// A layer with `config`, EMF lines on stdout and the default policy.
     pub fn new(config: LoopGuardConfig) -> Self {
         LoopGuardLayer {
-            shared: Arc::new(Shared {
-                config,
-                sink: Arc::new(StdoutSink),
-                batch_policy: BatchDropPolicy::default(),
-            }),
+            shared: Arc::new(Shared::new(config)),
         }
     }
 

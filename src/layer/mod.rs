@@ -48,10 +48,12 @@ mod layer;
 #[cfg(feature = "s3")]
 mod s3;
 mod service;
+mod shared;
 
 pub use self::future::ResponseFuture;
-pub use self::layer::{BatchDropPolicy, LoopGuardLayer};
+pub use self::layer::LoopGuardLayer;
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub use self::s3::{S3MetadataGuard, S3MetadataLayer, S3ResponseFuture};
 pub use self::service::LoopGuard;
+pub use self::shared::BatchDropPolicy;

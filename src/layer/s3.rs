@@ -12,8 +12,9 @@ use lambda_runtime::LambdaEvent;
 use tower::{Layer, Service};
 
 use super::inspect::inspect;
-use super::layer::{LoopGuardLayer, Shared};
+use super::layer::LoopGuardLayer;
 use super::service::{decide, Decision};
+use super::shared::Shared;
 use crate::config::Mode;
 use crate::error::LoopGuardError;
 use crate::source::s3::{look_up_metadata, WithMetadata};

@@ -7,14 +7,15 @@ use tower::Service;
 
 use super::future::ResponseFuture;
 use super::inspect::{inspect, Verdict};
-use super::layer::{BatchDropPolicy, LoopGuardLayer, Shared};
+use super::shared::{BatchDropPolicy, Shared};
 use crate::chain::Chain;
 use crate::config::{LoopGuardConfig, Mode};
 use crate::error::{LoopGuardError, RecursiveInvocationError};
 use crate::source::{GuardedEvent, GuardedResponse};
 
 /// Middleware that drops invocations of a chain that has run this function
-/// more than `max_depth` times. See the [module docs](crate::layer).
+/// more than `max_depth` times. See the [module docs](crate::layer); built
+/// by [`LoopGuardLayer`](crate::LoopGuardLayer).
 #[derive(Clone)]
 pub struct LoopGuard<S> {
     inner: S,
@@ -24,7 +25,7 @@ pub struct LoopGuard<S> {
 impl<S> LoopGuard<S> {
     /// Wraps `inner` with `config` (EMF lines on stdout).
     pub fn new(inner: S, config: LoopGuardConfig) -> Self {
-        LoopGuardLayer::new(config).layer_service(inner)
+        LoopGuard::from_shared(inner, Arc::new(Shared::new(config)))
     }
 
     pub(super) fn from_shared(inner: S, shared: Arc<Shared>) -> Self {
@@ -44,12 +45,6 @@ impl<S> LoopGuard<S> {
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
-    }
-}
-
-impl LoopGuardLayer {
-    fn layer_service<S>(&self, inner: S) -> LoopGuard<S> {
-        LoopGuard::from_shared(inner, self.shared.clone())
     }
 }
 

@@ -1,0 +1,42 @@
+//! What a layer and its services share: the configuration, the metric sink
+//! and the batch drop policy.
+
+use std::sync::Arc;
+
+use crate::config::LoopGuardConfig;
+use crate::metric::{MetricSink, StdoutSink};
+
+/// What to do with looping records of an SQS batch when the handler does not
+/// return `SqsBatchResponse` (so they cannot be reported one by one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BatchDropPolicy {
+    /// Fail the whole invocation without calling the handler (default). SQS
+    /// retries the batch; the looping messages reach the DLQ after
+    /// `maxReceiveCount`, together with their batch mates. Nothing is lost.
+    #[default]
+    FailInvocation,
+    /// Remove the looping records and run the handler on the rest. The
+    /// looping messages are then **deleted** by SQS: they survive only in the
+    /// metric and the log. Use it only when losing them is acceptable.
+    DiscardLoopingRecords,
+}
+
+/// The settings every service of one layer shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) config: LoopGuardConfig,
+    pub(crate) sink: Arc<dyn MetricSink>,
+    pub(crate) batch_policy: BatchDropPolicy,
+}
+
+impl Shared {
+    /// `config`, EMF lines on stdout, the default policy.
+    pub(crate) fn new(config: LoopGuardConfig) -> Self {
+        Shared {
+            config,
+            sink: Arc::new(StdoutSink),
+            batch_policy: BatchDropPolicy::default(),
+        }
+    }
+}
