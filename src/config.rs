@@ -348,12 +348,7 @@ impl LoopGuardConfigBuilder {
         )?;
         let lambda_name = env::get(env, ENV_LAMBDA_FUNCTION_NAME)?;
         #[cfg(feature = "dynamodb")]
-        let env_dynamodb_attribute = env::parse(
-            env,
-            ENV_DYNAMODB_ATTRIBUTE,
-            |raw| env::name(raw).map(str::to_owned),
-            env::NAME_EXPECTED,
-        )?;
+        let env_dynamodb_attribute = dynamodb_attribute_from(env)?;
 
         let max_depth = match self.max_depth {
             Some(n) => check_max_depth("max_depth", n)?,
@@ -402,16 +397,15 @@ impl LoopGuardConfigBuilder {
             .or(lambda_name)
             .unwrap_or_else(|| function_identity.clone());
         #[cfg(feature = "dynamodb")]
-        let dynamodb_attribute =
-            crate::carrier::ItemAttribute::new(match self.dynamodb_attribute {
-                Some(name) => env::check(
-                    "dynamodb_attribute",
-                    &name,
-                    env::name(&name).map(str::to_owned),
-                    env::NAME_EXPECTED,
-                )?,
-                None => env_dynamodb_attribute.unwrap_or_else(|| crate::carrier::KEY.to_owned()),
-            });
+        let dynamodb_attribute = match self.dynamodb_attribute {
+            Some(name) => crate::carrier::ItemAttribute::new(env::check(
+                "dynamodb_attribute",
+                &name,
+                env::name(&name).map(str::to_owned),
+                env::NAME_EXPECTED,
+            )?),
+            None => env_dynamodb_attribute.unwrap_or_default(),
+        };
         Ok(LoopGuardConfig {
             max_depth,
             source_max_depth,
@@ -425,6 +419,21 @@ impl LoopGuardConfigBuilder {
             dynamodb_attribute,
         })
     }
+}
+
+/// `LOOP_GUARD_DYNAMODB_ATTRIBUTE`, checked: the layer's configuration and
+/// the interceptor read it the same way.
+#[cfg(feature = "dynamodb")]
+pub(crate) fn dynamodb_attribute_from(
+    env: Lookup<'_>,
+) -> Result<Option<crate::carrier::ItemAttribute>, ConfigError> {
+    let name = env::parse(
+        env,
+        ENV_DYNAMODB_ATTRIBUTE,
+        |raw| env::name(raw).map(str::to_owned),
+        env::NAME_EXPECTED,
+    )?;
+    Ok(name.map(crate::carrier::ItemAttribute::new))
 }
 
 /// `arn=n,arn=n`; spaces around entries are ignored, a later entry for the

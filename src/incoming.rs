@@ -28,8 +28,9 @@ pub enum EventSource {
     EventBridge,
     /// An S3 event notification record.
     S3,
-    /// An HTTP request (API Gateway v1/v2, Function URL, ALB). Its lineage
-    /// only counts when HTTP sources are trusted.
+    /// An HTTP request (API Gateway v1/v2, Function URL, ALB), or any unit a
+    /// custom source tags so. Its lineage only counts when HTTP sources are
+    /// trusted (`LOOP_GUARD_TRUST_HTTP`).
     Http,
     /// A source named by a custom [`GuardedEvent`](crate::GuardedEvent)
     /// implementation.
@@ -129,13 +130,6 @@ impl<'a> Incoming<'a> {
         self
     }
 
-    /// Forgets every lineage read so far (a source whose carriers are not
-    /// trusted keeps its ids but not its counts).
-    pub fn clear_lineage(&mut self) -> &mut Self {
-        self.lineage = Lineage::new();
-        self
-    }
-
     /// The event source ARN, if known.
     pub fn source_arn(&self) -> Option<&'a str> {
         self.source_arn
@@ -193,7 +187,5 @@ mod tests {
         assert_eq!(l.count(FunctionId::from_u32(2)), 1);
         assert_eq!(l.hops(), 5);
         assert_eq!(incoming.chain_root(), Some("1-a"));
-        incoming.clear_lineage();
-        assert!(incoming.lineage().is_empty());
     }
 }

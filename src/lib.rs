@@ -17,9 +17,9 @@
 //!   batches), drops the looping ones, and emits a
 //!   `RecursiveInvocationsDropped` [EMF metric](metric) and a `tracing`
 //!   warning per drop.
-//! * [`LoopGuardInterceptor`] (feature `interceptor`): stamps the outgoing
+//! * `LoopGuardInterceptor` (feature `interceptor`): stamps the outgoing
 //!   lineage on AWS SDK calls; `.loop_guard()` on the SDK config builders
-//!   ([`interceptor::LoopGuardSdkExt`]).
+//!   (`interceptor::LoopGuardSdkExt`).
 //! * [`source`]: one module per event source (SQS, SNS, direct and
 //!   asynchronous invokes, DynamoDB streams, EventBridge, S3, HTTP): what it
 //!   reads, how its batches are dropped ([`GuardedEvent`],
@@ -28,7 +28,7 @@
 //!   transport of your own.
 //! * [`Chain`]: the outgoing lineage of the running invocation.
 //! * [`LoopGuardConfig`]: env configuration with code overrides.
-//! * [`continuation`] (feature `continuation`): long jobs split across
+//! * `continuation` (feature `continuation`): long jobs split across
 //!   self-invocations, with a budget.
 //!
 //! The user guide is `docs/guide.md`; the wire format `docs/wire-format.md`.
@@ -101,6 +101,7 @@
 //! | `http` | API Gateway v1/v2, Function URL and ALB event reads (trusted sources only) and `source::http::HttpStampLayer` |
 //! | `continuation` | `lambda` + `continuation`: long jobs split across self-invocations, with a budget |
 //! | `continuation-s3` | `continuation` + `s3` + offloading state over 1 MB to S3 |
+//! | `concurrency` | `run_concurrent`: the guarded handler in `lambda_runtime`'s concurrent mode |
 //!
 //! The SDK crates are taken with `default-features = false`: your own
 //! dependency on them picks the HTTP client and runtime.
@@ -139,6 +140,8 @@ pub use crate::incoming::{EventSource, Incoming};
 pub use crate::interceptor::LoopGuardInterceptor;
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
 pub use crate::lineage::{FunctionId, Lineage};
+#[cfg(feature = "concurrency")]
+pub use crate::run::run_concurrent;
 pub use crate::run::{run, run_with};
 pub use crate::source::async_payload::AsyncPayloadLayer;
 pub use crate::source::{Batch, GuardedEvent, GuardedResponse};

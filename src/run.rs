@@ -74,3 +74,42 @@ where
         .run()
         .await
 }
+
+/// [`run`] in `lambda_runtime`'s concurrent mode (Lambda Managed Instances):
+/// with `AWS_LAMBDA_MAX_CONCURRENCY` above 1, that many invocations run at
+/// once, each with its own chain (a task-local, never the process
+/// environment, which is exactly where AWS's own propagation stops); below
+/// or unset, it runs sequentially like [`run`]. Feature `concurrency`.
+///
+/// ```no_run
+/// use lambda_runtime::{service_fn, Error, LambdaEvent};
+///
+/// async fn handler(event: LambdaEvent<serde_json::Value>) -> Result<(), Error> {
+///     Ok(())
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Error> {
+///     lambda_loop_guard::run_concurrent(service_fn(handler)).await
+/// }
+/// ```
+#[cfg(feature = "concurrency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "concurrency")))]
+pub async fn run_concurrent<A, F, R, B, S, D, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Service<LambdaEvent<A>, Response = R> + Clone + Send + 'static,
+    F::Future: Future<Output = Result<R, F::Error>> + Send + 'static,
+    F::Error: Into<Diagnostic> + fmt::Debug + Send + 'static,
+    A: for<'de> Deserialize<'de> + GuardedEvent + Send + 'static,
+    R: IntoFunctionResponse<B, S> + GuardedResponse + Send + 'static,
+    B: Serialize + Send + 'static,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send + 'static,
+    E: Into<lambda_runtime::Error> + Send + fmt::Debug + 'static,
+{
+    Runtime::new(LoopGuardLayer::from_env()?.layer(handler))
+        .layer(AsyncPayloadLayer::new())
+        .layer(TracingLayer::new())
+        .run_concurrent()
+        .await
+}

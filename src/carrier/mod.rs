@@ -95,6 +95,18 @@ pub use trace::TraceField;
 /// DynamoDB item attribute.
 pub const KEY: &str = "loop-guard";
 
+/// [`KEY`] as it appears in JSON text, quotes included (derived from it).
+pub(crate) const QUOTED_KEY: [u8; KEY.len() + 2] = {
+    let key = KEY.as_bytes();
+    let mut quoted = [b'"'; KEY.len() + 2];
+    let mut i = 0;
+    while i < key.len() {
+        quoted[i + 1] = key[i];
+        i += 1;
+    }
+    quoted
+};
+
 /// The SQS message system attribute holding an X-Ray trace header.
 pub const AWS_TRACE_HEADER_ATTRIBUTE: &str = "AWSTraceHeader";
 

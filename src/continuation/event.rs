@@ -4,7 +4,7 @@ use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::Incoming;
 use crate::source::GuardedEvent;
 
 /// Key of the continuation metadata in the payload.
@@ -81,8 +81,7 @@ impl ContinuationMeta {
     /// The chain the job arrived with: the context's carriers and the
     /// lineage carried in the payload.
     pub(super) fn read_incoming<'a>(&'a self, context: &'a Context) -> Incoming<'a> {
-        let mut incoming = Incoming::new(EventSource::Invoke);
-        incoming.read_context(context);
+        let mut incoming = Incoming::from_context(context);
         if let Some(value) = self.lineage.as_deref() {
             incoming.read_lineage_value(value, "continuation payload");
         }

@@ -301,7 +301,7 @@ impl Continuations {
         let loaded = payload.meta.state_ref.clone();
         let mut state = match (payload.state, &loaded) {
             (Some(state), _) => state,
-            (None, Some(state_ref)) => self.offload()?.load(state_ref).await?,
+            (None, Some(state_ref)) => self.offload(state_ref)?.load(state_ref).await?,
             (None, None) => {
                 return Err(ContinuationError::State(
                     "the payload has neither `state` nor a state reference".into(),
@@ -376,14 +376,19 @@ impl Continuations {
         Ok(Outcome::Continued { sequence })
     }
 
-    /// The offload store, or why the state cannot be loaded without one.
-    fn offload<E>(&self) -> Result<&S3Offload, ContinuationError<E>> {
+    /// The offload store, or why the state at `state_ref` cannot be loaded
+    /// without one.
+    fn offload<E>(&self, state_ref: &StateRef) -> Result<&S3Offload, ContinuationError<E>> {
         self.offload.as_ref().ok_or_else(|| {
-            ContinuationError::Offload(if cfg!(feature = "continuation-s3") {
-                "the state is in S3 but no offload_to_s3 is configured".into()
+            let missing = if cfg!(feature = "continuation-s3") {
+                "no offload_to_s3 is configured"
             } else {
-                "the state is in S3 but this build lacks the continuation-s3 feature".into()
-            })
+                "this build lacks the continuation-s3 feature"
+            };
+            ContinuationError::Offload(format!(
+                "the state is in s3://{}/{} but {missing}",
+                state_ref.bucket, state_ref.key
+            ))
         })
     }
 

@@ -9,30 +9,13 @@
 //!   which `lambda_runtime` does not set in concurrent mode) it starts from the
 //!   invocation's incoming trace header. The header is set in
 //!   `modify_before_transmit`: SigV4 does not sign it;
-//! * with feature `sqs`: adds the `loop-guard` message attribute to
-//!   `SendMessage` and every `SendMessageBatch` entry, and our field to an
-//!   `AWSTraceHeader` system attribute the caller set;
-//! * with feature `sns`: adds the `loop-guard` message attribute to `Publish`
-//!   and every `PublishBatch` entry;
-//! * with feature `lambda`: merges `loop-guard` into the `ClientContext`
-//!   `custom` map of `Invoke` and `InvokeWithResponseStream`, keeping the
-//!   caller's keys; opt-in ([`stamp_async_payloads`]), adds the `loop-guard`
-//!   key to the JSON-object payload of `InvocationType::Event` invokes, whose
-//!   client context Lambda drops (the receiving side removes it again with
-//!   [`AsyncPayloadLayer`](crate::AsyncPayloadLayer));
-//! * with feature `eventbridge`: our field in every `PutEvents` entry's
-//!   `TraceHeader` (the caller's, else the invocation's incoming one) and,
-//!   opt-in ([`stamp_eventbridge_detail`]), the `loop-guard` key in a
-//!   JSON-object `Detail`;
-//! * with feature `dynamodb`, for the tables you opt in
-//!   ([`stamp_dynamodb_table`]): a `loop-guard` item attribute on `PutItem`,
-//!   `UpdateItem` (one more `SET` action, with the placeholders
-//!   `#loopGuardAttr` / `:loopGuardValue`), `BatchWriteItem` puts and
-//!   `TransactWriteItems` puts and updates;
-//! * with feature `s3`, for the buckets you opt in ([`stamp_s3_bucket`]): the
-//!   `loop-guard` user metadata key on `PutObject`, `CreateMultipartUpload`
-//!   and `CopyObject` with `MetadataDirective::Replace` (a `COPY` keeps the
-//!   source's metadata, so it is left alone).
+//! * adds the carriers of the source each call writes to, as its module
+//!   under [`source`](crate::source) describes: the SQS/SNS message
+//!   attribute ([`sqs`](crate::source::sqs), [`sns`](crate::source::sns)),
+//!   the Lambda client context ([`invoke`](crate::source::invoke)) and, opt-in,
+//!   the async payload key ([`stamp_async_payloads`]), the EventBridge detail
+//!   key ([`stamp_eventbridge_detail`]), the DynamoDB item attribute
+//!   ([`stamp_dynamodb_table`]) and S3 user metadata ([`stamp_s3_bucket`]).
 //!
 //! The opt-in carriers change user data (a payload key, an item attribute,
 //! object metadata), which is why they are off until you name them.
@@ -48,9 +31,6 @@
 //! read again as if the write continued that chain. It never fails a call: a
 //! stamp that cannot be written is skipped with a warning.
 //!
-//! What each source stamps is described in its module under
-//! [`source`](crate::source).
-//!
 //! # Example
 //!
 //! ```no_run
@@ -64,7 +44,7 @@
 //! );
 //! // The same for every client feature (`sns`, `lambda`, `dynamodb`,
 //! // `eventbridge`, `s3`); `loop_guard_with(interceptor)` registers one with
-//! // opt-ins, which is the same as `.interceptor(LoopGuardInterceptor::new())`.
+//! // opt-ins; `.loop_guard()` is `.interceptor(LoopGuardInterceptor::new())`.
 //! # }
 //! ```
 
@@ -90,17 +70,45 @@ pub use sdk_config::LoopGuardSdkExt;
 
 /// Stamps the current [`Chain`] on outgoing AWS SDK calls. See the
 /// [module docs](self).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct LoopGuardInterceptor {
     options: Arc<StampOptions>,
+}
+
+impl Default for LoopGuardInterceptor {
+    /// [`LoopGuardInterceptor::new`].
+    fn default() -> Self {
+        LoopGuardInterceptor::new()
+    }
 }
 
 impl LoopGuardInterceptor {
     /// A new interceptor with only the automatic carriers (trace header,
     /// SQS/SNS attributes, Lambda client context). One per client is fine;
     /// clones share their options.
+    ///
+    /// With feature `dynamodb` it writes the item attribute that
+    /// `LOOP_GUARD_DYNAMODB_ATTRIBUTE` names (default `loop-guard`), read by
+    /// the same rule as the layer's configuration; a bad value, which stops
+    /// the layer from starting, leaves the default here, with a warning.
     pub fn new() -> Self {
-        LoopGuardInterceptor::default()
+        Self::from_env_source(&crate::env::process)
+    }
+
+    #[allow(unused_variables, unused_mut)]
+    pub(crate) fn from_env_source(env: crate::env::Lookup<'_>) -> Self {
+        let mut interceptor = LoopGuardInterceptor {
+            options: Arc::default(),
+        };
+        #[cfg(feature = "dynamodb")]
+        match crate::config::dynamodb_attribute_from(env) {
+            Ok(Some(attribute)) => interceptor.options_mut().dynamodb.attribute = attribute,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "loop guard interceptor keeps the default DynamoDB attribute")
+            }
+        }
+        interceptor
     }
 
     /// A new interceptor that writes the carriers `config` names (the
@@ -108,7 +116,7 @@ impl LoopGuardInterceptor {
     /// configuration.
     pub fn from_config(config: &crate::LoopGuardConfig) -> Self {
         #[allow(unused_mut)]
-        let mut interceptor = LoopGuardInterceptor::new();
+        let mut interceptor = Self::from_env_source(&|_| Ok(None));
         #[cfg(feature = "dynamodb")]
         {
             interceptor.options_mut().dynamodb.attribute = config.dynamodb_attribute().clone();

@@ -10,7 +10,7 @@ use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::RecursiveInvocationError;
-use crate::incoming::Incoming;
+use crate::incoming::{EventSource, Incoming};
 use crate::lineage::Lineage;
 use crate::metric::DropRecord;
 use crate::source::GuardedEvent;
@@ -49,6 +49,14 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
     let mut dropped = Vec::new();
     let mut error = None;
     for (index, unit) in units.iter().enumerate() {
+        if unit.source() == EventSource::Http && !config.trust_http() {
+            if !unit.lineage().is_empty() {
+                tracing::debug!(
+                    "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
+                );
+            }
+            continue;
+        }
         let depth = u32::from(unit.lineage().count(me)) + 1;
         let max_depth = config.max_depth_for(unit.source_arn());
         if depth > max_depth {

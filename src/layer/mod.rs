@@ -1,20 +1,25 @@
 //! The tower middleware that guards a `lambda_runtime` handler.
 //!
 //! [`LoopGuardLayer`] wraps any `Service<LambdaEvent<T>>` whose payload `T`
-//! is a [`GuardedEvent`](crate::GuardedEvent). For each unit of work (the
-//! invocation, or each SQS record) it reads the incoming lineage and this
+//! is a [`GuardedEvent`](crate::GuardedEvent) and whose response is a
+//! [`GuardedResponse`](crate::GuardedResponse). For each unit of work (the
+//! invocation, or each record of a batch) it reads the incoming lineage and this
 //! function's run count `c`. Run `c + 1` is allowed up to `max_depth`;
 //! beyond it the unit is **dropped**: the handler does not see it, an EMF
 //! metric line and a `tracing` warning are emitted, and:
 //!
-//! * a direct or SNS invocation fails with
+//! * a single-unit invocation ([`Batch::Single`](crate::Batch::Single):
+//!   direct, SNS, EventBridge, S3, HTTP) fails with
 //!   [`RecursiveInvocationError`](crate::RecursiveInvocationError) (Lambda
 //!   retries it, then hands it to the DLQ / on-failure destination);
-//! * in an SQS batch only the looping records are removed. If the handler
-//!   returns `SqsBatchResponse` they are added to `batch_item_failures` (SQS
-//!   retries them, then moves them to the queue's DLQ). Otherwise the
+//! * in a batch (SQS, DynamoDB streams, a custom source) only the looping
+//!   records are removed. If the handler's response reports batch item
+//!   failures (`SqsBatchResponse`, `DynamoDbEventResponse`, any
+//!   [`GuardedResponse`](crate::GuardedResponse) with an
+//!   `empty_batch_response`) they are added to it (the source retries them,
+//!   then moves them to its DLQ or on-failure destination). Otherwise the
 //!   [`BatchDropPolicy`] decides; the default fails the invocation, so no
-//!   message is ever deleted silently.
+//!   record is ever deleted silently.
 //!
 //! While the handler runs, the outgoing lineage (own count and hops + 1) is
 //! the current [`Chain`](crate::chain::Chain).

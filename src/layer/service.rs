@@ -117,7 +117,7 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
             failures: Vec::new(),
         };
     };
-    if !payload.batch().is_batch() {
+    if !payload.batch().drops_per_record() {
         return Decision::Drop(error);
     }
     let ids: Option<Vec<String>> = dropped.iter().map(|d| d.item_id.clone()).collect();

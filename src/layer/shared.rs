@@ -6,18 +6,21 @@ use std::sync::Arc;
 use crate::config::LoopGuardConfig;
 use crate::metric::{MetricSink, StdoutSink};
 
-/// What to do with looping records of an SQS batch when the handler does not
-/// return `SqsBatchResponse` (so they cannot be reported one by one).
+/// What to do with looping records of a batch (SQS, DynamoDB stream, a
+/// custom source) when the handler's response does not report batch item
+/// failures (so they cannot be reported one by one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BatchDropPolicy {
-    /// Fail the whole invocation without calling the handler (default). SQS
-    /// retries the batch; the looping messages reach the DLQ after
-    /// `maxReceiveCount`, together with their batch mates. Nothing is lost.
+    /// Fail the whole invocation without calling the handler (default). The
+    /// source retries the batch; for SQS the looping messages reach the DLQ
+    /// after `maxReceiveCount`, together with their batch mates. Nothing is
+    /// lost.
     #[default]
     FailInvocation,
     /// Remove the looping records and run the handler on the rest. The
-    /// looping messages are then **deleted** by SQS: they survive only in the
+    /// looping records are then **deleted** (SQS) or checkpointed past
+    /// (streams) with the batch: they survive only in the
     /// metric and the log. Use it only when losing them is acceptable.
     DiscardLoopingRecords,
 }

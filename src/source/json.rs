@@ -212,7 +212,7 @@ mod tests {
                 _ => records(&v).map_or(0, Vec::len),
             };
             proptest::prop_assert_eq!(units, expected);
-            if v.batch().is_batch() {
+            if v.batch().drops_per_record() {
                 v.remove_units(&mut |i| i % 2 == 0);
             }
         }
@@ -234,7 +234,9 @@ mod tests {
                 (EventSource::Sqs, 9, Some("c".into())),
             ]
         );
-        assert!(v.batch().is_batch());
+        assert_eq!(v.batch(), Batch::Unordered);
+        v["Records"][0]["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:1:q.fifo");
+        assert_eq!(v.batch(), Batch::Ordered, "a FIFO queue");
         v.remove_units(&mut |i| i == 1);
         assert_eq!(v["Records"].as_array().unwrap().len(), 2);
         assert_eq!(v["Records"][1]["messageId"], "c");
@@ -249,7 +251,7 @@ mod tests {
             read(&v, &ctx),
             vec![(EventSource::Sns, 3, Some("s".into()))]
         );
-        assert!(!v.batch().is_batch());
+        assert!(!v.batch().drops_per_record());
 
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-x;LoopGuard=v1.1.00000001-5".into());
@@ -260,7 +262,7 @@ mod tests {
             json!(null),
         ] {
             assert_eq!(read(&other, &ctx), vec![(EventSource::Invoke, 5, None)]);
-            assert!(!other.batch().is_batch());
+            assert!(!other.batch().drops_per_record());
         }
     }
 
@@ -280,7 +282,7 @@ mod tests {
                 (EventSource::DynamoDb, 0, Some("200".into())),
             ]
         );
-        assert!(v.batch().is_batch());
+        assert!(v.batch().drops_per_record());
         v.remove_units(&mut |i| i == 0);
         assert_eq!(v["Records"][0]["eventID"], "2");
 
@@ -290,6 +292,6 @@ mod tests {
             read(&event, &ctx),
             vec![(EventSource::EventBridge, 2, Some("e-1".into()))]
         );
-        assert!(!event.batch().is_batch());
+        assert!(!event.batch().drops_per_record());
     }
 }

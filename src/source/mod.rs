@@ -13,7 +13,7 @@
 //! | `dynamodb` | `DynamoDbEvent` (feature `dynamodb`) | `DynamoDbEventResponse`, ordered | item writes, opt-in per table |
 //! | `eventbridge` | `EventBridgeEvent<T>` (feature `eventbridge`) | none | `PutEvents` (`eventbridge`) |
 //! | `s3` | `S3Event` through `HeadObject` (feature `s3`) | none | object writes, opt-in per bucket |
-//! | `http` | API Gateway, Function URL, ALB events, when trusted (feature `http`) | none | [`HttpStampLayer`](http::HttpStampLayer) |
+//! | `http` | API Gateway, Function URL, ALB events, when trusted (feature `http`) | none | `http::HttpStampLayer` |
 //! | `json` | `serde_json::Value` in any of the shapes above | none | - |
 //!
 //! The full table (carrier, cost, limits, drop semantics, what you
@@ -76,8 +76,8 @@ pub enum Batch {
 }
 
 impl Batch {
-    /// Whether records can be removed one by one.
-    pub const fn is_batch(self) -> bool {
+    /// Whether records can be dropped one by one (not [`Batch::Single`]).
+    pub const fn drops_per_record(self) -> bool {
         !matches!(self, Batch::Single)
     }
 }
@@ -120,10 +120,14 @@ impl GuardedEvent for String {}
 /// records it dropped as batch item failures; every other response passes
 /// through untouched.
 ///
-/// Implemented for the batch responses of the built-in sources
-/// (`SqsBatchResponse`, `DynamoDbEventResponse`), for `()`, the primitive
-/// types, `String`, `&'static str`, `serde_json::Value`, `Vec<T>`,
-/// `Option<T>`, maps and, with feature `http`, the HTTP responses. Any other response type opts in with one line:
+/// Implemented for the batch responses of `aws_lambda_events`
+/// (`SqsBatchResponse`; with feature `dynamodb` the `streams` ones:
+/// `DynamoDbEventResponse`, `KinesisEventResponse`, `SqsEventResponse`), for
+/// `()`, the primitive types, `String`, `&'static str`, `serde_json::Value`,
+/// `Vec<T>`, `Option<T>`, `Box<T>`, pairs, triples, maps, `lambda_runtime`'s
+/// `FunctionResponse` and `StreamResponse` and, with feature `http`, the HTTP
+/// and authorizer responses. A response type of your own opts in with one
+/// line (a type of another crate, through a newtype of yours):
 ///
 /// ```
 /// #[derive(serde::Serialize)]
@@ -174,6 +178,57 @@ plain_responses!(
     f32,
     f64,
 );
+impl<B, S> GuardedResponse for lambda_runtime::FunctionResponse<B, S> {}
+impl<S> GuardedResponse for lambda_runtime::StreamResponse<S> {}
+
+impl<T: GuardedResponse> GuardedResponse for Box<T> {
+    fn empty_batch_response() -> Option<Self> {
+        T::empty_batch_response().map(Box::new)
+    }
+
+    fn add_batch_item_failures(&mut self, ids: Vec<String>) {
+        (**self).add_batch_item_failures(ids);
+    }
+}
+
+/// [`GuardedResponse`] for an `aws_lambda_events` batch response whose
+/// failures are `{ item_identifier: Option<String> }` (the `streams` ones).
+#[cfg(feature = "dynamodb")]
+macro_rules! stream_batch_response {
+    ($($response:ty => $failure:ty),* $(,)?) => {$(
+        impl GuardedResponse for $response {
+            fn empty_batch_response() -> Option<Self> {
+                Some(<$response>::default())
+            }
+
+            fn add_batch_item_failures(&mut self, ids: Vec<String>) {
+                let reported = self
+                    .batch_item_failures
+                    .iter()
+                    .map(|f| f.item_identifier.clone());
+                let mut added = Vec::new();
+                add_missing(reported, ids, |id| added.push(id));
+                self.batch_item_failures.extend(added.into_iter().map(|id| {
+                    let mut failure = <$failure>::default();
+                    failure.item_identifier = Some(id);
+                    failure
+                }));
+            }
+        }
+    )*};
+}
+
+// `aws_lambda_events`' `streams` module comes with feature `dynamodb`.
+#[cfg(feature = "dynamodb")]
+stream_batch_response!(
+    aws_lambda_events::event::streams::DynamoDbEventResponse
+        => aws_lambda_events::event::streams::DynamoDbBatchItemFailure,
+    aws_lambda_events::event::streams::KinesisEventResponse
+        => aws_lambda_events::event::streams::KinesisBatchItemFailure,
+    aws_lambda_events::event::streams::SqsEventResponse
+        => aws_lambda_events::event::streams::SqsBatchItemFailure,
+);
+
 impl<A, B> GuardedResponse for (A, B) {}
 impl<A, B, C> GuardedResponse for (A, B, C) {}
 impl<T> GuardedResponse for Vec<T> {}

@@ -4,9 +4,9 @@
 //!
 //! Lambda drops the client context of asynchronous (`InvocationType::Event`)
 //! invokes, so the interceptor can put the lineage in the payload instead
-//! ([`stamp_async_payloads`](crate::LoopGuardInterceptor::stamp_async_payloads)),
+//! (`LoopGuardInterceptor::stamp_async_payloads`),
 //! and in an EventBridge `detail`
-//! ([`stamp_eventbridge_detail`](crate::LoopGuardInterceptor::stamp_eventbridge_detail)).
+//! (`LoopGuardInterceptor::stamp_eventbridge_detail`).
 //! [`AsyncPayloadLayer`] runs on the raw invocation, before `lambda_runtime`
 //! deserializes the payload: it removes the `loop-guard` key from a
 //! top-level JSON object (and from the `detail` object of an EventBridge
@@ -44,7 +44,7 @@ use lambda_runtime::{Context as LambdaContext, LambdaInvocation};
 use serde_json::Value;
 use tower::{Layer, Service};
 
-use crate::carrier::{JsonKey, KEY};
+use crate::carrier::{JsonKey, KEY, QUOTED_KEY};
 use crate::lineage::Lineage;
 
 #[cfg(feature = "lambda")]
@@ -105,7 +105,12 @@ where
 pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     // Cheap pre-check (a SIMD substring search): most payloads never
     // mention the key, and are passed on without a parse.
-    memchr::memmem::find(body, KEY.as_bytes())?;
+    memchr::memmem::find(body, &QUOTED_KEY)?;
+    // The key may be deeper (a message attribute of a stamped SQS batch):
+    // a scan that keeps nothing decides before a full parse.
+    if !top_level_may_hold_key(body) {
+        return None;
+    }
     let mut payload: Value = serde_json::from_slice(body).ok()?;
     let key = JsonKey::default();
     let taken = match key.take(&mut payload) {
@@ -114,6 +119,24 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
         None => None,
     }?;
     Some((serde_json::to_vec(&payload).ok()?, taken))
+}
+
+/// Whether `body` is a JSON object with our key at the top level, or an
+/// EventBridge event (whose `detail` may hold it). Reads without allocating.
+fn top_level_may_hold_key(body: &[u8]) -> bool {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct TopLevel {
+        #[serde(rename = "loop-guard")]
+        key: Option<IgnoredAny>,
+        #[serde(rename = "detail-type")]
+        detail_type: Option<IgnoredAny>,
+        source: Option<IgnoredAny>,
+    }
+    match serde_json::from_slice::<TopLevel>(body) {
+        Ok(top) => top.key.is_some() || (top.detail_type.is_some() && top.source.is_some()),
+        Err(_) => false,
+    }
 }
 
 fn is_eventbridge_event(payload: &Value) -> bool {
@@ -175,9 +198,22 @@ mod tests {
             br#""loop-guard""#,
             br#"{"nested": {"loop-guard": "v1.1.00000001-1"}}"#,
             b"not json loop-guard",
+            // A stamped SQS batch: the key is a message attribute, not ours to move.
+            br#"{"Records": [{"eventSource": "aws:sqs", "messageAttributes": {"loop-guard": {"stringValue": "v1.1.00000001-1", "dataType": "String"}}}]}"#,
         ] {
             assert_eq!(take_lineage(untouched), None);
         }
+        let batch =
+            br#"{"Records": [{"messageAttributes": {"loop-guard": {"stringValue": "x"}}}]}"#;
+        assert!(
+            !top_level_may_hold_key(batch),
+            "decided without a full parse"
+        );
+    }
+
+    #[test]
+    fn the_quoted_key_is_derived_from_the_key() {
+        assert_eq!(QUOTED_KEY, format!("\"{KEY}\"").as_bytes());
     }
 
     #[test]

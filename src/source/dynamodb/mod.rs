@@ -6,7 +6,8 @@
 //!   no new image, so it carries no chain.
 //! * Batch: [`Batch::Ordered`] (a stream shard is checkpointed); looping
 //!   records are reported as `DynamoDbEventResponse` batch item failures, by
-//!   sequence number.
+//!   sequence number (its [`GuardedResponse`](crate::GuardedResponse) impl is
+//!   with the other `streams` responses in [`source`](crate::source)).
 //! * Stamp: opt-in per table
 //!   ([`stamp_dynamodb_table`](crate::LoopGuardInterceptor::stamp_dynamodb_table)),
 //!   the item attribute on `PutItem`, `UpdateItem`, `BatchWriteItem` puts
@@ -16,13 +17,12 @@
 //!   handler remove the attribute, so an old count is never read again.
 
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use lambda_runtime::Context;
 
 use crate::carrier::Carrier;
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming};
-use crate::source::{add_missing, retain_by_index, Batch, GuardedEvent, GuardedResponse};
+use crate::source::{retain_by_index, Batch, GuardedEvent};
 
 pub(crate) mod stamp;
 
@@ -51,26 +51,6 @@ impl GuardedEvent for DynamoDbEvent {
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
         retain_by_index(&mut self.records, remove);
-    }
-}
-
-impl GuardedResponse for DynamoDbEventResponse {
-    fn empty_batch_response() -> Option<Self> {
-        Some(DynamoDbEventResponse::default())
-    }
-
-    fn add_batch_item_failures(&mut self, ids: Vec<String>) {
-        let reported = self
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone());
-        let mut added = Vec::new();
-        add_missing(reported, ids, |id| added.push(id));
-        self.batch_item_failures.extend(added.into_iter().map(|id| {
-            let mut failure = DynamoDbBatchItemFailure::default();
-            failure.item_identifier = Some(id);
-            failure
-        }));
     }
 }
 

@@ -303,6 +303,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_default_interceptor_reads_the_attribute_by_the_layers_rule() {
+        let from_env = |value: &'static str| {
+            LoopGuardInterceptor::from_env_source(&move |var| {
+                Ok((var == crate::config::ENV_DYNAMODB_ATTRIBUTE).then(|| value.to_owned()))
+            })
+            .stamp_dynamodb_table("orders")
+        };
+        let put = || {
+            PutItemInput::builder()
+                .table_name("orders")
+                .item("id", AttributeValue::S("a".into()))
+                .build()
+                .unwrap()
+        };
+        let c = chain(1, None);
+        let item = run_serialization_hook_with(from_env("lg"), put(), Some(c.clone()))
+            .await
+            .item
+            .unwrap();
+        assert!(item.contains_key("lg") && !item.contains_key("loop-guard"));
+        // A value the layer refuses (it does not start) leaves the default here.
+        let item = run_serialization_hook_with(from_env(" lg"), put(), Some(c))
+            .await
+            .item
+            .unwrap();
+        assert!(item.contains_key("loop-guard"));
+    }
+
+    #[tokio::test]
+    async fn an_interceptor_from_the_config_writes_the_configured_attribute() {
+        let config = crate::LoopGuardConfig::builder()
+            .function_identity("f")
+            .dynamodb_attribute("lg")
+            .build()
+            .unwrap();
+        let interceptor = LoopGuardInterceptor::from_config(&config).stamp_dynamodb_table("orders");
+        let c = chain(1, None);
+        let put = PutItemInput::builder()
+            .table_name("orders")
+            .item("id", AttributeValue::S("a".into()))
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor, put, Some(c.clone())).await;
+        let item = out.item.unwrap();
+        assert_eq!(item["lg"], AttributeValue::S(c.lineage().to_string()));
+        assert!(!item.contains_key("loop-guard"));
+        assert_eq!(
+            config.dynamodb_attribute().name(),
+            "lg",
+            "the layer reads the same"
+        );
+    }
+
+    #[tokio::test]
     async fn inside_a_chain_updates_get_a_set_action_and_puts_the_attribute() {
         let c = chain(2, None);
         let out = run_serialization_hook_with(

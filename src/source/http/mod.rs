@@ -2,17 +2,25 @@
 //! ALB targets, one unit per request.
 //!
 //! * Read: the `x-loop-guard` header, our field in an `x-amzn-trace-id`
-//!   header, and the [`Context`], **only when HTTP sources are trusted**
-//!   (`LOOP_GUARD_TRUST_HTTP=true`): anyone who can call a public endpoint
-//!   can send any header, so an untrusted request keeps its ids but no count.
+//!   header, and the [`Context`]. The units are [`EventSource::Http`]: the
+//!   layer counts them **only when HTTP sources are trusted**
+//!   (`LOOP_GUARD_TRUST_HTTP=true`), because anyone who can call a public
+//!   endpoint can send any header. A custom source whose units are
+//!   `EventSource::Http` gets the same rule.
 //! * Stamp: [`HttpStampLayer`], a tower layer for any
 //!   `Service<http::Request<B>>` client (hyper, hyper-util).
 
 use aws_lambda_events::event::alb::AlbTargetGroupRequest;
+use aws_lambda_events::event::apigw::{
+    ApiGatewayCustomAuthorizerResponse, ApiGatewayV2CustomAuthorizerIamPolicyResponse,
+    ApiGatewayV2CustomAuthorizerSimpleResponse,
+};
 use aws_lambda_events::event::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
 use http::HeaderMap;
 use lambda_runtime::Context;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::carrier::{Carrier, HttpHeader, TraceField};
 use crate::config::LoopGuardConfig;
@@ -24,11 +32,7 @@ mod stamp;
 
 pub use stamp::{HttpStamp, HttpStampLayer};
 
-fn read_request<'a>(
-    headers: &'a HeaderMap,
-    context: &'a Context,
-    config: &LoopGuardConfig,
-) -> Incoming<'a> {
+fn read_request<'a>(headers: &'a HeaderMap, context: &'a Context) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Http);
     HttpHeader::default().read(headers, &mut incoming);
     for value in headers.get_all(TRACE_ID_HEADER) {
@@ -37,10 +41,6 @@ fn read_request<'a>(
         }
     }
     incoming.read_context(context);
-    if !config.trust_http() && !incoming.lineage().is_empty() {
-        tracing::debug!("lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)");
-        incoming.clear_lineage();
-    }
     incoming
 }
 
@@ -50,10 +50,10 @@ macro_rules! http_event {
             fn read_incoming<'a>(
                 &'a self,
                 context: &'a Context,
-                config: &LoopGuardConfig,
+                _config: &LoopGuardConfig,
                 out: &mut Vec<Incoming<'a>>,
             ) {
-                out.push(read_request(&self.headers, context, config));
+                out.push(read_request(&self.headers, context));
             }
         }
     )*};
@@ -70,6 +70,16 @@ impl GuardedResponse for aws_lambda_events::event::apigw::ApiGatewayProxyRespons
 impl GuardedResponse for aws_lambda_events::event::apigw::ApiGatewayV2httpResponse {}
 impl GuardedResponse for aws_lambda_events::event::alb::AlbTargetGroupResponse {}
 impl GuardedResponse for aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlResponse {}
+impl<T: Serialize + DeserializeOwned> GuardedResponse for ApiGatewayCustomAuthorizerResponse<T> {}
+impl<T: Serialize + DeserializeOwned> GuardedResponse
+    for ApiGatewayV2CustomAuthorizerSimpleResponse<T>
+{
+}
+impl<T: Serialize + DeserializeOwned> GuardedResponse
+    for ApiGatewayV2CustomAuthorizerIamPolicyResponse<T>
+{
+}
+impl<B> GuardedResponse for http::Response<B> {}
 
 #[cfg(test)]
 mod tests {
@@ -95,16 +105,8 @@ mod tests {
         let mut url = LambdaFunctionUrlRequest::default();
         url.headers = headers;
         fn check<E: GuardedEvent>(event: &E, ctx: &Context) {
-            let trusted = LoopGuardConfig::builder()
-                .function_identity("test")
-                .trust_http(true)
-                .build()
-                .unwrap();
             let mut out = Vec::new();
             event.read_incoming(ctx, &crate::config::test_config(), &mut out);
-            assert!(out[0].lineage().is_empty(), "untrusted by default");
-            let mut out = Vec::new();
-            event.read_incoming(ctx, &trusted, &mut out);
             assert_eq!(out.len(), 1);
             assert_eq!(out[0].source(), EventSource::Http);
             assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 3);

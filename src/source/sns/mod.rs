@@ -109,6 +109,6 @@ pub(crate) mod tests {
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 3);
         assert_eq!(out[0].chain_root(), Some("1-s-1"));
         assert_eq!(out[0].item_id(), Some("sns-1"));
-        assert!(!event.batch().is_batch());
+        assert!(!event.batch().drops_per_record());
     }
 }

@@ -259,6 +259,37 @@ pub(crate) mod tests {
         assert_eq!(event.records[0].message_id.as_deref(), Some("2"));
     }
 
+    #[test]
+    fn fifo_queues_are_ordered_standard_queues_are_not() {
+        let with_arn = |arn: &str| {
+            let mut m = record("a", None, None);
+            m.event_source_arn = Some(arn.to_owned());
+            let mut event = SqsEvent::default();
+            event.records = vec![m];
+            event
+        };
+        let fifo = with_arn("arn:aws:sqs:us-east-1:123456789012:orders.fifo");
+        assert_eq!(fifo.batch(), Batch::Ordered);
+        let standard = with_arn("arn:aws:sqs:us-east-1:123456789012:orders");
+        assert_eq!(standard.batch(), Batch::Unordered);
+        assert_eq!(SqsEvent::default().batch(), Batch::Unordered);
+    }
+
+    #[test]
+    fn batch_item_failures_keep_the_handlers_own_and_add_each_id_once() {
+        let mut response = SqsBatchResponse::empty_batch_response().unwrap();
+        let mut own = BatchItemFailure::default();
+        own.item_identifier = "b".into();
+        response.batch_item_failures.push(own);
+        response.add_batch_item_failures(vec!["a".into(), "b".into(), "a".into()]);
+        let ids: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(ids, ["b", "a"]);
+    }
+
     proptest::proptest! {
         #[test]
         fn envelope_reader_never_panics(body in "\\PC{0,200}") {
