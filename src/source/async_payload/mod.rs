@@ -104,11 +104,8 @@ where
 /// EventBridge `detail`) is a JSON object that has the key.
 pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     // Cheap pre-check (a SIMD substring search): most payloads never
-    // mention the key, and are passed on without a parse.
-    memchr::memmem::find(body, &QUOTED_KEY)?;
-    // The key may be deeper (a message attribute of a stamped SQS batch):
-    // a scan that keeps nothing decides before a full parse.
-    if !top_level_may_hold_key(body) {
+    // mention the key as the carrier writes it, and are passed on unparsed.
+    if !has_string_valued_key(body) {
         return None;
     }
     let mut payload: Value = serde_json::from_slice(body).ok()?;
@@ -121,22 +118,16 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     Some((serde_json::to_vec(&payload).ok()?, taken))
 }
 
-/// Whether `body` is a JSON object with our key at the top level, or an
-/// EventBridge event (whose `detail` may hold it). Reads without allocating.
-fn top_level_may_hold_key(body: &[u8]) -> bool {
-    use serde::de::IgnoredAny;
-    #[derive(serde::Deserialize)]
-    struct TopLevel {
-        #[serde(rename = "loop-guard")]
-        key: Option<IgnoredAny>,
-        #[serde(rename = "detail-type")]
-        detail_type: Option<IgnoredAny>,
-        source: Option<IgnoredAny>,
-    }
-    match serde_json::from_slice::<TopLevel>(body) {
-        Ok(top) => top.key.is_some() || (top.detail_type.is_some() && top.source.is_some()),
-        Err(_) => false,
-    }
+/// Whether `body` holds our key with a string value (`"loop-guard": "`),
+/// the only shape the carrier writes. The message attributes of a stamped
+/// SQS batch (`"loop-guard": {`) and escaped text inside string values do
+/// not match, so batch events are passed on without a parse.
+fn has_string_valued_key(body: &[u8]) -> bool {
+    memchr::memmem::find_iter(body, &QUOTED_KEY).any(|at| {
+        let rest = body[at + QUOTED_KEY.len()..].trim_ascii_start();
+        rest.strip_prefix(b":")
+            .is_some_and(|value| value.trim_ascii_start().starts_with(b"\""))
+    })
 }
 
 fn is_eventbridge_event(payload: &Value) -> bool {
@@ -205,10 +196,8 @@ mod tests {
         }
         let batch =
             br#"{"Records": [{"messageAttributes": {"loop-guard": {"stringValue": "x"}}}]}"#;
-        assert!(
-            !top_level_may_hold_key(batch),
-            "decided without a full parse"
-        );
+        assert!(!has_string_valued_key(batch), "decided without a parse");
+        assert!(has_string_valued_key(br#"{"loop-guard" : "v1"}"#));
     }
 
     #[test]
