@@ -197,9 +197,9 @@ fn value_of<'a>(segment: &'a str, key: &str) -> Option<&'a str> {
 }
 
 fn is_loop_guard_segment(segment: &str) -> bool {
-    segment
-        .split_once('=')
-        .is_some_and(|(key, _)| key.trim_ascii() == LOOP_GUARD_FIELD)
+    // A prefix test, not a search for `=`: this runs on every segment of
+    // every stamped header.
+    value_of(segment.trim_ascii_start(), LOOP_GUARD_FIELD).is_some()
 }
 
 impl fmt::Debug for TraceHeader<'_> {
