@@ -7,7 +7,8 @@
 //! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` is off |
 //! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
-//! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern |
+//! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
+//! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; never below the largest depth limit) |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
 //! | `LOOP_GUARD_DYNAMODB_ATTRIBUTE` | `loop-guard` | the DynamoDB item attribute the layer reads and the interceptor writes (feature `dynamodb`) |
 //!
@@ -63,6 +64,8 @@ pub const ENV_METRIC_NAMESPACE: &str = "LOOP_GUARD_METRIC_NAMESPACE";
 pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
 /// Environment variable: per-source limits, `<event source ARN>=<n>,...`.
 pub const ENV_SOURCE_MAX_DEPTH: &str = "LOOP_GUARD_SOURCE_MAX_DEPTH";
+/// Environment variable: hops of a whole chain before the next is dropped.
+pub const ENV_MAX_HOPS: &str = "LOOP_GUARD_MAX_HOPS";
 /// Environment variable: whether lineage read from HTTP events (API Gateway, Function URL, ALB)
 /// counts: `true` or `false` (default). Only set it when every caller of the
 /// endpoint is your own code.
@@ -78,6 +81,11 @@ pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const DEFAULT_MAX_DEPTH: u32 = 16;
 /// Largest accepted `max_depth`.
 pub const MAX_MAX_DEPTH: u32 = 10_000;
+/// Default [`max_hops`](LoopGuardConfig::max_hops): 16 functions that each
+/// ran 16 times, the longest chain the per-function counts can follow.
+pub const DEFAULT_MAX_HOPS: u32 = 256;
+/// Largest accepted `max_hops` (hop counts saturate at 65535).
+pub const MAX_MAX_HOPS: u32 = 65_535;
 /// Default metric namespace.
 pub const DEFAULT_METRIC_NAMESPACE: &str = "LoopGuard";
 
@@ -86,6 +94,7 @@ const MAX_DEPTH_EXPECTED: &str = "expected a whole number from 1 to 10000";
 const SOURCE_MAX_DEPTH_EXPECTED: &str =
     "expected <event source ARN>=<1 to 10000>, separated by commas, an ARN without = or spaces";
 const BOOLEAN_EXPECTED: &str = "expected true or false";
+const MAX_HOPS_EXPECTED: &str = "expected a whole number from 1 to 65535";
 
 /// What the guard does with an invocation past the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -135,7 +144,8 @@ impl FromStr for Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopGuardConfig {
     max_depth: u32,
-    source_max_depth: Vec<(String, u32)>,
+    max_hops: u32,
+    source_max_depth: Vec<SourceLimit>,
     mode: Mode,
     metric_namespace: String,
     function_identity: String,
@@ -171,16 +181,39 @@ impl LoopGuardConfig {
     /// `LOOP_GUARD_SOURCE_MAX_DEPTH` / [`LoopGuardConfigBuilder::source_max_depth`]
     /// if it has one, else [`max_depth`](Self::max_depth).
     pub fn max_depth_for(&self, source_arn: Option<&str>) -> u32 {
+        self.limit_for(source_arn).1
+    }
+
+    /// The id runs are counted under, and their limit, for units from
+    /// `source_arn`. A source with a limit of its own has an id of its own
+    /// (the identity and the ARN hashed together): runs triggered through it
+    /// count against its limit only, and never against the default one.
+    pub fn limit_for(&self, source_arn: Option<&str>) -> (FunctionId, u32) {
         source_arn
-            .and_then(|arn| self.source_max_depth.iter().find(|(a, _)| a == arn))
-            .map_or(self.max_depth, |&(_, n)| n)
+            .and_then(|arn| self.source_max_depth.iter().find(|l| l.arn == arn))
+            .map_or((self.function_id, self.max_depth), |l| {
+                (l.function_id, l.max_depth)
+            })
     }
 
     /// The per-source limits, in the order given.
     pub fn source_max_depths(&self) -> impl Iterator<Item = (&str, u32)> {
         self.source_max_depth
             .iter()
-            .map(|(arn, n)| (arn.as_str(), *n))
+            .map(|l| (l.arn.as_str(), l.max_depth))
+    }
+
+    /// Hops of a whole chain (any functions) that are allowed; hop
+    /// `max_hops + 1` is dropped. Never below the largest depth limit, so it
+    /// only stops what the per-function counts cannot see.
+    pub fn max_hops(&self) -> u32 {
+        self.max_hops
+    }
+
+    /// Whether this function counts its own runs: false only in `allow` mode
+    /// without any identity (nothing to hash), where lineages pass through.
+    pub fn counts_runs(&self) -> bool {
+        !self.function_identity.is_empty()
     }
 
     /// The configured [`Mode`].
@@ -227,6 +260,7 @@ impl LoopGuardConfig {
 #[must_use]
 pub struct LoopGuardConfigBuilder {
     max_depth: Option<u32>,
+    max_hops: Option<u32>,
     source_max_depth: Vec<(String, u32)>,
     mode: Option<Mode>,
     metric_namespace: Option<String>,
@@ -249,6 +283,14 @@ impl LoopGuardConfigBuilder {
     /// Runs of this function per chain that are allowed (1 to 10000).
     pub fn max_depth(mut self, max_depth: u32) -> Self {
         self.max_depth = Some(max_depth);
+        self
+    }
+
+    /// Hops of a whole chain that are allowed (1 to 65535, default 256):
+    /// the backstop for cycles through more than 16 functions. Raised to
+    /// the largest depth limit when below it.
+    pub fn max_hops(mut self, max_hops: u32) -> Self {
+        self.max_hops = Some(max_hops);
         self
     }
 
@@ -323,6 +365,12 @@ impl LoopGuardConfigBuilder {
             ENV_MAX_DEPTH,
             |raw| env::whole_number(raw, 1..=MAX_MAX_DEPTH),
             MAX_DEPTH_EXPECTED,
+        )?;
+        let env_max_hops = env::parse(
+            env,
+            ENV_MAX_HOPS,
+            |raw| env::whole_number(raw, 1..=MAX_MAX_HOPS),
+            MAX_HOPS_EXPECTED,
         )?;
         let env_source_max_depth = env::parse(
             env,
@@ -406,12 +454,35 @@ impl LoopGuardConfigBuilder {
             )?),
             None => env_dynamodb_attribute.unwrap_or_default(),
         };
+        let max_hops = match self.max_hops {
+            Some(n) => env::check(
+                "max_hops",
+                &n.to_string(),
+                (1..=MAX_MAX_HOPS).contains(&n).then_some(n),
+                MAX_HOPS_EXPECTED,
+            )?,
+            None => env_max_hops.unwrap_or(DEFAULT_MAX_HOPS),
+        };
+        let largest_depth = source_max_depth
+            .iter()
+            .map(|(_, n)| *n)
+            .fold(max_depth, u32::max);
+        let function_id = FunctionId::from_identity(&function_identity);
+        let source_max_depth = source_max_depth
+            .into_iter()
+            .map(|(arn, max_depth)| SourceLimit {
+                function_id: source_function_id(&function_identity, &arn),
+                arn,
+                max_depth,
+            })
+            .collect();
         Ok(LoopGuardConfig {
             max_depth,
+            max_hops: max_hops.max(largest_depth),
             source_max_depth,
             mode,
             metric_namespace,
-            function_id: FunctionId::from_identity(&function_identity),
+            function_id,
             function_identity,
             function_name,
             trust_http,
@@ -434,6 +505,20 @@ pub(crate) fn dynamodb_attribute_from(
         env::NAME_EXPECTED,
     )?;
     Ok(name.map(crate::carrier::ItemAttribute::new))
+}
+
+/// A per-source limit and the id its runs count under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SourceLimit {
+    arn: String,
+    max_depth: u32,
+    function_id: FunctionId,
+}
+
+/// The id of `identity` for runs triggered through `source_arn` (a source
+/// with a limit of its own): both hashed, with a separator neither holds.
+fn source_function_id(identity: &str, source_arn: &str) -> FunctionId {
+    FunctionId::from_identity(&format!("{identity}\n{source_arn}"))
 }
 
 /// `arn=n,arn=n`; spaces around entries are ignored, a later entry for the

@@ -10,8 +10,36 @@ use crate::incoming::EventSource;
 /// AWS uses for its own recursive loop detection.
 pub const RECURSIVE_INVOCATION_ERROR_TYPE: &str = "RecursiveInvocationException";
 
+/// Which limit a dropped unit was over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// This function's runs in the chain (`LOOP_GUARD_MAX_DEPTH`, or the
+    /// source's own limit).
+    Depth,
+    /// The whole chain's hops, any functions (`LOOP_GUARD_MAX_HOPS`): a
+    /// cycle through more functions than a lineage tracks.
+    Hops,
+}
+
+impl Limit {
+    /// `depth` or `hops` (the metric's `Reason`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Limit::Depth => "depth",
+            Limit::Hops => "hops",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// An invocation was dropped because its chain has run this function more
-/// than `max_depth` times.
+/// than `max_depth` times, or made more than `max_hops` hops.
 ///
 /// Only the guard creates it. Lambda records a failed invocation: SQS
 /// retries the message until `maxReceiveCount` and then moves it to the
@@ -20,17 +48,37 @@ pub const RECURSIVE_INVOCATION_ERROR_TYPE: &str = "RecursiveInvocationException"
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecursiveInvocationError {
     pub(crate) function_name: String,
+    pub(crate) limit: Limit,
     pub(crate) depth: u32,
     pub(crate) max_depth: u32,
+    pub(crate) hops: u32,
+    pub(crate) max_hops: u32,
     pub(crate) source: EventSource,
     pub(crate) source_arn: Option<String>,
     pub(crate) chain_root: Option<String>,
 }
 
 impl RecursiveInvocationError {
-    /// The run number that was refused (always `max_depth + 1` or more).
+    /// Which limit was passed.
+    pub fn limit(&self) -> Limit {
+        self.limit
+    }
+
+    /// The run number of this function that was refused (`max_depth + 1`
+    /// or more when the limit is [`Limit::Depth`]).
     pub fn depth(&self) -> u32 {
         self.depth
+    }
+
+    /// The hop of the chain that was refused (`max_hops + 1` or more when
+    /// the limit is [`Limit::Hops`]).
+    pub fn hops(&self) -> u32 {
+        self.hops
+    }
+
+    /// The configured hop limit.
+    pub fn max_hops(&self) -> u32 {
+        self.max_hops
     }
 
     /// The configured limit.
@@ -56,16 +104,23 @@ impl RecursiveInvocationError {
 
 impl fmt::Display for RecursiveInvocationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let root = self.chain_root.as_deref().unwrap_or("unknown");
+        if self.limit == Limit::Hops {
+            return write!(
+                f,
+                "loop guard stopped a recursive loop: function {:?} was invoked for hop {} of \
+                 one chain (source: {}, chain root: {}), over the limit of {} hops per chain \
+                 through any functions; its handler was not called. If this chain is intended, \
+                 raise LOOP_GUARD_MAX_HOPS, or set LOOP_GUARD_MODE=observe to only log it",
+                self.function_name, self.hops, self.source, root, self.max_hops,
+            );
+        }
         write!(
             f,
             "loop guard stopped a recursive loop: function {:?} was invoked for run {} of one \
              chain (source: {}, chain root: {}), over the limit of {} runs per chain; its \
              handler was not called. If this recursion is intended, raise LOOP_GUARD_MAX_DEPTH",
-            self.function_name,
-            self.depth,
-            self.source,
-            self.chain_root.as_deref().unwrap_or("unknown"),
-            self.max_depth,
+            self.function_name, self.depth, self.source, root, self.max_depth,
         )?;
         if let Some(arn) = &self.source_arn {
             write!(
@@ -74,8 +129,8 @@ impl fmt::Display for RecursiveInvocationError {
             )?;
         }
         f.write_str(
-            ", or set LOOP_GUARD_MODE=observe to only log it or LOOP_GUARD_MODE=allow to turn \
-             the guard off",
+            ", or set LOOP_GUARD_MODE=observe to only log it or LOOP_GUARD_MODE=allow to stop \
+             dropping (the chain is still counted and passed on)",
         )
     }
 }
@@ -156,8 +211,11 @@ mod tests {
     fn dropped() -> RecursiveInvocationError {
         RecursiveInvocationError {
             function_name: "orders".into(),
+            limit: Limit::Depth,
             depth: 17,
             max_depth: 16,
+            hops: 17,
+            max_hops: 256,
             source: EventSource::Sqs,
             source_arn: None,
             chain_root: Some("1-5759e988-bd862e3fe1be46a994272793".into()),

@@ -154,13 +154,25 @@ impl Lineage {
     /// The lineage after one more run of `function`: its count and the hop
     /// count each go up by one (saturating).
     ///
-    /// If the lineage is full and `function` is new, the entry with the
-    /// smallest count makes room (a function that ran least is the least
-    /// likely part of a loop).
+    /// The running function is always recorded: if the lineage is full and
+    /// `function` is new, the other entry with the smallest count makes room
+    /// (a function that ran least is the least likely part of a loop), so no
+    /// lineage, forged or merely long, can keep a function from counting.
     #[must_use]
     pub fn record_run(mut self, function: FunctionId) -> Self {
         let next = self.count(function).saturating_add(1);
+        if self.len() == MAX_ENTRIES && self.position(function).is_err() {
+            self.evict_smallest();
+        }
         self.set_at_least(function, next);
+        self.hops = self.hops.saturating_add(1);
+        self
+    }
+
+    /// The lineage one hop further, with no function's run recorded (a hop
+    /// through a function that does not count itself).
+    #[must_use]
+    pub fn add_hop(mut self) -> Self {
         self.hops = self.hops.saturating_add(1);
         self
     }
@@ -262,16 +274,27 @@ impl Lineage {
             Ok(i) => self.counts[i] = self.counts[i].max(count),
             Err(at) if self.len() < MAX_ENTRIES => self.insert(at, function, count),
             Err(_) => {
-                let min_at = (0..self.len())
-                    .min_by_key(|&i| self.counts[i])
-                    .unwrap_or_default();
-                if count > self.counts[min_at] {
-                    self.remove(min_at);
+                if count > self.counts[self.smallest()] {
+                    self.evict_smallest();
                     if let Err(at) = self.position(function) {
                         self.insert(at, function, count);
                     }
                 }
             }
+        }
+    }
+
+    /// Index of the first entry with the smallest count (the lineage is not
+    /// empty).
+    fn smallest(&self) -> usize {
+        (0..self.len())
+            .min_by_key(|&i| self.counts[i])
+            .unwrap_or_default()
+    }
+
+    fn evict_smallest(&mut self) {
+        if !self.is_empty() {
+            self.remove(self.smallest());
         }
     }
 
@@ -528,17 +551,48 @@ mod tests {
             l = l.record_run(id(n)).record_run(id(n));
         }
         l = l.record_run(id(3)); // id 3 now has 3, everyone else 2
-        let l = l.record_run(id(100)); // new with count 1 < min 2: not tracked
-        assert_eq!(l.len(), MAX_ENTRIES);
-        assert_eq!(l.count(id(100)), 0);
+        let ran = l.record_run(id(100)); // the running function is always recorded
+        assert_eq!(ran.len(), MAX_ENTRIES);
+        assert_eq!(ran.count(id(100)), 1);
+        assert_eq!(ran.count(id(0)), 0, "first of the smallest made room");
+        assert_eq!(ran.count(id(3)), 3);
         let mut other = Lineage::new();
-        other.merge(&"v1.1.00000064-5".parse().unwrap());
-        let mut merged = l;
+        other.merge(&"v1.1.00000065-5".parse().unwrap());
+        let mut merged = ran;
         merged.merge(&other);
         assert_eq!(merged.len(), MAX_ENTRIES);
-        assert_eq!(merged.count(id(100)), 5);
-        assert_eq!(merged.count(id(0)), 0, "first of the smallest was evicted");
+        assert_eq!(
+            merged.count(id(101)),
+            5,
+            "a merged count above the smallest gets in"
+        );
         assert_eq!(merged.count(id(3)), 3);
+        let mut low = Lineage::new();
+        low.merge(&"v1.1.00000066-1".parse().unwrap());
+        let mut kept = merged;
+        kept.merge(&low);
+        assert_eq!(
+            kept, merged,
+            "a merged count at or below the smallest does not"
+        );
+    }
+
+    #[test]
+    fn a_forged_full_lineage_cannot_stop_a_self_loop_from_counting() {
+        // Sixteen made-up functions with the largest counts.
+        let mut forged = Lineage::new();
+        for n in 1000..1000 + MAX_ENTRIES as u32 {
+            forged.merge(&format!("v1.1.{:08x}-65535", n).parse().unwrap());
+        }
+        assert_eq!(forged.len(), MAX_ENTRIES);
+        let me = id(7);
+        let mut lap = forged;
+        for expected in 1..=20u16 {
+            lap = lap.record_run(me);
+            assert_eq!(lap.count(me), expected, "lap {expected}");
+            // Each hop goes out encoded and comes back decoded.
+            lap = lap.to_string().parse().unwrap();
+        }
     }
 
     #[test]
@@ -651,11 +705,15 @@ mod tests {
         }
 
         #[test]
-        fn record_run_always_tracks_the_runner_when_not_full(l in arb_lineage(), f in any::<u32>()) {
+        fn record_run_always_tracks_the_runner(l in arb_lineage(), f in any::<u32>()) {
             let next = l.record_run(id(f));
-            if l.len() < MAX_ENTRIES || l.count(id(f)) > 0 {
-                prop_assert_eq!(next.count(id(f)), l.count(id(f)).saturating_add(1));
-            }
+            prop_assert_eq!(next.count(id(f)), l.count(id(f)).saturating_add(1));
+            prop_assert_eq!(next.hops(), l.hops().saturating_add(1));
+            prop_assert!(next.len() <= MAX_ENTRIES);
+            // Every other entry keeps its count, or was the one evicted.
+            let dropped = l.entries().filter(|&(i, c)| i != id(f) && next.count(i) != c).count();
+            prop_assert!(dropped <= 1);
+            prop_assert_eq!(Lineage::decode(&next.encode()).unwrap(), next);
         }
     }
 }

@@ -8,7 +8,8 @@
 //! so dashboards can tell would-be drops from real ones.
 //!
 //! Properties on every line (searchable in CloudWatch Logs Insights):
-//! `ChainRoot`, `Source`, `Depth`, `MaxDepth`, `RequestId`, `MessageId`, `Mode`.
+//! `ChainRoot`, `Source`, `Reason` (`depth` or `hops`), `Depth`, `MaxDepth`,
+//! `Hops`, `MaxHops`, `RequestId`, `MessageId`, `Mode`.
 //!
 //! The writer is a [`MetricSink`]: [`StdoutSink`] by default, `()` to turn the
 //! lines off, or any `Fn(&str)` (tests capture lines this way).
@@ -19,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 
 use crate::config::Mode;
+use crate::error::Limit;
 use crate::incoming::EventSource;
 
 /// Metric name for a dropped invocation.
@@ -133,8 +135,11 @@ pub(crate) struct DropRecord<'a> {
     pub(crate) function_name: &'a str,
     pub(crate) mode: Mode,
     pub(crate) source: EventSource,
+    pub(crate) limit: Limit,
     pub(crate) depth: u32,
     pub(crate) max_depth: u32,
+    pub(crate) hops: u32,
+    pub(crate) max_hops: u32,
     pub(crate) chain_root: Option<&'a str>,
     pub(crate) request_id: &'a str,
     pub(crate) message_id: Option<&'a str>,
@@ -157,8 +162,11 @@ impl DropRecord<'_> {
             timestamp,
         )
         .property("Source", self.source.as_str())
+        .property("Reason", self.limit.as_str())
         .property("Depth", self.depth)
         .property("MaxDepth", self.max_depth)
+        .property("Hops", self.hops)
+        .property("MaxHops", self.max_hops)
         .property("Mode", self.mode.as_str())
         .property("RequestId", self.request_id)
         .property_if("ChainRoot", self.chain_root)
@@ -177,8 +185,11 @@ mod tests {
             function_name: "orders",
             mode,
             source: EventSource::Sqs,
+            limit: Limit::Depth,
             depth: 17,
             max_depth: 16,
+            hops: 17,
+            max_hops: 256,
             chain_root: Some("1-5759e988-bd862e3fe1be46a994272793"),
             request_id: "req-1",
             message_id: Some("m-1"),
@@ -202,6 +213,8 @@ mod tests {
         assert_eq!(v["ChainRoot"], "1-5759e988-bd862e3fe1be46a994272793");
         assert_eq!(v["Source"], "sqs");
         assert_eq!(v["Depth"], 17);
+        assert_eq!(v["Reason"], "depth");
+        assert_eq!(v["MaxHops"], 256);
         assert_eq!(v["RequestId"], "req-1");
         assert_eq!(v["MessageId"], "m-1");
     }

@@ -29,7 +29,12 @@ fn me() -> FunctionId {
 
 /// A lineage in which this function already ran `n` times.
 fn ran(n: u16) -> Lineage {
-    (0..n).fold(Lineage::new(), |l, _| l.record_run(me()))
+    ran_as(me(), n)
+}
+
+/// A lineage in which `id` already ran `n` times.
+fn ran_as(id: FunctionId, n: u16) -> Lineage {
+    (0..n).fold(Lineage::new(), |l, _| l.record_run(id))
 }
 
 #[derive(Clone, Default)]
@@ -453,11 +458,15 @@ async fn a_source_with_its_own_limit_runs_deeper_while_others_keep_the_default()
         .source_max_depth(REQUEUE, 40)
         .build()
         .unwrap();
+    // Runs triggered through the requeue queue count under an id of their own.
+    let requeue_id = config.limit_for(Some(REQUEUE)).0;
+    assert_ne!(requeue_id, me());
     let svc = LoopGuardLayer::new(config)
         .metric_sink(lines.sink())
         .layer(recording_batch_handler(&seen));
     let from = |id: &str, arn: &str, runs: u16| {
-        let mut r = sqs_record(id, Some(ran(runs)));
+        let runner = if arn == REQUEUE { requeue_id } else { me() };
+        let mut r = sqs_record(id, Some(ran_as(runner, runs)));
         r.event_source_arn = Some(arn.into());
         r
     };
@@ -524,23 +533,69 @@ async fn observe_mode_runs_the_handler_and_counts_under_its_own_name() {
 }
 
 #[tokio::test]
-async fn allow_mode_passes_through_untouched() {
+async fn a_requeued_job_does_not_use_up_the_default_limit() {
+    // A job requeued 50 times on its own queue (limit 200), then a normal
+    // message from it to the same function's default queue (limit 16).
+    const REQUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:job-requeue";
+    const DEFAULT: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
+    let lines = Lines::default();
+    let config = LoopGuardConfig::builder()
+        .function_identity(ME)
+        .source_max_depth(REQUEUE, 200)
+        .build()
+        .unwrap();
+    let svc = LoopGuardLayer::new(config)
+        .metric_sink(lines.sink())
+        .layer(service_fn(|e: LambdaEvent<SqsEvent>| async move {
+            let _ = e;
+            Ok::<_, lambda_runtime::Error>(RanUnder(*Chain::current().unwrap().lineage()))
+        }));
+    let mut lineage = Lineage::new();
+    for lap in 0..50 {
+        let mut r = sqs_record(&format!("lap-{lap}"), Some(lineage));
+        r.event_source_arn = Some(REQUEUE.into());
+        let RanUnder(out) = svc
+            .clone()
+            .oneshot(LambdaEvent::new(sqs_event(vec![r]), context_with(None)))
+            .await
+            .unwrap();
+        lineage = out;
+    }
+    let mut normal = sqs_record("normal", Some(lineage));
+    normal.event_source_arn = Some(DEFAULT.into());
+    let RanUnder(out) = svc
+        .oneshot(LambdaEvent::new(
+            sqs_event(vec![normal]),
+            context_with(None),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(out.count(me()), 1, "its first run on the default queue");
+    assert!(lines.json().is_empty(), "nothing dropped");
+}
+
+#[tokio::test]
+async fn allow_mode_counts_and_passes_the_chain_on_but_never_drops() {
     let lines = Lines::default();
     let svc =
         layer(Mode::Allow, 1, &lines).layer(service_fn(|e: LambdaEvent<SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>((e.payload.records.len(), Chain::current().is_none()))
+            Ok::<_, lambda_runtime::Error>((
+                e.payload.records.len(),
+                Chain::current().map(|c| *c.lineage()),
+            ))
         }));
     let event = sqs_event(vec![
         sqs_record("a", Some(ran(50))),
         sqs_record("b", Some(ran(50))),
     ]);
-    let (len, no_chain) = svc
+    let (len, chain) = svc
         .oneshot(LambdaEvent::new(event, context_with(Some(ran(99)))))
         .await
         .unwrap();
-    assert_eq!(len, 2);
-    assert!(no_chain);
-    assert!(lines.json().is_empty());
+    assert_eq!(len, 2, "nothing dropped");
+    let chain = chain.expect("the chain is passed on");
+    assert_eq!(chain.count(me()), 51, "this run is recorded");
+    assert!(lines.json().is_empty(), "no drop metric");
 }
 
 #[tokio::test]
@@ -701,8 +756,11 @@ mod dynamodb_streams {
             .oneshot(LambdaEvent::new(e, context_with(None)))
             .await
             .unwrap();
-        assert_eq!(failures(&response), vec!["200"]);
-        assert_eq!(*handled.lock().unwrap(), vec!["e-100", "e-300"]);
+        // A stream is ordered: the batch is cut at the first looping record,
+        // which and every later one are reported (the shard resumes there),
+        // so record 300 runs once, after 200, and never twice.
+        assert_eq!(failures(&response), vec!["200", "300"]);
+        assert_eq!(*handled.lock().unwrap(), vec!["e-100"]);
         let drops = lines.json();
         assert_eq!(drops.len(), 1);
         assert_eq!(drops[0]["Source"], "dynamodb");
@@ -757,5 +815,242 @@ mod dynamodb_streams {
             .await
             .unwrap();
         assert_eq!(failures(&response), vec!["9"]);
+    }
+}
+
+mod count_correctness {
+    //! The count cannot be escaped or misread: ordered batches, missing
+    //! ids, the hop backstop, and the chain during `call`.
+    use super::*;
+
+    const FIFO: &str = "arn:aws:sqs:us-east-1:123456789012:orders.fifo";
+
+    fn fifo_record(id: &str, lineage: Option<Lineage>) -> SqsMessage {
+        let mut r = sqs_record(id, lineage);
+        r.event_source_arn = Some(FIFO.into());
+        r
+    }
+
+    #[tokio::test]
+    async fn a_fifo_batch_is_cut_at_its_first_looping_record() {
+        let lines = Lines::default();
+        let seen: Seen = Default::default();
+        let svc = layer(Mode::Terminate, 3, &lines).layer(recording_batch_handler(&seen));
+        let event = sqs_event(vec![
+            fifo_record("a", Some(ran(1))),
+            fifo_record("b", Some(ran(3))),
+            fifo_record("c", None),
+            fifo_record("d", Some(ran(9))),
+        ]);
+        let resp = svc
+            .oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![vec!["a".to_string()]]);
+        assert_eq!(
+            failure_ids(&resp),
+            vec!["b", "c", "d"],
+            "in order, none runs early"
+        );
+        let drops = lines.json();
+        assert_eq!(drops.len(), 1, "only the first looping record is a drop");
+        assert_eq!(drops[0]["MessageId"], "b");
+    }
+
+    #[tokio::test]
+    async fn a_standard_queue_batch_drops_only_its_looping_records() {
+        let lines = Lines::default();
+        let seen: Seen = Default::default();
+        let svc = layer(Mode::Terminate, 3, &lines).layer(recording_batch_handler(&seen));
+        let event = sqs_event(vec![
+            sqs_record("a", Some(ran(1))),
+            sqs_record("b", Some(ran(3))),
+            sqs_record("c", None),
+        ]);
+        let resp = svc
+            .oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![vec!["a".to_string(), "c".to_string()]]
+        );
+        assert_eq!(failure_ids(&resp), vec!["b"]);
+    }
+
+    #[tokio::test]
+    async fn discarding_in_a_fifo_batch_removes_only_the_looping_record() {
+        let lines = Lines::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let svc = layer(Mode::Terminate, 3, &lines)
+            .batch_drop_policy(BatchDropPolicy::DiscardLoopingRecords)
+            .layer(service_fn({
+                let seen = seen.clone();
+                move |e: LambdaEvent<SqsEvent>| {
+                    let seen = seen.clone();
+                    async move {
+                        seen.lock().unwrap().extend(
+                            e.payload
+                                .records
+                                .iter()
+                                .filter_map(|r| r.message_id.clone()),
+                        );
+                        Ok::<_, lambda_runtime::Error>(())
+                    }
+                }
+            }));
+        let event = sqs_event(vec![
+            fifo_record("a", None),
+            fifo_record("b", Some(ran(3))),
+            fifo_record("c", None),
+        ]);
+        svc.oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec!["a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_looping_record_without_an_id_fails_the_invocation_rather_than_vanish() {
+        let lines = Lines::default();
+        let seen: Seen = Default::default();
+        let svc = layer(Mode::Terminate, 3, &lines).layer(recording_batch_handler(&seen));
+        let mut anonymous = sqs_record("x", Some(ran(5)));
+        anonymous.message_id = None;
+        let event = sqs_event(vec![
+            sqs_record("a", Some(ran(7))),
+            anonymous,
+            sqs_record("b", None),
+        ]);
+        let err = svc
+            .oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap_err();
+        assert!(err.as_dropped().is_some());
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "the batch is retried whole"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_chain_through_many_functions_stops_at_the_hop_backstop() {
+        let lines = Lines::default();
+        let config = LoopGuardConfig::builder()
+            .function_identity(ME)
+            .max_hops(40)
+            .build()
+            .unwrap();
+        assert_eq!(config.max_hops(), 40);
+        let svc = LoopGuardLayer::new(config)
+            .metric_sink(lines.sink())
+            .layer(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+                Ok::<_, lambda_runtime::Error>(())
+            }));
+        // A cycle through 20 other functions, twice: more than a lineage
+        // tracks, each of them (and this one) under its own depth limit.
+        let mut lineage = Lineage::new();
+        for lap in 0..2 {
+            for f in 0..20u32 {
+                lineage = lineage.record_run(FunctionId::from_identity(&format!("f{f}-{lap}")));
+            }
+        }
+        assert_eq!(lineage.hops(), 40);
+        let err = svc
+            .oneshot(LambdaEvent::new(
+                serde_json::json!({}),
+                context_with(Some(lineage)),
+            ))
+            .await
+            .unwrap_err();
+        let dropped = err.as_dropped().unwrap();
+        assert_eq!(dropped.limit(), lambda_loop_guard::error::Limit::Hops);
+        assert_eq!(dropped.hops(), 41);
+        assert!(err.to_string().contains("LOOP_GUARD_MAX_HOPS"), "{err}");
+        let drops = lines.json();
+        assert_eq!(drops[0]["Reason"], "hops");
+        assert_eq!(drops[0]["Hops"], 41);
+        assert_eq!(drops[0]["MaxHops"], 40);
+    }
+
+    #[test]
+    fn the_hop_backstop_is_never_below_a_depth_limit() {
+        let config = LoopGuardConfig::builder()
+            .function_identity(ME)
+            .max_depth(300)
+            .source_max_depth("arn:aws:sqs:us-east-1:1:requeue", 900)
+            .build()
+            .unwrap();
+        assert_eq!(
+            config.max_hops(),
+            900,
+            "default 256 raised to the largest limit"
+        );
+        let err = LoopGuardConfig::builder()
+            .function_identity(ME)
+            .build_from_env_source(|k| (k == "LOOP_GUARD_MAX_HOPS").then(|| "0".to_string()))
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("LOOP_GUARD_MAX_HOPS"));
+    }
+
+    #[tokio::test]
+    async fn a_forged_full_lineage_cannot_keep_a_self_loop_from_stopping() {
+        let lines = Lines::default();
+        let svc = layer(Mode::Terminate, 4, &lines).layer(service_fn(
+            |_: LambdaEvent<serde_json::Value>| async {
+                Ok::<_, lambda_runtime::Error>(RanUnder(*Chain::current().unwrap().lineage()))
+            },
+        ));
+        let mut lineage = Lineage::new();
+        for n in 0..16 {
+            lineage.merge(&ran_as(
+                FunctionId::from_identity(&format!("forged-{n}")),
+                60,
+            ));
+        }
+        let mut runs = 0;
+        loop {
+            let event = LambdaEvent::new(serde_json::json!({}), context_with(Some(lineage)));
+            match svc.clone().oneshot(event).await {
+                Ok(RanUnder(out)) => {
+                    runs += 1;
+                    lineage = out;
+                }
+                Err(err) => {
+                    assert_eq!(err.as_dropped().unwrap().depth(), 5);
+                    break;
+                }
+            }
+            assert!(runs <= 4, "the loop did not stop");
+        }
+        assert_eq!(runs, 4);
+    }
+
+    #[tokio::test]
+    async fn the_chain_is_in_scope_while_the_inner_service_is_called() {
+        #[derive(Clone)]
+        struct SeesChainInCall;
+        impl tower::Service<LambdaEvent<serde_json::Value>> for SeesChainInCall {
+            type Response = bool;
+            type Error = lambda_runtime::Error;
+            type Future = std::future::Ready<Result<bool, lambda_runtime::Error>>;
+            fn poll_ready(
+                &mut self,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, _: LambdaEvent<serde_json::Value>) -> Self::Future {
+                // Work started in `call` itself, before any future is polled.
+                std::future::ready(Ok(Chain::current().is_some()))
+            }
+        }
+        let lines = Lines::default();
+        let seen = layer(Mode::Terminate, 4, &lines)
+            .layer(SeesChainInCall)
+            .oneshot(LambdaEvent::new(serde_json::json!({}), context_with(None)))
+            .await
+            .unwrap();
+        assert!(seen);
     }
 }

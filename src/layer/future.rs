@@ -27,11 +27,6 @@ pin_project! {
             future: Scoped<F>,
             batch_item_failures: Vec<String>,
         },
-        // `allow` mode: untouched.
-        Passthrough {
-            #[pin]
-            future: F,
-        },
         // Decided without the handler.
         Ready {
             result: Option<Result<R, LoopGuardError<E>>>,
@@ -46,12 +41,6 @@ impl<F, R, E> ResponseFuture<F, R, E> {
                 future,
                 batch_item_failures,
             },
-        }
-    }
-
-    pub(super) fn passthrough(future: F) -> Self {
-        ResponseFuture {
-            kind: Kind::Passthrough { future },
         }
     }
 
@@ -86,7 +75,6 @@ where
                 Poll::Ready(Err(e)) => Poll::Ready(Err(LoopGuardError::Handler(e))),
                 Poll::Pending => Poll::Pending,
             },
-            KindProj::Passthrough { future } => future.poll(cx).map_err(LoopGuardError::Handler),
             KindProj::Ready { result } => match result.take() {
                 Some(result) => Poll::Ready(result),
                 // Polled after completion: stay pending rather than panic.

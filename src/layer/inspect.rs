@@ -9,14 +9,15 @@ use lambda_runtime::Context;
 use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
-use crate::error::RecursiveInvocationError;
+use crate::error::{Limit, RecursiveInvocationError};
 use crate::incoming::{EventSource, Incoming};
 use crate::lineage::Lineage;
 use crate::metric::DropRecord;
-use crate::source::GuardedEvent;
+use crate::source::{Batch, GuardedEvent};
 use crate::trace_header::TraceHeader;
 
-/// A unit the guard refuses to run.
+/// A unit the guard refuses to run: a looping one, or (in an ordered batch
+/// whose response reports failures) one after the first looping one.
 #[derive(Debug)]
 pub(super) struct DroppedUnit {
     pub(super) index: usize,
@@ -36,19 +37,41 @@ pub(super) struct Verdict {
     pub(super) error: Option<RecursiveInvocationError>,
 }
 
-/// Reads every unit of `payload`, reports each one past the threshold
-/// (metric + tracing, in both `terminate` and `observe` mode) and decides.
-pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &Context) -> Verdict {
+/// Reads every unit of `payload`, reports each one past a limit (metric +
+/// tracing, in `terminate` and `observe` mode) and decides. In `allow` mode
+/// nothing is reported or dropped, but runs are counted and passed on.
+///
+/// `reports_failures` says whether the handler's response reports batch
+/// item failures: then an ordered batch ([`Batch::Ordered`]) is cut at its
+/// first looping record, which and every later record are reported (so the
+/// source retries from there in order, and nothing runs twice).
+pub(super) fn inspect<T: GuardedEvent>(
+    shared: &Shared,
+    payload: &T,
+    context: &Context,
+    reports_failures: bool,
+) -> Verdict {
     let config = &shared.config;
-    let me = config.function_id();
+    let mode = config.mode();
+    let cut_at_first_drop = reports_failures && payload.batch() == Batch::Ordered;
 
     let mut units: Vec<Incoming<'_>> = Vec::new();
     payload.read_incoming(context, config, &mut units);
 
     let mut merged = Lineage::new();
+    // The id this invocation's runs count under: the units of one
+    // invocation come from one event source.
+    let mut runner = None;
     let mut dropped = Vec::new();
     let mut error = None;
     for (index, unit) in units.iter().enumerate() {
+        if cut_at_first_drop && error.is_some() {
+            dropped.push(DroppedUnit {
+                index,
+                item_id: unit.item_id().map(str::to_owned),
+            });
+            continue;
+        }
         if unit.source() == EventSource::Http && !config.trust_http() {
             if !unit.lineage().is_empty() {
                 tracing::debug!(
@@ -57,9 +80,15 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
             }
             continue;
         }
-        let depth = u32::from(unit.lineage().count(me)) + 1;
-        let max_depth = config.max_depth_for(unit.source_arn());
-        if depth > max_depth {
+        let (me, max_depth) = config.limit_for(unit.source_arn());
+        runner.get_or_insert(me);
+        let over = Over {
+            depth: u32::from(unit.lineage().count(me)) + 1,
+            max_depth,
+            hops: u32::from(unit.lineage().hops()) + 1,
+            max_hops: config.max_hops(),
+        };
+        if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
             // Only a drop needs the root: the context's header is read then.
             let chain_root = unit.chain_root().or_else(|| {
                 context
@@ -68,23 +97,19 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
                     .and_then(|h| TraceHeader::parse(h).ok())
                     .and_then(|h| h.root())
             });
-            report(
-                shared,
-                unit,
-                depth,
-                max_depth,
-                chain_root,
-                &context.request_id,
-            );
-            if config.mode() == Mode::Terminate {
+            report(shared, unit, limit, &over, chain_root, &context.request_id);
+            if mode == Mode::Terminate {
                 dropped.push(DroppedUnit {
                     index,
                     item_id: unit.item_id().map(str::to_owned),
                 });
                 error.get_or_insert_with(|| RecursiveInvocationError {
                     function_name: config.function_name().to_owned(),
-                    depth,
-                    max_depth,
+                    limit,
+                    depth: over.depth,
+                    max_depth: over.max_depth,
+                    hops: over.hops,
+                    max_hops: over.max_hops,
                     source: unit.source(),
                     source_arn: unit.source_arn().map(str::to_owned),
                     chain_root: chain_root.map(str::to_owned),
@@ -95,20 +120,58 @@ pub(super) fn inspect<T: GuardedEvent>(shared: &Shared, payload: &T, context: &C
         merged.merge(unit.lineage());
     }
 
+    if cut_at_first_drop {
+        let looping = error.as_ref().map_or(0, |_| 1);
+        let after = dropped.len().saturating_sub(looping);
+        if after > 0 {
+            tracing::info!(
+                records = after,
+                "ordered batch cut at its first looping record: the later ones are reported \
+                 for retry, in order, not run"
+            );
+        }
+    }
+    let outgoing = match runner {
+        Some(me) if config.counts_runs() => merged.record_run(me),
+        _ if config.counts_runs() => merged.record_run(config.function_id()),
+        // `allow` without an identity: pass the chain on, one hop further.
+        _ => merged.add_hop(),
+    };
     let incoming_trace_header = context.xray_trace_id.as_deref().map(Arc::<str>::from);
     Verdict {
-        chain: Chain::new(merged.record_run(me), incoming_trace_header),
+        chain: Chain::new(outgoing, incoming_trace_header),
         units: units.len(),
         dropped,
         error,
     }
 }
 
+/// Where a unit stands against the limits.
+struct Over {
+    depth: u32,
+    max_depth: u32,
+    hops: u32,
+    max_hops: u32,
+}
+
+impl Over {
+    /// The limit the unit is past, if any (the per-function one first).
+    fn limit(&self) -> Option<Limit> {
+        if self.depth > self.max_depth {
+            Some(Limit::Depth)
+        } else if self.hops > self.max_hops {
+            Some(Limit::Hops)
+        } else {
+            None
+        }
+    }
+}
+
 fn report(
     shared: &Shared,
     unit: &Incoming<'_>,
-    depth: u32,
-    max_depth: u32,
+    limit: Limit,
+    over: &Over,
     chain_root: Option<&str>,
     request_id: &str,
 ) {
@@ -118,8 +181,11 @@ fn report(
         function_name: config.function_name(),
         mode: config.mode(),
         source: unit.source(),
-        depth,
-        max_depth,
+        limit,
+        depth: over.depth,
+        max_depth: over.max_depth,
+        hops: over.hops,
+        max_hops: over.max_hops,
         chain_root,
         request_id,
         message_id: unit.item_id(),
@@ -132,8 +198,11 @@ fn report(
         function = config.function_name(),
         chain_root = chain_root.unwrap_or("unknown"),
         source = %unit.source(),
-        depth,
-        max_depth,
+        reason = %limit,
+        depth = over.depth,
+        max_depth = over.max_depth,
+        hops = over.hops,
+        max_hops = over.max_hops,
         source_arn = unit.source_arn().unwrap_or(""),
         message_id = unit.item_id().unwrap_or(""),
         request_id,

@@ -15,7 +15,6 @@ use super::inspect::inspect;
 use super::layer::LoopGuardLayer;
 use super::service::{decide, Decision};
 use super::shared::Shared;
-use crate::config::Mode;
 use crate::error::LoopGuardError;
 use crate::source::s3::{look_up_metadata, WithMetadata};
 use crate::source::GuardedResponse;
@@ -110,20 +109,17 @@ where
         let shared = self.shared.clone();
         let client = self.client.clone();
         Box::pin(async move {
-            if shared.config.mode() == Mode::Allow {
-                return inner.call(event).await.map_err(LoopGuardError::Handler);
-            }
             let metadata = look_up_metadata(&client, &event.payload).await;
             let view = WithMetadata {
                 event: &event.payload,
                 metadata: &metadata,
             };
-            let verdict = inspect(&shared, &view, &event.context);
+            let verdict = inspect(&shared, &view, &event.context, false);
             match decide::<S3Event, S::Response>(&shared, &mut event.payload, verdict) {
-                Decision::Run { chain, .. } => chain
-                    .scope(inner.call(event))
-                    .await
-                    .map_err(LoopGuardError::Handler),
+                Decision::Run { chain, .. } => {
+                    let future = chain.clone().sync_scope(|| inner.call(event));
+                    chain.scope(future).await.map_err(LoopGuardError::Handler)
+                }
                 Decision::Respond(response) => Ok(response),
                 Decision::Drop(error) => Err(LoopGuardError::Dropped(error)),
             }

@@ -9,9 +9,9 @@ use super::future::ResponseFuture;
 use super::inspect::{inspect, Verdict};
 use super::shared::{BatchDropPolicy, Shared};
 use crate::chain::Chain;
-use crate::config::{LoopGuardConfig, Mode};
+use crate::config::LoopGuardConfig;
 use crate::error::{LoopGuardError, RecursiveInvocationError};
-use crate::source::{GuardedEvent, GuardedResponse};
+use crate::source::{Batch, GuardedEvent, GuardedResponse};
 
 /// Middleware that drops invocations of a chain that has run this function
 /// more than `max_depth` times. See the [module docs](crate::layer); built
@@ -73,13 +73,18 @@ where
     }
 
     fn call(&mut self, mut event: LambdaEvent<T>) -> Self::Future {
-        if self.shared.config.mode() == Mode::Allow {
-            return ResponseFuture::passthrough(self.inner.call(event));
-        }
-        let verdict = inspect(&self.shared, &event.payload, &event.context);
+        let verdict = inspect(
+            &self.shared,
+            &event.payload,
+            &event.context,
+            S::Response::empty_batch_response().is_some(),
+        );
         match decide::<T, S::Response>(&self.shared, &mut event.payload, verdict) {
             Decision::Run { chain, failures } => {
-                ResponseFuture::guarded(chain.scope(self.inner.call(event)), failures)
+                // In scope while `call` runs too: a service may start its
+                // work (and its SDK calls) there, not only in the future.
+                let future = chain.clone().sync_scope(|| self.inner.call(event));
+                ResponseFuture::guarded(chain.scope(future), failures)
             }
             Decision::Respond(response) => ResponseFuture::ready(Ok(response)),
             Decision::Drop(error) => ResponseFuture::ready(Err(LoopGuardError::Dropped(error))),
@@ -120,18 +125,21 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
     if !payload.batch().drops_per_record() {
         return Decision::Drop(error);
     }
-    let ids: Option<Vec<String>> = dropped.iter().map(|d| d.item_id.clone()).collect();
-    let empty_response = R::empty_batch_response();
-    let (failures, discard) = match (&empty_response, ids, shared.batch_policy) {
-        (Some(_), Some(ids), _) => (ids, true),
-        (_, _, BatchDropPolicy::DiscardLoopingRecords) => (Vec::new(), true),
-        _ => (Vec::new(), false),
+    let discard = shared.batch_policy == BatchDropPolicy::DiscardLoopingRecords;
+    // An ordered batch cut at its first drop holds innocent records too:
+    // those are never discarded.
+    let ordered = payload.batch() == Batch::Ordered;
+    let failures: Vec<String> = match R::empty_batch_response() {
+        // Reported one by one; a record without an id cannot be, so it
+        // fails the invocation, unless the policy is to discard it.
+        Some(_) if dropped.iter().all(|d| d.item_id.is_some()) || (discard && !ordered) => {
+            dropped.iter().filter_map(|d| d.item_id.clone()).collect()
+        }
+        None if discard => Vec::new(),
+        _ => return Decision::Drop(error),
     };
-    if !discard {
-        return Decision::Drop(error);
-    }
     if dropped.len() == units && !failures.is_empty() {
-        if let Some(mut response) = empty_response {
+        if let Some(mut response) = R::empty_batch_response() {
             response.add_batch_item_failures(failures);
             return Decision::Respond(response);
         }
