@@ -173,17 +173,21 @@ async fn main() -> ExitCode {
             async move {
                 for record in &event.payload.records {
                     *handler_runs.lock().unwrap() += 1;
-                    // The bug: the function writes to the queue that triggers it.
-                    let next = queue.lock().unwrap().send(format!(
-                        "follow-up of {}",
-                        record.message_id.as_deref().unwrap_or("?")
-                    ));
-                    let lineage = Chain::current().map(|c| c.lineage().to_string());
-                    println!(
-                        "    handler ran for {}, sent {next} carrying {}",
-                        record.message_id.as_deref().unwrap_or("?"),
-                        lineage.as_deref().unwrap_or("nothing (guard off)")
-                    );
+                    // Work for one record carries that record's own chain.
+                    lambda_loop_guard::for_record(record, async {
+                        // The bug: the function writes to the queue that triggers it.
+                        let next = queue.lock().unwrap().send(format!(
+                            "follow-up of {}",
+                            record.message_id.as_deref().unwrap_or("?")
+                        ));
+                        let lineage = Chain::current().map(|c| c.lineage().to_string());
+                        println!(
+                            "    handler ran for {}, sent {next} carrying {}",
+                            record.message_id.as_deref().unwrap_or("?"),
+                            lineage.as_deref().unwrap_or("nothing (guard off)")
+                        );
+                    })
+                    .await;
                 }
                 Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
             }

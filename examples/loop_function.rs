@@ -26,31 +26,37 @@ async fn handler(
     clients: Clients,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Error> {
+    let batch = event.payload.records.len();
     for record in &event.payload.records {
-        let id = record.message_id.as_deref().unwrap_or("-");
-        let lineage = Chain::current()
-            .map(|c| c.lineage().to_string())
-            .unwrap_or_default();
-        println!("loop-guard-e2e run message_id={id} lineage={lineage}");
-        let body = format!("follow-up of {id}");
-        if let Ok(queue_url) = std::env::var("LOOP_SEND_QUEUE_URL") {
-            clients
-                .sqs
-                .send_message()
-                .queue_url(queue_url)
-                .message_body(&body)
-                .send()
-                .await?;
-        }
-        if let Ok(topic_arn) = std::env::var("LOOP_PUBLISH_TOPIC_ARN") {
-            clients
-                .sns
-                .publish()
-                .topic_arn(topic_arn)
-                .message(&body)
-                .send()
-                .await?;
-        }
+        // Work for one record carries that record's own chain.
+        lambda_loop_guard::for_record(record, async {
+            let id = record.message_id.as_deref().unwrap_or("-");
+            let lineage = Chain::current()
+                .map(|c| c.lineage().to_string())
+                .unwrap_or_default();
+            println!("loop-guard-e2e run message_id={id} batch={batch} lineage={lineage}");
+            let body = format!("follow-up of {id}");
+            if let Ok(queue_url) = std::env::var("LOOP_SEND_QUEUE_URL") {
+                clients
+                    .sqs
+                    .send_message()
+                    .queue_url(queue_url)
+                    .message_body(&body)
+                    .send()
+                    .await?;
+            }
+            if let Ok(topic_arn) = std::env::var("LOOP_PUBLISH_TOPIC_ARN") {
+                clients
+                    .sns
+                    .publish()
+                    .topic_arn(topic_arn)
+                    .message(&body)
+                    .send()
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await?;
     }
     Ok(SqsBatchResponse::default())
 }

@@ -42,6 +42,8 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
+use crate::carrier::{Carrier, StampError};
+use crate::config::LoopGuardConfig;
 use crate::lineage::Lineage;
 
 tokio::task_local! {
@@ -53,6 +55,9 @@ tokio::task_local! {
 pub struct Chain {
     lineage: Lineage,
     incoming_trace_header: Option<Arc<str>>,
+    // The guard's configuration, to derive a record's own chain
+    // (`Chain::for_record`); shared, never copied.
+    config: Option<Arc<LoopGuardConfig>>,
 }
 
 impl Chain {
@@ -62,7 +67,35 @@ impl Chain {
         Chain {
             lineage,
             incoming_trace_header,
+            config: None,
         }
+    }
+
+    /// A chain set by the guard, which knows its configuration.
+    pub(crate) fn guarded(
+        lineage: Lineage,
+        incoming_trace_header: Option<Arc<str>>,
+        config: Arc<LoopGuardConfig>,
+    ) -> Self {
+        Chain {
+            lineage,
+            incoming_trace_header,
+            config: Some(config),
+        }
+    }
+
+    /// This chain with another outgoing lineage (the header and the
+    /// configuration are shared).
+    pub(crate) fn with_lineage(&self, lineage: Lineage) -> Self {
+        Chain {
+            lineage,
+            ..self.clone()
+        }
+    }
+
+    /// The configuration of the guard that set this chain, if a guard did.
+    pub(crate) fn config(&self) -> Option<&LoopGuardConfig> {
+        self.config.as_deref()
     }
 
     /// The chain of the running guarded invocation, if any.
@@ -117,6 +150,19 @@ pub fn carry<F: Future>(future: F) -> Scoped<F> {
     Scoped {
         inner: CURRENT.scope(Chain::current(), future),
     }
+}
+
+/// Writes the current [`Chain`]'s lineage on `medium` with `carrier`.
+///
+/// Returns `Ok(false)`, changing nothing, outside a guarded handler.
+pub fn stamp_current<M: ?Sized, C: Carrier<M> + ?Sized>(
+    carrier: &C,
+    medium: &mut M,
+) -> Result<bool, StampError> {
+    Chain::with_current(|chain| match chain {
+        Some(chain) => carrier.write(medium, chain.lineage()).map(|()| true),
+        None => Ok(false),
+    })
 }
 
 pin_project! {
@@ -194,5 +240,19 @@ mod tests {
                 .await,
             Some(Some("Root=1-3".to_string()))
         );
+    }
+    #[tokio::test]
+    async fn stamp_current_writes_only_inside_a_chain() {
+        let carrier = crate::carrier::MapKey::default();
+        let mut map = std::collections::HashMap::new();
+        assert_eq!(stamp_current(&carrier, &mut map), Ok(false));
+        assert!(map.is_empty());
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(7));
+        let chain = Chain::new(lineage, None);
+        let written = chain
+            .scope(async { stamp_current(&carrier, &mut map) })
+            .await;
+        assert_eq!(written, Ok(true));
+        assert_eq!(map[crate::carrier::KEY], lineage.to_string());
     }
 }

@@ -144,7 +144,7 @@ pub use crate::lineage::{FunctionId, Lineage};
 pub use crate::run::run_concurrent;
 pub use crate::run::{run, run_with};
 pub use crate::source::async_payload::AsyncPayloadLayer;
-pub use crate::source::{Batch, GuardedEvent, GuardedResponse};
+pub use crate::source::{for_record, Batch, GuardedEvent, GuardedRecord, GuardedResponse};
 
 /// The user guide's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -243,6 +243,145 @@ async fn sqs_self_loop_stops_at_max_depth_3() {
     assert_eq!(lineage.count(FunctionId::from_identity("looper-3")), 3);
 }
 
+/// A deep message and nine fresh ones, delivered in batches of up to 10 with
+/// a batching window: each record's follow-up continues its own chain, so
+/// every fresh chain gets its full depth and the deep one stops on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_record_of_a_batch_keeps_its_own_chain() {
+    const MAX_DEPTH: u16 = 6;
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let function = "batcher";
+    let me = FunctionId::from_identity(function);
+    let (dlq_url, dlq_arn) = c.queue("batch-dlq", HashMap::new()).await;
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT })
+            .to_string();
+    let (queue_url, queue_arn) = c
+        .queue(
+            "batch-queue",
+            HashMap::from([
+                (QueueAttributeName::RedrivePolicy, redrive),
+                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
+            ]),
+        )
+        .await;
+    let env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+        ("LOOP_SEND_QUEUE_URL".to_string(), queue_url.clone()),
+    ]);
+    deploy(&c, function, "loop_function", env, 30).await;
+
+    // Seed before the mapping exists, so the first batch holds all ten.
+    let deep = (0..4).fold(Lineage::new(), |l, _| l.record_run(me));
+    let mut entries = Vec::new();
+    for n in 0..10 {
+        let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+            .id(format!("seed-{n}"))
+            .message_body(format!("seed {n}"));
+        if n == 0 {
+            entry = entry.message_attributes(
+                "loop-guard",
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(deep.to_string())
+                    .build()
+                    .unwrap(),
+            );
+        }
+        entries.push(entry.build().unwrap());
+    }
+    c.sqs
+        .send_message_batch()
+        .queue_url(&queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .unwrap();
+    let mapping = c
+        .lambda
+        .create_event_source_mapping()
+        .event_source_arn(&queue_arn)
+        .function_name(function)
+        .batch_size(10)
+        .maximum_batching_window_in_seconds(2)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap();
+
+    // Every chain ends with one message in the DLQ.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut dead_letters = Vec::new();
+    while dead_letters.len() < 10 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead_letters.extend(c.drain(&dlq_url).await);
+    }
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(&mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    dead_letters.extend(c.drain(&dlq_url).await);
+
+    let logs = c.log_text(function).await;
+    let runs: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("loop-guard-e2e run"))
+        .collect();
+    let mut by_count = std::collections::BTreeMap::new();
+    let mut largest_batch = 0;
+    for line in &runs {
+        let lineage: Lineage = line
+            .rsplit("lineage=")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        *by_count.entry(lineage.count(me)).or_insert(0) += 1;
+        let batch: usize = line
+            .split("batch=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        largest_batch = largest_batch.max(batch);
+    }
+    let drops = logs
+        .lines()
+        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["RecursiveInvocationsDropped"] == 1)
+        .inspect(|v| assert_eq!(v["Depth"], u64::from(MAX_DEPTH) + 1))
+        .count();
+    let left_in_queue = c.drain(&queue_url).await.len();
+    eprintln!("largest batch delivered by ministack: {largest_batch}");
+    // Runs 1-4 of the nine fresh chains, runs 5-6 of all ten.
+    assert_eq!(
+        by_count,
+        std::collections::BTreeMap::from([(1, 9), (2, 9), (3, 9), (4, 9), (5, 10), (6, 10)]),
+        "runs by count; logs:\n{}",
+        &logs[logs.len().saturating_sub(4000)..]
+    );
+    assert_eq!(runs.len(), 56);
+    // Every message accounted for: 10 seeds + 56 follow-ups = 56 runs that
+    // consumed a message + 10 in the DLQ; each of those was dropped on each
+    // of its deliveries.
+    assert_eq!(dead_letters.len(), 10);
+    assert_eq!(left_in_queue, 0);
+    assert_eq!(drops, 10 * MAX_RECEIVE_COUNT as usize);
+    assert!(
+        largest_batch > 1,
+        "ministack delivered no batch of more than one record"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_self_loop_stops_at_max_depth_5() {
     let outcome = run_loop(Topology::SqsSelfLoop, 5).await;

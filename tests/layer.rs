@@ -1053,4 +1053,80 @@ mod count_correctness {
             .unwrap();
         assert!(seen);
     }
+
+    #[tokio::test]
+    async fn each_record_of_a_batch_keeps_its_own_chain() {
+        // One message that already ran 4 times, batched with nine fresh
+        // ones, max depth 6: every message the handler sends continues its
+        // own record's chain, so each fresh chain gets its full 6 runs.
+        type Outbox = Arc<Mutex<Vec<(String, Lineage)>>>;
+        let outbox: Outbox = Default::default();
+        let runs: Arc<Mutex<HashMap<String, u32>>> = Default::default();
+        let lines = Lines::default();
+        let svc = layer(Mode::Terminate, 6, &lines).layer(service_fn({
+            let (outbox, runs) = (outbox.clone(), runs.clone());
+            move |e: LambdaEvent<SqsEvent>| {
+                let (outbox, runs) = (outbox.clone(), runs.clone());
+                async move {
+                    for record in &e.payload.records {
+                        let chain_name = record.body.clone().unwrap();
+                        *runs.lock().unwrap().entry(chain_name.clone()).or_default() += 1;
+                        lambda_loop_guard::for_record(record, async {
+                            // "Send" one follow-up: what the interceptor would stamp.
+                            let lineage = *Chain::current().unwrap().lineage();
+                            outbox.lock().unwrap().push((chain_name, lineage));
+                        })
+                        .await;
+                    }
+                    Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+                }
+            }
+        }));
+        let mut queue: std::collections::VecDeque<(String, Lineage)> =
+            std::iter::once(("deep".to_string(), ran(4)))
+                .chain((0..9).map(|n| (format!("fresh-{n}"), Lineage::new())))
+                .collect();
+        let (mut dropped, mut invocations) = (Vec::new(), 0);
+        while !queue.is_empty() {
+            let batch: Vec<_> = (0..10).filter_map(|_| queue.pop_front()).collect();
+            let records = batch
+                .iter()
+                .enumerate()
+                .map(|(i, (name, lineage))| {
+                    let mut r = sqs_record(&format!("{invocations}-{i}"), Some(*lineage));
+                    r.body = Some(name.clone());
+                    r
+                })
+                .collect();
+            let resp = svc
+                .clone()
+                .oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
+                .await
+                .unwrap();
+            for failure in &resp.batch_item_failures {
+                let (_, i) = failure.item_identifier.split_once('-').unwrap();
+                dropped.push(batch[i.parse::<usize>().unwrap()].0.clone());
+            }
+            queue.extend(outbox.lock().unwrap().drain(..));
+            invocations += 1;
+            assert!(invocations < 100, "the loops did not stop");
+        }
+        let runs = runs.lock().unwrap();
+        assert_eq!(runs["deep"], 2, "runs 5 and 6 of the deep chain");
+        for n in 0..9 {
+            assert_eq!(
+                runs[&format!("fresh-{n}")],
+                6,
+                "fresh-{n} gets its full depth"
+            );
+        }
+        assert_eq!(runs.values().sum::<u32>(), 56);
+        dropped.sort();
+        assert_eq!(
+            dropped.len(),
+            10,
+            "one drop per chain, at run 7: {dropped:?}"
+        );
+        assert_eq!(lines.json().len(), 10);
+    }
 }

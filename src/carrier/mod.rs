@@ -50,7 +50,7 @@
 //! }
 //!
 //! // The producer side stamps (inside a guarded handler, use
-//! // `lambda_loop_guard::carrier::stamp_current`)...
+//! // `lambda_loop_guard::chain::stamp_current`)...
 //! let me = FunctionId::from_identity("orders");
 //! let mut headers = Headers(vec![]);
 //! KafkaHeader.write(&mut headers, &Lineage::new().record_run(me)).unwrap();
@@ -65,7 +65,6 @@
 use std::error::Error;
 use std::fmt;
 
-use crate::chain::Chain;
 use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
@@ -123,19 +122,6 @@ pub trait Carrier<M: ?Sized> {
 
     /// Writes `lineage` on `medium`.
     fn write(&self, medium: &mut M, lineage: &Lineage) -> Result<(), StampError>;
-}
-
-/// Writes the current [`Chain`]'s lineage on `medium` with `carrier`.
-///
-/// Returns `Ok(false)`, changing nothing, outside a guarded handler.
-pub fn stamp_current<M: ?Sized, C: Carrier<M> + ?Sized>(
-    carrier: &C,
-    medium: &mut M,
-) -> Result<bool, StampError> {
-    Chain::with_current(|chain| match chain {
-        Some(chain) => carrier.write(medium, chain.lineage()).map(|()| true),
-        None => Ok(false),
-    })
 }
 
 /// Why a [`Carrier`] could not write the lineage. The request goes out
@@ -198,8 +184,6 @@ pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lineage::FunctionId;
-
     use crate::incoming::EventSource;
     use std::collections::HashMap;
 
@@ -257,20 +241,5 @@ mod tests {
                 proptest::prop_assert_eq!(read_with(&HttpHeader::default(), &headers), want);
             }
         }
-    }
-
-    #[tokio::test]
-    async fn stamp_current_writes_only_inside_a_chain() {
-        let carrier = MapKey::new(KEY);
-        let mut map = std::collections::HashMap::new();
-        assert_eq!(stamp_current(&carrier, &mut map), Ok(false));
-        assert!(map.is_empty());
-        let lineage = Lineage::new().record_run(FunctionId::from_u32(7));
-        let chain = Chain::new(lineage, None);
-        let written = chain
-            .scope(async { stamp_current(&carrier, &mut map) })
-            .await;
-        assert_eq!(written, Ok(true));
-        assert_eq!(map[KEY], lineage.to_string());
     }
 }

@@ -139,7 +139,7 @@ pub(super) fn inspect<T: GuardedEvent>(
     };
     let incoming_trace_header = context.xray_trace_id.as_deref().map(Arc::<str>::from);
     Verdict {
-        chain: Chain::new(outgoing, incoming_trace_header),
+        chain: Chain::guarded(outgoing, incoming_trace_header, config.clone()),
         units: units.len(),
         dropped,
         error,

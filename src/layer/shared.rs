@@ -28,7 +28,7 @@ pub enum BatchDropPolicy {
 /// The settings every service of one layer shares.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub(crate) config: LoopGuardConfig,
+    pub(crate) config: Arc<LoopGuardConfig>,
     pub(crate) sink: Arc<dyn MetricSink>,
     pub(crate) batch_policy: BatchDropPolicy,
 }
@@ -37,7 +37,7 @@ impl Shared {
     /// `config`, EMF lines on stdout, the default policy.
     pub(crate) fn new(config: LoopGuardConfig) -> Self {
         Shared {
-            config,
+            config: Arc::new(config),
             sink: Arc::new(StdoutSink),
             batch_policy: BatchDropPolicy::default(),
         }

@@ -45,11 +45,14 @@ pub mod eventbridge;
 pub mod http;
 pub mod invoke;
 mod json;
+mod record;
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub mod s3;
 pub mod sns;
 pub mod sqs;
+
+pub use record::{for_record, GuardedRecord};
 
 #[cfg(feature = "interceptor")]
 mod stamp;

@@ -16,13 +16,14 @@
 //!   [`VALUE_PLACEHOLDER`]). Writes to opted-in tables outside a guarded
 //!   handler remove the attribute, so an old count is never read again.
 
-use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
+use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord};
 use lambda_runtime::Context;
 
 use crate::carrier::Carrier;
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming};
-use crate::source::{retain_by_index, Batch, GuardedEvent};
+use crate::source::record::read_records;
+use crate::source::{retain_by_index, Batch, GuardedEvent, GuardedRecord};
 
 pub(crate) mod stamp;
 
@@ -35,14 +36,7 @@ impl GuardedEvent for DynamoDbEvent {
         config: &LoopGuardConfig,
         out: &mut Vec<Incoming<'a>>,
     ) {
-        let attribute = config.dynamodb_attribute();
-        out.extend(self.records.iter().map(|record| {
-            let mut incoming = Incoming::new(EventSource::DynamoDb);
-            incoming.set_item_id(record.change.sequence_number.as_deref());
-            incoming.set_source_arn(record.event_source_arn.as_deref());
-            attribute.read(&record.change.new_image, &mut incoming);
-            incoming
-        }));
+        read_records(&self.records, config, out);
     }
 
     fn batch(&self) -> Batch {
@@ -51,6 +45,18 @@ impl GuardedEvent for DynamoDbEvent {
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
         retain_by_index(&mut self.records, remove);
+    }
+}
+
+impl GuardedRecord for EventRecord {
+    fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
+        let mut incoming = Incoming::new(EventSource::DynamoDb);
+        incoming.set_item_id(self.change.sequence_number.as_deref());
+        incoming.set_source_arn(self.event_source_arn.as_deref());
+        config
+            .dynamodb_attribute()
+            .read(&self.change.new_image, &mut incoming);
+        incoming
     }
 }
 

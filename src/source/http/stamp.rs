@@ -4,7 +4,8 @@ use std::task::{Context, Poll};
 
 use tower::{Layer, Service};
 
-use crate::carrier::{stamp_current, HttpHeader};
+use crate::carrier::HttpHeader;
+use crate::chain::stamp_current;
 
 /// Stamps the current chain on outgoing HTTP requests: a tower layer for any `Service<http::Request<B>>`:
 /// a hyper / `hyper-util` client, or a tower stack in front of one. Inside a

@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::event::sqs::{
-    BatchItemFailure, SqsBatchResponse, SqsEvent, SqsEventObj, SqsMessageAttribute,
+    BatchItemFailure, SqsBatchResponse, SqsEvent, SqsEventObj, SqsMessage, SqsMessageAttribute,
+    SqsMessageObj,
 };
 use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::carrier::{Carrier, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming};
-use crate::source::{add_missing, retain_by_index, Batch, GuardedEvent, GuardedResponse};
+use crate::source::record::read_records;
+use crate::source::{
+    add_missing, retain_by_index, Batch, GuardedEvent, GuardedRecord, GuardedResponse,
+};
 
 #[cfg(feature = "sqs")]
 pub(crate) mod stamp;
@@ -32,19 +36,10 @@ impl GuardedEvent for SqsEvent {
     fn read_incoming<'a>(
         &'a self,
         _context: &'a Context,
-        _config: &LoopGuardConfig,
+        config: &LoopGuardConfig,
         out: &mut Vec<Incoming<'a>>,
     ) {
-        out.extend(self.records.iter().map(|r| {
-            let mut incoming = read_record(
-                r.message_id.as_deref(),
-                &r.attributes,
-                &r.message_attributes,
-                r.body.as_deref(),
-            );
-            incoming.set_source_arn(r.event_source_arn.as_deref());
-            incoming
-        }));
+        read_records(&self.records, config, out);
     }
 
     fn batch(&self) -> Batch {
@@ -60,19 +55,10 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
     fn read_incoming<'a>(
         &'a self,
         _context: &'a Context,
-        _config: &LoopGuardConfig,
+        config: &LoopGuardConfig,
         out: &mut Vec<Incoming<'a>>,
     ) {
-        out.extend(self.records.iter().map(|r| {
-            let mut incoming = read_record(
-                r.message_id.as_deref(),
-                &r.attributes,
-                &r.message_attributes,
-                None,
-            );
-            incoming.set_source_arn(r.event_source_arn.as_deref());
-            incoming
-        }));
+        read_records(&self.records, config, out);
     }
 
     fn batch(&self) -> Batch {
@@ -81,6 +67,32 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
 
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
         retain_by_index(&mut self.records, remove);
+    }
+}
+
+impl GuardedRecord for SqsMessage {
+    fn read_record<'a>(&'a self, _config: &LoopGuardConfig) -> Incoming<'a> {
+        let mut incoming = read_record(
+            self.message_id.as_deref(),
+            &self.attributes,
+            &self.message_attributes,
+            self.body.as_deref(),
+        );
+        incoming.set_source_arn(self.event_source_arn.as_deref());
+        incoming
+    }
+}
+
+impl<T: Serialize> GuardedRecord for SqsMessageObj<T> {
+    fn read_record<'a>(&'a self, _config: &LoopGuardConfig) -> Incoming<'a> {
+        let mut incoming = read_record(
+            self.message_id.as_deref(),
+            &self.attributes,
+            &self.message_attributes,
+            None,
+        );
+        incoming.set_source_arn(self.event_source_arn.as_deref());
+        incoming
     }
 }
 
@@ -165,7 +177,6 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::test_config;
     use crate::FunctionId;
-    use aws_lambda_events::event::sqs::SqsMessage;
 
     pub(crate) fn record(id: &str, attribute: Option<&str>, trace: Option<&str>) -> SqsMessage {
         let mut m = SqsMessage::default();
