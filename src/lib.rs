@@ -41,6 +41,10 @@
 //!
 //! async fn handler(event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
 //!     // Looping records never arrive here: they come back as batch item failures.
+//!     for record in &event.payload.records {
+//!         // Messages sent in here continue this record's own chain.
+//!         lambda_loop_guard::for_record(record, async { /* ... */ }).await;
+//!     }
 //!     Ok(SqsBatchResponse::default())
 //! }
 //!
