@@ -6,7 +6,7 @@
 //! makes a loop.
 //!
 //! ```text
-//! cargo run --example local_loop                      # default threshold 16
+//! cargo run --example local_loop                      # default threshold 10
 //! cargo run --example local_loop -- --max-depth 5
 //! cargo run --example local_loop -- --mode observe --max-deliveries 30
 //! ```

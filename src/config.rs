@@ -3,7 +3,7 @@
 //!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
-//! | `LOOP_GUARD_MAX_DEPTH` | `16` | runs of this function per chain before the next one is dropped (1 to 10000) |
+//! | `LOOP_GUARD_MAX_DEPTH` | `10` | runs of this function per chain before the next one is dropped (1 to 10000); below AWS's ~16 so that this guard, with its immediate metric, stops a loop first |
 //! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` is off |
 //! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
@@ -77,8 +77,11 @@ pub const ENV_DYNAMODB_ATTRIBUTE: &str = "LOOP_GUARD_DYNAMODB_ATTRIBUTE";
 /// fallback and the metric's `FunctionName`.
 pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
-/// Default [`max_depth`](LoopGuardConfig::max_depth): the same as AWS's own detection.
-pub const DEFAULT_MAX_DEPTH: u32 = 16;
+/// Default [`max_depth`](LoopGuardConfig::max_depth): below AWS's own
+/// detection (about 16), so that this guard and its immediate metric stop
+/// SQS/SNS/Lambda/S3 loops before AWS silently does; the limit of DAZN's
+/// guard.
+pub const DEFAULT_MAX_DEPTH: u32 = 10;
 /// Largest accepted `max_depth`.
 pub const MAX_MAX_DEPTH: u32 = 10_000;
 /// Default [`max_hops`](LoopGuardConfig::max_hops): 16 functions that each
@@ -577,7 +580,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = build(&[(ENV_LAMBDA_FUNCTION_NAME, "f")]).unwrap();
-        assert_eq!(c.max_depth(), 16);
+        assert_eq!(c.max_depth(), 10);
         assert_eq!(c.mode(), Mode::Terminate);
         assert_eq!(c.metric_namespace(), "LoopGuard");
         assert_eq!(c.function_identity(), "f");
@@ -624,7 +627,7 @@ mod tests {
     #[test]
     fn empty_values_count_as_unset() {
         let c = build(&[(ENV_FUNCTION_ID, "x"), (ENV_MAX_DEPTH, ""), (ENV_MODE, "")]).unwrap();
-        assert_eq!(c.max_depth(), 16);
+        assert_eq!(c.max_depth(), 10);
         assert_eq!(c.mode(), Mode::Terminate);
     }
 
@@ -749,8 +752,8 @@ mod tests {
             .unwrap();
         assert_eq!(c.max_depth_for(Some(q)), 41, "a later entry wins");
         assert_eq!(c.max_depth_for(Some(t)), 3);
-        assert_eq!(c.max_depth_for(Some("arn:aws:sqs:us-east-1:1:other")), 16);
-        assert_eq!(c.max_depth_for(None), 16);
+        assert_eq!(c.max_depth_for(Some("arn:aws:sqs:us-east-1:1:other")), 10);
+        assert_eq!(c.max_depth_for(None), 10);
         let c = LoopGuardConfig::builder()
             .source_max_depth(q, 100)
             .build_from_env_source(env)

@@ -100,13 +100,13 @@ fn sqs_event(records: Vec<SqsMessage>) -> SqsEvent {
 }
 
 #[tokio::test]
-async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
+async fn direct_invoke_runs_10_times_then_drops_at_default_threshold() {
     let lines = Lines::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let config = LoopGuardConfig::builder()
         .build_from_env_source(|k| (k == "AWS_LAMBDA_FUNCTION_NAME").then(|| ME.to_string()))
         .unwrap();
-    assert_eq!(config.max_depth(), 16);
+    assert_eq!(config.max_depth(), 10, "below AWS's ~16");
     let guard = LoopGuardLayer::new(config).metric_sink(lines.sink());
     let svc = ServiceBuilder::new().layer(guard).service_fn({
         let calls = calls.clone();
@@ -131,8 +131,8 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
             Ok(outgoing) => incoming = Some(outgoing.parse().unwrap()),
             Err(e) => {
                 let dropped = e.as_dropped().expect("a drop, not a handler error");
-                assert_eq!(dropped.depth(), 17);
-                assert_eq!(dropped.max_depth(), 16);
+                assert_eq!(dropped.depth(), 11);
+                assert_eq!(dropped.max_depth(), 10);
                 assert_eq!(dropped.source(), EventSource::Invoke);
                 assert_eq!(
                     dropped.chain_root(),
@@ -142,13 +142,13 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
             }
         }
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 16);
-    assert_eq!(drops, 4);
-    assert_eq!(incoming.unwrap().count(me()), 16);
-    assert_eq!(incoming.unwrap().hops(), 16);
+    assert_eq!(calls.load(Ordering::SeqCst), 10);
+    assert_eq!(drops, 10);
+    assert_eq!(incoming.unwrap().count(me()), 10);
+    assert_eq!(incoming.unwrap().hops(), 10);
 
     let emitted = lines.json();
-    assert_eq!(emitted.len(), 4, "one EMF line per drop");
+    assert_eq!(emitted.len(), 10, "one EMF line per drop");
     for v in &emitted {
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "LoopGuard");
         assert_eq!(
@@ -158,7 +158,7 @@ async fn direct_invoke_runs_16_times_then_drops_at_default_threshold() {
         assert_eq!(v[DROPPED_METRIC], 1);
         assert_eq!(v["FunctionName"], ME);
         assert_eq!(v["Source"], "invoke");
-        assert_eq!(v["Depth"], 17);
+        assert_eq!(v["Depth"], 11);
         assert_eq!(v["RequestId"], "req-42");
         assert_eq!(v["ChainRoot"], "1-5759e988-bd862e3fe1be46a994272793");
         assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_600_000_000_000);
@@ -455,6 +455,7 @@ async fn a_source_with_its_own_limit_runs_deeper_while_others_keep_the_default()
     let seen: Seen = Default::default();
     let config = LoopGuardConfig::builder()
         .function_identity(ME)
+        .max_depth(16)
         .source_max_depth(REQUEUE, 40)
         .build()
         .unwrap();
@@ -535,7 +536,7 @@ async fn observe_mode_runs_the_handler_and_counts_under_its_own_name() {
 #[tokio::test]
 async fn a_requeued_job_does_not_use_up_the_default_limit() {
     // A job requeued 50 times on its own queue (limit 200), then a normal
-    // message from it to the same function's default queue (limit 16).
+    // message from it to the same function's default queue (limit 10).
     const REQUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:job-requeue";
     const DEFAULT: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
     let lines = Lines::default();
