@@ -36,7 +36,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -48,6 +49,54 @@ use crate::lineage::Lineage;
 
 tokio::task_local! {
     static CURRENT: Option<Chain>;
+}
+
+/// Guarded invocations in flight in this process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// In sequential mode, the running invocation's chain, for code outside its
+/// task (a `tokio::spawn` without [`carry`], `spawn_blocking`, a library
+/// that spawns): set for exactly the duration of the one invocation.
+static FALLBACK: Mutex<Option<Chain>> = Mutex::new(None);
+
+/// One guarded invocation in flight, from the guard's decision to its
+/// response; with a fallback, its chain is the process-wide one meanwhile.
+#[derive(Debug)]
+pub(crate) struct Running {
+    fallback: bool,
+}
+
+impl Running {
+    /// Starts one invocation running `chain`. `fallback` (sequential mode
+    /// only: one invocation at a time per process) also makes its chain the
+    /// process-wide fallback.
+    pub(crate) fn start(chain: &Chain, fallback: bool) -> Running {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        if fallback {
+            *lock(&FALLBACK) = Some(chain.clone());
+        }
+        Running { fallback }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.fallback {
+            *lock(&FALLBACK) = None;
+        }
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many guarded invocations are in flight in this process.
+pub(crate) fn invocations_running() -> usize {
+    RUNNING.load(Ordering::SeqCst)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The state of the chain for the running invocation.
@@ -98,16 +147,22 @@ impl Chain {
         self.config.as_deref()
     }
 
-    /// The chain of the running guarded invocation, if any.
+    /// The chain of the running guarded invocation, if any: the one in
+    /// scope, else, in sequential mode, the one running in this process.
     pub fn current() -> Option<Chain> {
-        CURRENT.try_with(Clone::clone).ok().flatten()
+        Chain::with_current(|chain| chain.cloned())
     }
 
-    /// Calls `f` with the current chain without cloning it.
+    /// Calls `f` with the current chain without cloning it: the chain in
+    /// scope, else (sequential mode, while an invocation runs) the running
+    /// invocation's.
     pub fn with_current<R>(f: impl FnOnce(Option<&Chain>) -> R) -> R {
         // `with` only panics outside a scope, which `try_with` rules out first.
         if CURRENT.try_with(|_| ()).is_ok() {
             CURRENT.with(|c| f(c.as_ref()))
+        } else if invocations_running() > 0 {
+            let fallback = lock(&FALLBACK).clone();
+            f(fallback.as_ref())
         } else {
             f(None)
         }

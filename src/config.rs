@@ -73,6 +73,12 @@ pub const ENV_TRUST_HTTP: &str = "LOOP_GUARD_TRUST_HTTP";
 /// Environment variable: the DynamoDB item attribute that carries the
 /// lineage (feature `dynamodb`).
 pub const ENV_DYNAMODB_ATTRIBUTE: &str = "LOOP_GUARD_DYNAMODB_ATTRIBUTE";
+/// Environment variable set by the Lambda runtime: the Runtime API address
+/// (its presence means the function runs in Lambda).
+pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// Environment variable set by Lambda Managed Instances: invocations one
+/// process runs at once (`lambda_runtime`'s concurrent mode above 1).
+pub const ENV_MAX_CONCURRENCY: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 /// Environment variable set by Lambda: the function's name, the identity
 /// fallback and the metric's `FunctionName`.
 pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
@@ -155,6 +161,7 @@ pub struct LoopGuardConfig {
     function_name: String,
     function_id: FunctionId,
     trust_http: bool,
+    sequential_fallback: bool,
     #[cfg(feature = "dynamodb")]
     dynamodb_attribute: crate::carrier::ItemAttribute,
 }
@@ -211,6 +218,16 @@ impl LoopGuardConfig {
     /// only stops what the per-function counts cannot see.
     pub fn max_hops(&self) -> u32 {
         self.max_hops
+    }
+
+    /// Whether the running invocation's chain is also the process-wide
+    /// fallback, for calls from tasks that were not given it with
+    /// [`carry`](crate::chain::carry): on in Lambda's sequential mode
+    /// (`AWS_LAMBDA_RUNTIME_API` set, `AWS_LAMBDA_MAX_CONCURRENCY` unset or
+    /// 1), where one invocation runs at a time; off in concurrent mode,
+    /// where spawned tasks need `carry`.
+    pub fn sequential_fallback(&self) -> bool {
+        self.sequential_fallback
     }
 
     /// Whether this function counts its own runs: false only in `allow` mode
@@ -270,6 +287,7 @@ pub struct LoopGuardConfigBuilder {
     function_identity: Option<String>,
     function_name: Option<String>,
     trust_http: Option<bool>,
+    sequential_fallback: Option<bool>,
     #[cfg(feature = "dynamodb")]
     dynamodb_attribute: Option<String>,
 }
@@ -341,6 +359,15 @@ impl LoopGuardConfigBuilder {
         self
     }
 
+    /// Makes the running invocation's chain the process-wide fallback (see
+    /// [`LoopGuardConfig::sequential_fallback`]); by default on exactly in
+    /// Lambda's sequential mode. Only turn it on where one invocation runs
+    /// at a time.
+    pub fn sequential_fallback(mut self, on: bool) -> Self {
+        self.sequential_fallback = Some(on);
+        self
+    }
+
     /// Validates the code settings alone, without reading the environment.
     pub fn build(self) -> Result<LoopGuardConfig, ConfigError> {
         self.build_with(&|_| Ok(None))
@@ -398,6 +425,14 @@ impl LoopGuardConfigBuilder {
             env::NAME_EXPECTED,
         )?;
         let lambda_name = env::get(env, ENV_LAMBDA_FUNCTION_NAME)?;
+        // In Lambda, and one invocation at a time (lambda_runtime's rule:
+        // concurrent only above 1; a value it cannot read is not sequential
+        // for certain, so no fallback).
+        let in_lambda = env::get(env, ENV_RUNTIME_API)?.is_some();
+        let sequential = match env::get(env, ENV_MAX_CONCURRENCY)? {
+            None => true,
+            Some(raw) => raw.trim().parse::<u32>().is_ok_and(|n| n <= 1),
+        };
         #[cfg(feature = "dynamodb")]
         let env_dynamodb_attribute = dynamodb_attribute_from(env)?;
 
@@ -489,6 +524,7 @@ impl LoopGuardConfigBuilder {
             function_identity,
             function_name,
             trust_http,
+            sequential_fallback: self.sequential_fallback.unwrap_or(in_lambda && sequential),
             #[cfg(feature = "dynamodb")]
             dynamodb_attribute,
         })
@@ -716,6 +752,29 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.len() < 300, "{} bytes", msg.len());
         assert!(msg.contains("(1048576 bytes)"), "{msg}");
+    }
+
+    #[test]
+    fn the_fallback_is_on_exactly_in_lambdas_sequential_mode() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![(ENV_FUNCTION_ID, "f")];
+            all.extend_from_slice(pairs);
+            build(&all).unwrap().sequential_fallback()
+        };
+        assert!(!with(&[]), "not in Lambda");
+        assert!(with(&[(ENV_RUNTIME_API, "127.0.0.1:9001")]));
+        assert!(with(&[(ENV_RUNTIME_API, "x"), (ENV_MAX_CONCURRENCY, "1")]));
+        assert!(!with(&[(ENV_RUNTIME_API, "x"), (ENV_MAX_CONCURRENCY, "8")]));
+        assert!(!with(&[
+            (ENV_RUNTIME_API, "x"),
+            (ENV_MAX_CONCURRENCY, "many")
+        ]));
+        let forced = LoopGuardConfig::builder()
+            .function_identity("f")
+            .sequential_fallback(true)
+            .build()
+            .unwrap();
+        assert!(forced.sequential_fallback());
     }
 
     #[test]

@@ -47,6 +47,10 @@ fn upstream() -> (FunctionId, Chain) {
     )
 }
 
+/// The tests of this file run one at a time: a DynamoDB stamp is cleared
+/// only by a write made while no guarded invocation runs in the process.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn counts<E: GuardedEvent>(event: &E, me: FunctionId) -> Vec<u16> {
     let ctx = Context::default();
     let mut out: Vec<Incoming<'_>> = Vec::new();
@@ -153,6 +157,7 @@ fn item(id: &str) -> HashMap<String, AttributeValue> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let moto = start_moto();
     let sdk = moto.sdk_config().await;
     let dynamodb = aws_sdk_dynamodb::Client::from_conf(
@@ -366,6 +371,7 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eventbridge_events_carry_the_chain_to_their_targets() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let moto = start_moto();
     let sdk = moto.sdk_config().await;
     let events = aws_sdk_eventbridge::Client::from_conf(
@@ -492,6 +498,7 @@ fn s3_event(bucket: &str, key: &str) -> S3Event {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_objects_carry_the_chain_in_user_metadata() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let moto = start_moto();
     let plain = moto.s3_client().await;
     let s3 = aws_sdk_s3::Client::from_conf(

@@ -198,7 +198,12 @@ impl Intercept for LoopGuardInterceptor {
             Some(chain) => {
                 stamp_sdk_input(&self.options, context.input_mut(), chain);
             }
-            None => clear_sdk_input(&self.options, context.input_mut()),
+            // Only while no invocation runs: a write from a task the chain
+            // did not reach must not wipe a stamp that belongs to one.
+            None if crate::chain::invocations_running() == 0 => {
+                clear_sdk_input(&self.options, context.input_mut())
+            }
+            None => {}
         });
         Ok(())
     }

@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::chain::Scoped;
+use crate::chain::{Running, Scoped};
 use crate::error::LoopGuardError;
 use crate::source::GuardedResponse;
 
@@ -26,6 +26,9 @@ pin_project! {
             #[pin]
             future: Scoped<F>,
             batch_item_failures: Vec<String>,
+            // The invocation counts as running until this future is done
+            // or dropped.
+            running: Running,
         },
         // Decided without the handler.
         Ready {
@@ -35,11 +38,16 @@ pin_project! {
 }
 
 impl<F, R, E> ResponseFuture<F, R, E> {
-    pub(super) fn guarded(future: Scoped<F>, batch_item_failures: Vec<String>) -> Self {
+    pub(super) fn guarded(
+        future: Scoped<F>,
+        batch_item_failures: Vec<String>,
+        running: Running,
+    ) -> Self {
         ResponseFuture {
             kind: Kind::Guarded {
                 future,
                 batch_item_failures,
+                running,
             },
         }
     }
@@ -65,6 +73,7 @@ where
             KindProj::Guarded {
                 future,
                 batch_item_failures,
+                running: _,
             } => match future.poll(cx) {
                 Poll::Ready(Ok(mut response)) => {
                     if !batch_item_failures.is_empty() {

@@ -117,6 +117,8 @@ where
             let verdict = inspect(&shared, &view, &event.context, false);
             match decide::<S3Event, S::Response>(&shared, &mut event.payload, verdict) {
                 Decision::Run { chain, .. } => {
+                    let _running =
+                        crate::chain::Running::start(&chain, shared.config.sequential_fallback());
                     let future = chain.clone().sync_scope(|| inner.call(event));
                     chain.scope(future).await.map_err(LoopGuardError::Handler)
                 }

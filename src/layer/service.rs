@@ -8,7 +8,7 @@ use tower::Service;
 use super::future::ResponseFuture;
 use super::inspect::{inspect, Verdict};
 use super::shared::{BatchDropPolicy, Shared};
-use crate::chain::Chain;
+use crate::chain::{Chain, Running};
 use crate::config::LoopGuardConfig;
 use crate::error::{LoopGuardError, RecursiveInvocationError};
 use crate::source::{Batch, GuardedEvent, GuardedResponse};
@@ -83,8 +83,9 @@ where
             Decision::Run { chain, failures } => {
                 // In scope while `call` runs too: a service may start its
                 // work (and its SDK calls) there, not only in the future.
+                let running = Running::start(&chain, self.shared.config.sequential_fallback());
                 let future = chain.clone().sync_scope(|| self.inner.call(event));
-                ResponseFuture::guarded(chain.scope(future), failures)
+                ResponseFuture::guarded(chain.scope(future), failures, running)
             }
             Decision::Respond(response) => ResponseFuture::ready(Ok(response)),
             Decision::Drop(error) => ResponseFuture::ready(Err(LoopGuardError::Dropped(error))),

@@ -235,6 +235,7 @@ stream_batch_response!(
 impl<A, B> GuardedResponse for (A, B) {}
 impl<A, B, C> GuardedResponse for (A, B, C) {}
 impl<T> GuardedResponse for Vec<T> {}
+impl<T, const N: usize> GuardedResponse for [T; N] {}
 impl<T> GuardedResponse for Option<T> {}
 impl<K, V, H> GuardedResponse for std::collections::HashMap<K, V, H> {}
 impl<K, V> GuardedResponse for std::collections::BTreeMap<K, V> {}

@@ -440,8 +440,15 @@ mod tests {
             .item("loop-guard", AttributeValue::S("v1.5.00000001-5".into()))
             .build()
             .unwrap();
-        let out = run_serialization_hook_with(interceptor(), put, None).await;
+        let out = run_serialization_hook_with(interceptor(), put.clone(), None).await;
         assert!(!out.item.unwrap().contains_key("loop-guard"));
+
+        // While an invocation runs, a write outside its chain (a task it did
+        // not reach) leaves the stamp alone: it may belong to that chain.
+        let running = crate::chain::Running::start(&chain(1, None), false);
+        let out = run_serialization_hook_with(interceptor(), put, None).await;
+        assert!(out.item.unwrap().contains_key("loop-guard"));
+        drop(running);
     }
 
     #[tokio::test]
