@@ -382,6 +382,190 @@ async fn each_record_of_a_batch_keeps_its_own_chain() {
     );
 }
 
+/// A queue with a DLQ (`maxReceiveCount` as above, 1 s visibility).
+async fn queue_with_dlq(c: &Clients, name: &str) -> ((String, String), (String, String)) {
+    let dlq = c.queue(&format!("{name}-dlq"), HashMap::new()).await;
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq.1, "maxReceiveCount": MAX_RECEIVE_COUNT })
+            .to_string();
+    let queue = c
+        .queue(
+            name,
+            HashMap::from([
+                (QueueAttributeName::RedrivePolicy, redrive),
+                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
+            ]),
+        )
+        .await;
+    (queue, dlq)
+}
+
+/// Maps `queue_arn` to `function` (batch size 1, batch item failures).
+async fn map_queue(c: &Clients, queue_arn: &str, function: &str) -> String {
+    c.lambda
+        .create_event_source_mapping()
+        .event_source_arn(queue_arn)
+        .function_name(function)
+        .batch_size(1)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap()
+}
+
+/// The lineages of a function's handler runs, from its log.
+fn runs_of(logs: &str) -> Vec<Lineage> {
+    logs.lines()
+        .filter(|l| l.contains("loop-guard-e2e run"))
+        .map(|l| l.rsplit("lineage=").next().unwrap().trim().parse().unwrap())
+        .collect()
+}
+
+/// F in `allow` mode and G in `terminate` mode loop through each other's
+/// queue: F never drops, but it counts and passes the chain on, so the loop
+/// stops at G's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_through_a_function_in_allow_mode_stops_at_the_guarded_one() {
+    const G_MAX: u16 = 3;
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let ((f_url, f_arn), (f_dlq, _)) = queue_with_dlq(&c, "f-queue").await;
+    let ((g_url, g_arn), (g_dlq, _)) = queue_with_dlq(&c, "g-queue").await;
+    let env = |mode: &str, send_to: &str| {
+        HashMap::from([
+            ("LOOP_GUARD_MODE".to_string(), mode.to_string()),
+            ("LOOP_GUARD_MAX_DEPTH".to_string(), G_MAX.to_string()),
+            ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+            ("LOOP_SEND_QUEUE_URL".to_string(), send_to.to_string()),
+        ])
+    };
+    deploy(&c, "f-allow", "loop_function", env("allow", &g_url), 30).await;
+    deploy(
+        &c,
+        "g-terminate",
+        "loop_function",
+        env("terminate", &f_url),
+        30,
+    )
+    .await;
+    let mappings = [
+        map_queue(&c, &f_arn, "f-allow").await,
+        map_queue(&c, &g_arn, "g-terminate").await,
+    ];
+    c.sqs
+        .send_message()
+        .queue_url(&f_url)
+        .message_body("first order")
+        .send()
+        .await
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut dead = Vec::new();
+    while dead.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead = c.drain(&g_dlq).await;
+    }
+    for mapping in mappings {
+        c.lambda
+            .delete_event_source_mapping()
+            .uuid(mapping)
+            .send()
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (f_logs, g_logs) = (c.log_text("f-allow").await, c.log_text("g-terminate").await);
+    let (f_runs, g_runs) = (runs_of(&f_logs), runs_of(&g_logs));
+    let (f, g) = (
+        FunctionId::from_identity("f-allow"),
+        FunctionId::from_identity("g-terminate"),
+    );
+    // F runs before every G run and once more: its 4th message is dropped by G.
+    assert_eq!(g_runs.len(), G_MAX as usize, "G: {g_runs:?}\n{g_logs}");
+    assert_eq!(f_runs.len(), G_MAX as usize + 1, "F: {f_runs:?}");
+    for (i, lineage) in f_runs.iter().enumerate() {
+        assert_eq!(
+            lineage.count(f),
+            i as u16 + 1,
+            "F counts its runs in allow mode"
+        );
+        assert_eq!(lineage.count(g), i as u16);
+    }
+    assert!(
+        !f_logs.contains("RecursiveInvocations"),
+        "allow emits no metric"
+    );
+    assert_eq!(
+        g_logs.matches("\"RecursiveInvocationsDropped\":1").count(),
+        MAX_RECEIVE_COUNT as usize
+    );
+    // Every message accounted for: the seed and 7 follow-ups = 7 runs that
+    // consumed one + 1 in G's DLQ.
+    assert_eq!(dead.len(), 1);
+    assert!(c.drain(&f_dlq).await.is_empty());
+    assert!(c.drain(&f_url).await.is_empty() && c.drain(&g_url).await.is_empty());
+}
+
+/// A seed message carrying a forged lineage of 16 made-up functions (as
+/// anyone who can write to the queue could send): the self-loop still
+/// counts itself and stops at its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_full_lineage_does_not_keep_a_self_loop_from_stopping() {
+    const MAX_DEPTH: u16 = 3;
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let ((url, arn), (dlq, _)) = queue_with_dlq(&c, "forged-queue").await;
+    let env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+        ("LOOP_SEND_QUEUE_URL".to_string(), url.clone()),
+    ]);
+    deploy(&c, "forged", "loop_function", env, 30).await;
+    let mut forged = Lineage::new();
+    for n in 0..16 {
+        let id = FunctionId::from_identity(&format!("made-up-{n}"));
+        forged.merge(&(0..40).fold(Lineage::new(), |l, _| l.record_run(id)));
+    }
+    c.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("forged")
+        .message_attributes(
+            "loop-guard",
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(forged.to_string())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mapping = map_queue(&c, &arn, "forged").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut dead = Vec::new();
+    while dead.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead = c.drain(&dlq).await;
+    }
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let runs = runs_of(&c.log_text("forged").await);
+    let me = FunctionId::from_identity("forged");
+    let counts: Vec<u16> = runs.iter().map(|l| l.count(me)).collect();
+    assert_eq!(counts, vec![1, 2, 3]);
+    assert_eq!(dead.len(), 1);
+    assert!(c.drain(&url).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_self_loop_stops_at_max_depth_5() {
     let outcome = run_loop(Topology::SqsSelfLoop, 5).await;
