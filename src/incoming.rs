@@ -68,6 +68,7 @@ pub struct Incoming<'a> {
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
     source_arn: Option<&'a str>,
+    unchanged: bool,
     // The last value decoded: carriers of one hop usually hold the same
     // text, which is then decoded once.
     last_value: Option<&'a str>,
@@ -82,6 +83,7 @@ impl<'a> Incoming<'a> {
             item_id: None,
             chain_root: None,
             source_arn: None,
+            unchanged: false,
             last_value: None,
         }
     }
@@ -128,6 +130,19 @@ impl<'a> Incoming<'a> {
     pub fn set_source_arn(&mut self, arn: Option<&'a str>) -> &mut Self {
         self.source_arn = arn;
         self
+    }
+
+    /// Marks this unit as a write that changed nothing but our stamp (a
+    /// DynamoDB stream record whose old and new images differ only in the
+    /// stamp attribute): it does not reach the handler and is not a drop.
+    pub fn mark_unchanged(&mut self) -> &mut Self {
+        self.unchanged = true;
+        self
+    }
+
+    /// Whether this unit changed nothing but our stamp.
+    pub fn is_unchanged(&self) -> bool {
+        self.unchanged
     }
 
     /// The event source ARN, if known.

@@ -135,6 +135,7 @@ async fn stream_event(
                 "dynamodb": {
                     "Keys": image_json(change.keys.as_ref().unwrap()),
                     "NewImage": change.new_image.as_ref().map(image_json),
+                    "OldImage": change.old_image.as_ref().map(image_json),
                     "SequenceNumber": change.sequence_number,
                     "SizeBytes": change.size_bytes.unwrap_or(0),
                     "StreamViewType": "NEW_AND_OLD_IMAGES",
@@ -369,6 +370,86 @@ async fn dynamodb_writes_of_every_kind_are_read_back_per_stream_record() {
         .map(|r| r.event_id.clone())
         .collect();
     assert_eq!(*handled.lock().unwrap(), before_it);
+}
+
+/// DynamoDB emits no record for a write that changes nothing: idempotent
+/// stream handlers converge that way. A write that changes only the stamp
+/// does make a record; it must not reach the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_changes_nothing_but_the_stamp_does_not_reach_the_handler() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let moto = start_moto();
+    let sdk = moto.sdk_config().await;
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(LoopGuardInterceptor::new().stamp_dynamodb_table("idem"))
+            .build(),
+    );
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let stream = create_streamed_table(&dynamodb, "idem").await;
+    let (me, chain) = upstream();
+    let d = dynamodb.clone();
+    chain
+        .clone()
+        .scope(async move {
+            d.put_item()
+                .table_name("idem")
+                .set_item(Some(item("a")))
+                .send()
+                .await
+                .unwrap();
+        })
+        .await;
+    // The handler's next run writes the same value back.
+    let d = dynamodb.clone();
+    Chain::new(chain.lineage().record_run(me), None)
+        .scope(async move {
+            d.update_item()
+                .table_name("idem")
+                .set_key(Some(key("a")))
+                .update_expression("SET v = :v")
+                .expression_attribute_values(":v", AttributeValue::N("1".into()))
+                .send()
+                .await
+                .unwrap();
+        })
+        .await;
+    let event = stream_event(&streams, &stream).await;
+    let names: Vec<&str> = event
+        .records
+        .iter()
+        .map(|r| r.event_name.as_str())
+        .collect();
+    assert_eq!(names, ["INSERT", "MODIFY"]);
+    assert_ne!(
+        event.records[1].change.old_image.get("loop-guard"),
+        event.records[1].change.new_image.get("loop-guard"),
+        "the stamp changed"
+    );
+
+    let handled = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = handled.clone();
+    let service = guard("writer", 10).layer(tower::service_fn(
+        move |event: LambdaEvent<DynamoDbEvent>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock()
+                    .unwrap()
+                    .extend(event.payload.records.iter().map(|r| r.event_name.clone()));
+                Ok::<_, lambda_runtime::Error>(DynamoDbEventResponse::default())
+            }
+        },
+    ));
+    let response = service
+        .oneshot(LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "done, not failed");
+    assert_eq!(
+        *handled.lock().unwrap(),
+        ["INSERT"],
+        "the no-op write stays a no-op"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

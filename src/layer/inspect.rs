@@ -17,11 +17,14 @@ use crate::source::{Batch, GuardedEvent};
 use crate::trace_header::TraceHeader;
 
 /// A unit the guard refuses to run: a looping one, or (in an ordered batch
-/// whose response reports failures) one after the first looping one.
+/// whose response reports failures) one after the first looping one; or,
+/// `unchanged`, a write that changed nothing but our stamp, which is done
+/// and not reported.
 #[derive(Debug)]
 pub(super) struct DroppedUnit {
     pub(super) index: usize,
     pub(super) item_id: Option<String>,
+    pub(super) unchanged: bool,
 }
 
 /// What the guard decided for one invocation.
@@ -69,6 +72,19 @@ pub(super) fn inspect<T: GuardedEvent>(
             dropped.push(DroppedUnit {
                 index,
                 item_id: unit.item_id().map(str::to_owned),
+                unchanged: false,
+            });
+            continue;
+        }
+        if unit.is_unchanged() && payload.batch().drops_per_record() {
+            tracing::debug!(
+                item = unit.item_id().unwrap_or(""),
+                "a write that changed nothing but the loop guard stamp: not passed to the handler"
+            );
+            dropped.push(DroppedUnit {
+                index,
+                item_id: None,
+                unchanged: true,
             });
             continue;
         }
@@ -102,6 +118,7 @@ pub(super) fn inspect<T: GuardedEvent>(
                 dropped.push(DroppedUnit {
                     index,
                     item_id: unit.item_id().map(str::to_owned),
+                    unchanged: false,
                 });
                 error.get_or_insert_with(|| RecursiveInvocationError {
                     function_name: config.function_name().to_owned(),
@@ -122,7 +139,11 @@ pub(super) fn inspect<T: GuardedEvent>(
 
     if cut_at_first_drop {
         let looping = error.as_ref().map_or(0, |_| 1);
-        let after = dropped.len().saturating_sub(looping);
+        let after = dropped
+            .iter()
+            .filter(|d| !d.unchanged)
+            .count()
+            .saturating_sub(looping);
         if after > 0 {
             tracing::info!(
                 records = after,

@@ -117,41 +117,45 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
         dropped,
         error,
     } = verdict;
-    let Some(error) = error else {
-        return Decision::Run {
-            chain,
-            failures: Vec::new(),
-        };
-    };
-    if !payload.batch().drops_per_record() {
-        return Decision::Drop(error);
-    }
-    let discard = shared.batch_policy == BatchDropPolicy::DiscardLoopingRecords;
-    // An ordered batch cut at its first drop holds innocent records too:
-    // those are never discarded.
-    let ordered = payload.batch() == Batch::Ordered;
-    let failures: Vec<String> = match R::empty_batch_response() {
-        // Reported one by one; a record without an id cannot be, so it
-        // fails the invocation, unless the policy is to discard it.
-        Some(_) if dropped.iter().all(|d| d.item_id.is_some()) || (discard && !ordered) => {
-            dropped.iter().filter_map(|d| d.item_id.clone()).collect()
+    let failures: Vec<String> = match error {
+        // Nothing loops; unchanged writes (if any) are removed below.
+        None => Vec::new(),
+        Some(error) if !payload.batch().drops_per_record() => return Decision::Drop(error),
+        Some(error) => {
+            let discard = shared.batch_policy == BatchDropPolicy::DiscardLoopingRecords;
+            // An ordered batch cut at its first drop holds innocent records
+            // too: those are never discarded.
+            let ordered = payload.batch() == Batch::Ordered;
+            let reported = || dropped.iter().filter(|d| !d.unchanged);
+            match R::empty_batch_response() {
+                // Reported one by one; a record without an id cannot be, so
+                // it fails the invocation, unless the policy is to discard it.
+                Some(_) if reported().all(|d| d.item_id.is_some()) || (discard && !ordered) => {
+                    reported().filter_map(|d| d.item_id.clone()).collect()
+                }
+                None if discard => Vec::new(),
+                _ => return Decision::Drop(error),
+            }
         }
-        None if discard => Vec::new(),
-        _ => return Decision::Drop(error),
     };
-    if dropped.len() == units && !failures.is_empty() {
+    if dropped.len() == units && !dropped.is_empty() {
+        // Nothing left to run: looping records reported, unchanged ones done.
         if let Some(mut response) = R::empty_batch_response() {
-            response.add_batch_item_failures(failures);
+            if !failures.is_empty() {
+                response.add_batch_item_failures(failures);
+            }
             return Decision::Respond(response);
         }
     }
-    let mut next = dropped.iter().map(|d| d.index).peekable();
-    payload.remove_units(&mut |i| {
-        let hit = next.peek() == Some(&i);
-        if hit {
-            next.next();
-        }
-        hit
-    });
+    if !dropped.is_empty() {
+        let mut next = dropped.iter().map(|d| d.index).peekable();
+        payload.remove_units(&mut |i| {
+            let hit = next.peek() == Some(&i);
+            if hit {
+                next.next();
+            }
+            hit
+        });
+    }
     Decision::Run { chain, failures }
 }

@@ -3,7 +3,11 @@
 //! * Read: the item attribute (`loop-guard`, or
 //!   [`LoopGuardConfig::dynamodb_attribute`]) in each record's `NewImage`.
 //!   Streams need `NEW_IMAGE` or `NEW_AND_OLD_IMAGES`; a `REMOVE` record has
-//!   no new image, so it carries no chain.
+//!   no new image, so it carries no chain. With `NEW_AND_OLD_IMAGES`, a
+//!   `MODIFY` record whose images differ only in the stamp (a write that
+//!   changed nothing else, which without the stamp would have made no record
+//!   at all) does not reach the handler: idempotent handlers that write an
+//!   item back still converge.
 //! * Batch: [`Batch::Ordered`] (a stream shard is checkpointed); looping
 //!   records are reported as `DynamoDbEventResponse` batch item failures, by
 //!   sequence number (its [`GuardedResponse`](crate::GuardedResponse) impl is
@@ -16,7 +20,7 @@
 //!   [`VALUE_PLACEHOLDER`]). Writes to opted-in tables outside a guarded
 //!   handler remove the attribute, so an old count is never read again.
 
-use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord};
+use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord, StreamRecord};
 use lambda_runtime::Context;
 
 use crate::carrier::Carrier;
@@ -53,11 +57,31 @@ impl GuardedRecord for EventRecord {
         let mut incoming = Incoming::new(EventSource::DynamoDb);
         incoming.set_item_id(self.change.sequence_number.as_deref());
         incoming.set_source_arn(self.event_source_arn.as_deref());
-        config
-            .dynamodb_attribute()
-            .read(&self.change.new_image, &mut incoming);
+        let attribute = config.dynamodb_attribute();
+        attribute.read(&self.change.new_image, &mut incoming);
+        if self.event_name == "MODIFY" && only_the_stamp_changed(&self.change, attribute.name()) {
+            incoming.mark_unchanged();
+        }
         incoming
     }
+}
+
+/// Whether a `MODIFY` record's images differ in the stamp attribute only:
+/// the write changed nothing of the user's. DynamoDB emits no record for a
+/// write that changes nothing, which is how idempotent handlers converge;
+/// the stamp must not turn that fixed point into a loop. Needs
+/// `NEW_AND_OLD_IMAGES` (without an old image, nothing is unchanged).
+fn only_the_stamp_changed(change: &StreamRecord, stamp: &str) -> bool {
+    let (old, new) = (&change.old_image, &change.new_image);
+    if old.is_empty() || new.is_empty() || old.get(stamp) == new.get(stamp) {
+        return false;
+    }
+    let others = |item: &serde_dynamo::Item| item.keys().filter(|k| *k != stamp).count();
+    others(old) == others(new)
+        && new
+            .iter()
+            .filter(|(k, _)| *k != stamp)
+            .all(|(k, v)| old.get(k) == Some(v))
 }
 
 #[cfg(test)]
@@ -117,5 +141,53 @@ mod tests {
         event.remove_units(&mut |i| i == 0);
         assert_eq!(event.records.len(), 2);
         assert_eq!(event.records[0].event_id, "2");
+    }
+
+    #[test]
+    fn a_record_that_changed_only_the_stamp_is_unchanged() {
+        let record = |old: serde_json::Value, new: serde_json::Value| -> DynamoDbEvent {
+            serde_json::from_value(json!({"Records": [{
+                "eventID": "1", "eventName": "MODIFY", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "dynamodb": {"Keys": {"id": {"S": "a"}}, "OldImage": old, "NewImage": new,
+                             "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_AND_OLD_IMAGES"}}
+            ]}))
+            .unwrap()
+        };
+        let unchanged = |e: &DynamoDbEvent| {
+            let ctx = Context::default();
+            let mut out = Vec::new();
+            e.read_incoming(&ctx, &test_config(), &mut out);
+            out[0].is_unchanged()
+        };
+        let v = |n: &str, stamp: Option<&str>| {
+            let mut image = json!({"id": {"S": "a"}, "v": {"N": n}});
+            if let Some(stamp) = stamp {
+                image["loop-guard"] = json!({"S": stamp});
+            }
+            image
+        };
+        assert!(unchanged(&record(
+            v("1", Some("v1.1.00000001-1")),
+            v("1", Some("v1.2.00000001-2"))
+        )));
+        assert!(unchanged(&record(
+            v("1", None),
+            v("1", Some("v1.1.00000001-1"))
+        )));
+        assert!(!unchanged(&record(
+            v("1", Some("v1.1.00000001-1")),
+            v("2", Some("v1.2.00000001-2"))
+        )));
+        assert!(
+            !unchanged(&record(
+                v("1", Some("v1.1.00000001-1")),
+                v("1", Some("v1.1.00000001-1"))
+            )),
+            "nothing changed at all: a write DynamoDB reported for its own reasons"
+        );
+        assert!(
+            !unchanged(&record(json!(null), v("1", Some("v1.1.00000001-1")))),
+            "no old image"
+        );
     }
 }
