@@ -147,37 +147,46 @@ impl<'a> TraceHeader<'a> {
     }
 
     /// Writes this header with our field set to `lineage` into `out`
-    /// (cleared first). Every other segment is copied byte for byte and in
-    /// order; existing `LoopGuard` fields are removed and one is appended.
+    /// (cleared first). Every other byte is kept, in order, separators
+    /// included: the first `LoopGuard` field gets the new value in place,
+    /// later ones are removed (each with one separator), and without one
+    /// the field is appended (after a `;`, unless the header is empty or
+    /// already ends with one).
     pub fn write_with_lineage(&self, lineage: &Lineage, out: &mut String) {
         out.clear();
         out.reserve(self.raw.len() + LOOP_GUARD_FIELD.len() + 2 + 64);
+        let encoded = lineage.encode();
+        let mut replaced = false;
         let mut first = true;
-        // Trailing separators/blank segments are dropped so our field is not
-        // preceded by `;;`.
-        let mut kept = self.raw;
-        while let Some(rest) = kept.trim_end_matches(' ').strip_suffix(';') {
-            kept = rest;
-        }
-        if kept.trim_start_matches(' ').is_empty() {
-            kept = "";
-        }
-        for segment in segments(kept) {
+        for segment in segments(self.raw) {
             if is_loop_guard_segment(segment) {
-                continue;
+                if replaced {
+                    continue;
+                }
+                replaced = true;
+                if !first {
+                    out.push(';');
+                }
+                // The key as written (`LoopGuard`, maybe with spaces), then ours.
+                let key_end = segment.find('=').map_or(segment.len(), |i| i + 1);
+                out.push_str(&segment[..key_end]);
+                out.push_str(encoded.as_str());
+            } else {
+                if !first {
+                    out.push(';');
+                }
+                out.push_str(segment);
             }
-            if !first {
-                out.push(';');
-            }
-            out.push_str(segment);
             first = false;
         }
-        if !out.is_empty() {
-            out.push(';');
+        if !replaced {
+            if !out.is_empty() && !out.ends_with(';') {
+                out.push(';');
+            }
+            out.push_str(LOOP_GUARD_FIELD);
+            out.push('=');
+            out.push_str(encoded.as_str());
         }
-        out.push_str(LOOP_GUARD_FIELD);
-        out.push('=');
-        out.push_str(lineage.encode().as_str());
     }
 
     /// This header with our field set to `lineage`. See
@@ -355,7 +364,8 @@ mod tests {
             Some("p"),
             Some("?"),
             None,
-            " Sampled=? ; Root=1-a-b ;;Parent=p;LoopGuard=v1.1.abcdef01-1",
+            // Every byte kept, the trailing separator and space too.
+            " Sampled=? ; Root=1-a-b ;;Parent=p; ;LoopGuard=v1.1.abcdef01-1",
         ),
         (
             "Root=1-a-b;LoopGuard=v1.5.00000001-5;Sampled=1;LoopGuard=garbage",
@@ -363,7 +373,24 @@ mod tests {
             None,
             Some("1"),
             None,
-            "Root=1-a-b;Sampled=1;LoopGuard=v1.1.abcdef01-1",
+            // Replaced in place; the duplicate goes with its separator.
+            "Root=1-a-b;LoopGuard=v1.1.abcdef01-1;Sampled=1",
+        ),
+        (
+            "Root=1-58ed6027-2d8c1f4bb4e1a2c3d4e5f6a7;",
+            Some("1-58ed6027-2d8c1f4bb4e1a2c3d4e5f6a7"),
+            None,
+            None,
+            None,
+            "Root=1-58ed6027-2d8c1f4bb4e1a2c3d4e5f6a7;LoopGuard=v1.1.abcdef01-1",
+        ),
+        (
+            "Root=1-a-b;Sampled=1;;;",
+            Some("1-a-b"),
+            None,
+            Some("1"),
+            None,
+            "Root=1-a-b;Sampled=1;;;LoopGuard=v1.1.abcdef01-1",
         ),
         (
             "Root=first;Root=second;Foo=bar=baz;novalue;=x",
@@ -374,7 +401,7 @@ mod tests {
             "Root=first;Root=second;Foo=bar=baz;novalue;=x;LoopGuard=v1.1.abcdef01-1",
         ),
         ("", None, None, None, None, "LoopGuard=v1.1.abcdef01-1"),
-        (";;;", None, None, None, None, "LoopGuard=v1.1.abcdef01-1"),
+        (";;;", None, None, None, None, ";;;LoopGuard=v1.1.abcdef01-1"),
         ("garbage \u{1F980} \u{e9}", None, None, None, None, "garbage \u{1F980} \u{e9};LoopGuard=v1.1.abcdef01-1"),
         (
             "Root=1-a-b;Custom=\u{e9}t\u{e9}",
@@ -448,6 +475,24 @@ mod tests {
                 let after: Vec<_> = reparsed.fields().filter(|f| f.key != LOOP_GUARD_FIELD).collect();
                 prop_assert_eq!(before, after);
             }
+        }
+
+        #[test]
+        fn a_header_without_our_field_keeps_every_byte(s in "[;=a-zA-Z0-9 .:|-]{0,200}") {
+            prop_assume!(!s.contains(LOOP_GUARD_FIELD));
+            let written = TraceHeader::parse(&s).unwrap().with_lineage(&lineage());
+            let separator = if s.is_empty() || s.ends_with(';') { "" } else { ";" };
+            prop_assert_eq!(written, format!("{s}{separator}LoopGuard={}", lineage()));
+        }
+
+        #[test]
+        fn our_field_is_replaced_in_place(
+            before in "[a-zA-Z0-9=;]{0,40}", after in "[a-zA-Z0-9=;]{0,40}", old in "[a-z0-9.-]{0,20}"
+        ) {
+            let raw = format!("{before};LoopGuard={old};{after}");
+            prop_assume!(!before.contains(LOOP_GUARD_FIELD) && !after.contains(LOOP_GUARD_FIELD));
+            let written = TraceHeader::parse(&raw).unwrap().with_lineage(&lineage());
+            prop_assert_eq!(written, format!("{before};LoopGuard={};{after}", lineage()));
         }
 
         #[test]

@@ -3,7 +3,7 @@
 use super::{Carrier, StampError};
 use crate::incoming::Incoming;
 use crate::lineage::Lineage;
-use crate::trace_header::TraceHeader;
+use crate::trace_header::{TraceHeader, MAX_TRACE_HEADER_LEN};
 
 /// Our `LoopGuard=` field in an X-Ray trace header value: the HTTP
 /// `x-amzn-trace-id` header, the Lambda context's trace id, SQS's
@@ -36,12 +36,23 @@ impl Carrier<String> for TraceField {
         self.read_header(header, incoming);
     }
 
+    /// Refuses ([`StampError::Invalid`], the header unchanged) a header
+    /// that is, or would become, longer than the next hop reads
+    /// ([`MAX_TRACE_HEADER_LEN`]).
     fn write(&self, header: &mut String, lineage: &Lineage) -> Result<(), StampError> {
         let stamped = TraceHeader::parse(header)
             .map_err(|error| StampError::Invalid {
                 reason: error.to_string(),
             })?
             .with_lineage(lineage);
+        if stamped.len() > MAX_TRACE_HEADER_LEN {
+            return Err(StampError::Invalid {
+                reason: format!(
+                    "the stamped trace header would be {} bytes, over the {MAX_TRACE_HEADER_LEN} the next hop reads",
+                    stamped.len()
+                ),
+            });
+        }
         *header = stamped;
         Ok(())
     }
@@ -69,5 +80,17 @@ mod tests {
             Err(StampError::Invalid { .. })
         ));
         assert_eq!(huge.len(), 9000);
+        // Readable now (8,100 bytes), but not once a 16-entry lineage is
+        // added: left as it is, never a header the next hop refuses.
+        let big = (0..16u32).fold(Lineage::new(), |l, n| {
+            l.record_run(crate::lineage::FunctionId::from_u32(n))
+        });
+        let mut near = format!("Root=1-a-b;Pad={}", "x".repeat(8100 - 15));
+        let before = near.clone();
+        assert!(matches!(
+            TraceField.write(&mut near, &big),
+            Err(StampError::Invalid { .. })
+        ));
+        assert_eq!(near, before);
     }
 }
