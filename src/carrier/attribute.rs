@@ -139,19 +139,69 @@ sdk_attribute_carrier!(
     "sns message attribute"
 );
 
-/// Writes a message attribute, logging a full message once (at `warn`, then
-/// at `debug`: a producer that always sends 10 attributes would flood the
-/// log) and other failures every time.
+/// The bytes an SDK message attribute counts toward the message size (its
+/// data type and value; the name is counted by the map).
 #[cfg(any(feature = "sqs", feature = "sns"))]
-pub(crate) fn stamp_attribute<M>(
-    attributes: &mut M,
+pub(crate) trait AttributeSize: Clone {
+    /// Bytes of the data type and the value.
+    fn size(&self) -> usize;
+}
+
+macro_rules! attribute_size {
+    ($feature:literal, $value:ty) => {
+        #[cfg(feature = $feature)]
+        impl AttributeSize for $value {
+            fn size(&self) -> usize {
+                self.data_type().len()
+                    + self.string_value().map_or(0, str::len)
+                    + self.binary_value().map_or(0, |b| b.as_ref().len())
+            }
+        }
+    };
+}
+
+attribute_size!("sqs", aws_sdk_sqs::types::MessageAttributeValue);
+attribute_size!("sns", aws_sdk_sns::types::MessageAttributeValue);
+
+/// Writes a message attribute on a message whose body is `body`, never
+/// taking the message past `max_bytes(size before)` (body plus attribute
+/// names, types and values, as SQS and SNS count it): a stamp that does not
+/// fit is skipped with a warning and the caller's attributes are left as
+/// they were. A full message (10 attributes) is logged once (at `warn`,
+/// then at `debug`: a producer that always sends 10 would flood the log),
+/// other failures every time.
+#[cfg(any(feature = "sqs", feature = "sns"))]
+pub(crate) fn stamp_attribute<V: AttributeSize>(
+    attributes: &mut HashMap<String, V>,
+    body: &str,
+    max_bytes: impl Fn(usize) -> usize,
     lineage: &Lineage,
     full_logged: &std::sync::atomic::AtomicBool,
     full_message: &'static str,
 ) where
-    MessageAttribute: Carrier<M>,
+    MessageAttribute: Carrier<HashMap<String, V>>,
 {
+    let size = |attributes: &HashMap<String, V>| {
+        body.len()
+            + attributes
+                .iter()
+                .map(|(name, value)| name.len() + value.size())
+                .sum::<usize>()
+    };
+    let before = size(attributes);
+    let previous = attributes.get(KEY).cloned();
     match MessageAttribute::default().write(attributes, lineage) {
+        Ok(()) if size(attributes) > max_bytes(before) => {
+            match previous {
+                Some(previous) => attributes.insert(KEY.to_owned(), previous),
+                None => attributes.remove(KEY),
+            };
+            tracing::warn!(
+                bytes = before,
+                "the loop guard attribute would take the message over its size limit: \
+                 sent in the trace header only"
+            );
+        }
         Ok(()) => {}
         Err(StampError::NoRoom { .. }) => {
             if full_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {

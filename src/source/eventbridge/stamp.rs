@@ -22,17 +22,31 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, chain: &Chain) ->
     true
 }
 
+/// EventBridge refuses a `PutEvents` entry whose `TraceHeader` is longer.
+const MAX_TRACE_HEADER_CHARS: usize = 500;
+
 /// The entry's own trace header, else the invocation's incoming one, gets
 /// our field. With neither there is no trace to continue, and a header of
-/// ours alone is not sent.
+/// ours alone is not sent. A stamped header over EventBridge's 500
+/// characters would fail the whole call: the entry is left as it was.
 fn stamp_trace_header(entry: &mut PutEventsRequestEntry, chain: &Chain) {
-    let header = match (&mut entry.trace_header, chain.incoming_trace_header()) {
-        (Some(header), _) => header,
-        (slot @ None, Some(incoming)) => slot.insert(incoming.to_owned()),
+    let mut header = match (&entry.trace_header, chain.incoming_trace_header()) {
+        (Some(header), _) => header.clone(),
+        (None, Some(incoming)) => incoming.to_owned(),
         (None, None) => return,
     };
-    if let Err(error) = TraceField.write(header, chain.lineage()) {
-        log_skipped("EventBridge TraceHeader", &error);
+    match TraceField.write(&mut header, chain.lineage()) {
+        Err(error) => log_skipped("EventBridge TraceHeader", &error),
+        Ok(()) if header.chars().count() > MAX_TRACE_HEADER_CHARS => log_skipped(
+            "EventBridge TraceHeader",
+            &StampError::Invalid {
+                reason: format!(
+                    "{} characters, over EventBridge's {MAX_TRACE_HEADER_CHARS}",
+                    header.chars().count()
+                ),
+            },
+        ),
+        Ok(()) => entry.trace_header = Some(header),
     }
 }
 
@@ -124,5 +138,23 @@ mod tests {
             run_serialization_hook_with(LoopGuardInterceptor::new(), input, Some(chain(1, None)))
                 .await;
         assert_eq!(out.entries.unwrap()[0].trace_header, None);
+    }
+
+    #[tokio::test]
+    async fn a_header_that_would_pass_500_characters_is_left_as_it_was() {
+        let long = format!("Root=1-a-b;Pad={}", "x".repeat(470));
+        let input = PutEventsInput::builder()
+            .entries(entry("{}", Some(&long)))
+            .entries(entry("{}", None))
+            .build()
+            .unwrap();
+        let c = chain(2, Some(&long));
+        let out = run_serialization_hook_with(LoopGuardInterceptor::new(), input, Some(c)).await;
+        let entries = out.entries.unwrap();
+        assert_eq!(entries[0].trace_header.as_deref(), Some(long.as_str()));
+        assert_eq!(
+            entries[1].trace_header, None,
+            "none invented from the long incoming one"
+        );
     }
 }

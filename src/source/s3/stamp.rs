@@ -11,7 +11,7 @@ use aws_sdk_s3::types::MetadataDirective;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
 use crate::carrier::log_skipped;
-use crate::carrier::{Carrier, MapKey};
+use crate::carrier::{Carrier, MapKey, StampError, KEY};
 use crate::lineage::Lineage;
 use crate::source::StampOptions;
 
@@ -59,17 +59,37 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, lineage: &Lineage
     false
 }
 
+/// S3's limit on user metadata: the UTF-8 bytes of every key and value.
+const MAX_METADATA_BYTES: usize = 2048;
+
+/// Adds our key, unless the metadata would then pass S3's 2 KB (the call
+/// would fail): then the caller's metadata is left as it was.
 fn write(metadata: &mut Option<HashMap<String, String>>, lineage: &Lineage) {
-    if let Err(error) = MapKey::default().write(metadata.get_or_insert_with(HashMap::new), lineage)
-    {
+    let map = metadata.get_or_insert_with(HashMap::new);
+    let previous = map.get(KEY).cloned();
+    if let Err(error) = MapKey::default().write(map, lineage) {
         log_skipped("S3 user metadata", &error);
+        return;
+    }
+    let bytes: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_METADATA_BYTES {
+        match previous {
+            Some(previous) => map.insert(KEY.to_owned(), previous),
+            None => map.remove(KEY),
+        };
+        log_skipped(
+            "S3 user metadata",
+            &StampError::Invalid {
+                reason: format!("{bytes} bytes, over S3's {MAX_METADATA_BYTES} for user metadata"),
+            },
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::KEY;
+
     use crate::interceptor::tests::{chain, run_serialization_hook_with};
     use crate::interceptor::LoopGuardInterceptor;
 
@@ -122,5 +142,20 @@ mod tests {
             .unwrap();
         let out = run_serialization_hook_with(interceptor, create, Some(c)).await;
         assert_eq!(out.metadata.unwrap()[KEY], expected);
+    }
+
+    #[tokio::test]
+    async fn metadata_that_would_pass_2_kb_is_left_as_it_was() {
+        let interceptor = LoopGuardInterceptor::new().stamp_s3_bucket("looping");
+        let input = PutObjectInput::builder()
+            .bucket("looping")
+            .key("k")
+            .metadata("theirs", "x".repeat(2030))
+            .build()
+            .unwrap();
+        let out = run_serialization_hook_with(interceptor, input, Some(chain(1, None))).await;
+        let metadata = out.metadata.unwrap();
+        assert_eq!(metadata.len(), 1);
+        assert!(!metadata.contains_key(KEY));
     }
 }

@@ -14,14 +14,21 @@ use crate::lineage::Lineage;
 
 static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
+/// SNS's maximum message size (body and attributes).
+const MAX_MESSAGE_BYTES: usize = 262_144;
+
 pub(crate) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
     if let Some(publish) = input.downcast_mut::<PublishInput>() {
-        stamp_message(&mut publish.message_attributes, lineage);
+        stamp_message(
+            &mut publish.message_attributes,
+            publish.message.as_deref(),
+            lineage,
+        );
         return true;
     }
     if let Some(batch) = input.downcast_mut::<PublishBatchInput>() {
         for entry in batch.publish_batch_request_entries.iter_mut().flatten() {
-            stamp_message(&mut entry.message_attributes, lineage);
+            stamp_message(&mut entry.message_attributes, Some(&entry.message), lineage);
         }
         return true;
     }
@@ -30,10 +37,13 @@ pub(crate) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
 
 fn stamp_message(
     attributes: &mut Option<HashMap<String, MessageAttributeValue>>,
+    body: Option<&str>,
     lineage: &Lineage,
 ) {
     stamp_attribute(
         attributes.get_or_insert_with(HashMap::new),
+        body.unwrap_or_default(),
+        |_| MAX_MESSAGE_BYTES,
         lineage,
         &FULL_LOGGED,
         "SNS message already has 10 message attributes: loop guard lineage sent in the trace header only",
@@ -105,5 +115,19 @@ mod tests {
             .as_ref()
             .unwrap()
             .contains_key(KEY));
+    }
+
+    #[tokio::test]
+    async fn a_message_near_the_256_kib_limit_keeps_its_attributes() {
+        let out = run_serialization_hook(
+            PublishInput::builder()
+                .topic_arn("t")
+                .message("x".repeat(262_120))
+                .build()
+                .unwrap(),
+            Some(chain(1, None)),
+        )
+        .await;
+        assert!(!out.message_attributes.unwrap_or_default().contains_key(KEY));
     }
 }

@@ -17,11 +17,28 @@ use crate::lineage::Lineage;
 
 static FULL_LOGGED: AtomicBool = AtomicBool::new(false);
 
+/// A queue's default maximum message size (body and attributes).
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 262_144;
+/// The largest maximum a queue can be given.
+const LARGEST_MAX_MESSAGE_BYTES: usize = 1_048_576;
+
+/// What a message of `before` bytes may grow to: a queue's maximum is not
+/// known here, so a message within the default (256 KiB) stays within it,
+/// and a larger one (its queue allows more) within the largest (1 MiB).
+fn max_message_bytes(before: usize) -> usize {
+    if before <= DEFAULT_MAX_MESSAGE_BYTES {
+        DEFAULT_MAX_MESSAGE_BYTES
+    } else {
+        LARGEST_MAX_MESSAGE_BYTES
+    }
+}
+
 pub(crate) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
     if let Some(send) = input.downcast_mut::<SendMessageInput>() {
         stamp_message(
             &mut send.message_attributes,
             &mut send.message_system_attributes,
+            send.message_body.as_deref(),
             lineage,
         );
         return true;
@@ -31,6 +48,7 @@ pub(crate) fn stamp(input: &mut Input, lineage: &Lineage) -> bool {
             stamp_message(
                 &mut entry.message_attributes,
                 &mut entry.message_system_attributes,
+                Some(&entry.message_body),
                 lineage,
             );
         }
@@ -44,10 +62,13 @@ fn stamp_message(
     system_attributes: &mut Option<
         HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>,
     >,
+    body: Option<&str>,
     lineage: &Lineage,
 ) {
     stamp_attribute(
         attributes.get_or_insert_with(HashMap::new),
+        body.unwrap_or_default(),
+        max_message_bytes,
         lineage,
         &FULL_LOGGED,
         "SQS message already has 10 message attributes: loop guard lineage sent in the trace header only",
@@ -154,5 +175,28 @@ mod tests {
             .unwrap();
         let out = run_serialization_hook(input, None).await;
         assert!(out.message_attributes.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_message_near_its_size_limit_keeps_its_attributes() {
+        let send = |body: String| {
+            SendMessageInput::builder()
+                .queue_url("q")
+                .message_body(body)
+                .build()
+                .unwrap()
+        };
+        let c = chain(1, None);
+        // Room for our 31 bytes (name, type, value): stamped.
+        let out = run_serialization_hook(send("x".repeat(262_100)), Some(c.clone())).await;
+        assert!(out.message_attributes.unwrap().contains_key(KEY));
+        // Just under the default 256 KiB: our attribute would push it over.
+        let out = run_serialization_hook(send("x".repeat(262_120)), Some(c.clone())).await;
+        assert!(!out.message_attributes.unwrap_or_default().contains_key(KEY));
+        // Over the default already: its queue allows more, up to 1 MiB.
+        let out = run_serialization_hook(send("x".repeat(300_000)), Some(c.clone())).await;
+        assert!(out.message_attributes.unwrap().contains_key(KEY));
+        let out = run_serialization_hook(send("x".repeat(1_048_560)), Some(c)).await;
+        assert!(!out.message_attributes.unwrap_or_default().contains_key(KEY));
     }
 }
