@@ -1130,4 +1130,26 @@ mod count_correctness {
         );
         assert_eq!(lines.json().len(), 10);
     }
+
+    #[tokio::test]
+    async fn a_batch_record_without_a_trace_header_names_no_chain_root() {
+        // The invocation's own trace is the event source mapping's, not the
+        // looping record's chain: it is not reported as the chain's root.
+        let lines = Lines::default();
+        let seen: Seen = Default::default();
+        let svc = layer(Mode::Terminate, 3, &lines).layer(recording_batch_handler(&seen));
+        let resp = svc
+            .oneshot(LambdaEvent::new(
+                sqs_event(vec![sqs_record("a", Some(ran(3)))]),
+                context_with(None),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(failure_ids(&resp), vec!["a"]);
+        assert!(
+            lines.json()[0].get("ChainRoot").is_none(),
+            "{:?}",
+            lines.json()
+        );
+    }
 }

@@ -56,6 +56,7 @@ pub(super) fn inspect<T: GuardedEvent>(
 ) -> Verdict {
     let config = &shared.config;
     let mode = config.mode();
+    let per_record = payload.batch().drops_per_record();
     let cut_at_first_drop = reports_failures && payload.batch() == Batch::Ordered;
 
     let mut units: Vec<Incoming<'_>> = Vec::new();
@@ -76,7 +77,7 @@ pub(super) fn inspect<T: GuardedEvent>(
             });
             continue;
         }
-        if unit.is_unchanged() && payload.batch().drops_per_record() {
+        if unit.is_unchanged() && per_record {
             tracing::debug!(
                 item = unit.item_id().unwrap_or(""),
                 "a write that changed nothing but the loop guard stamp: not passed to the handler"
@@ -106,10 +107,12 @@ pub(super) fn inspect<T: GuardedEvent>(
         };
         if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
             // Only a drop needs the root: the context's header is read then.
+            // A batch record's chain is not the invocation's (the context
+            // holds the event source mapping's own trace): no fallback.
             let chain_root = unit.chain_root().or_else(|| {
-                context
-                    .xray_trace_id
-                    .as_deref()
+                (!per_record)
+                    .then_some(context.xray_trace_id.as_deref())
+                    .flatten()
                     .and_then(|h| TraceHeader::parse(h).ok())
                     .and_then(|h| h.root())
             });

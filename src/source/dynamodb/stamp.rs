@@ -229,25 +229,21 @@ pub(crate) fn with_clause_action(expression: &str, keyword: &str, action: &str) 
     }
 }
 
-/// The byte offset just after the `keyword` clause keyword, if there is one.
+/// The byte offset just after the `keyword` clause keyword, if there is one:
+/// the keyword at the start of a token (after whitespace, or first),
+/// followed by anything but a name character (`SET a`, `SET#a`, `SET:v`;
+/// not `SETTINGS`), however the clauses are spaced.
 fn find_keyword(expression: &str, keyword: &str) -> Option<usize> {
     let bytes = expression.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() {
-        if bytes[start].is_ascii_whitespace() {
-            start += 1;
-            continue;
-        }
-        let end = bytes[start..]
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .map_or(bytes.len(), |n| start + n);
-        if bytes[start..end].eq_ignore_ascii_case(keyword.as_bytes()) && end < bytes.len() {
-            return Some(end);
-        }
-        start = end;
-    }
-    None
+    let word = keyword.as_bytes();
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    (0..bytes.len()).find_map(|start| {
+        let end = start + word.len();
+        let token_start = start == 0 || bytes[start - 1].is_ascii_whitespace();
+        let matches = bytes.get(start..end)?.eq_ignore_ascii_case(word);
+        let followed = bytes.get(end).is_some_and(|&b| !is_name(b));
+        (token_start && matches && followed).then_some(end)
+    })
 }
 
 #[cfg(test)]
@@ -275,6 +271,19 @@ mod tests {
                 "ADD settings :x, #SET :y SET #loopGuardAttr = :loopGuardValue",
             ),
             ("  ", "SET #loopGuardAttr = :loopGuardValue"),
+            (
+                "SET#a = :v",
+                "SET #loopGuardAttr = :loopGuardValue, #a = :v",
+            ),
+            (
+                "set:v = :w",
+                "set #loopGuardAttr = :loopGuardValue, :v = :w",
+            ),
+            (
+                "REMOVE b\nSET#a = :v",
+                "REMOVE b\nSET #loopGuardAttr = :loopGuardValue, #a = :v",
+            ),
+            ("SETTINGS", "SETTINGS SET #loopGuardAttr = :loopGuardValue"),
         ];
         for (input, expected) in cases {
             assert_eq!(

@@ -49,14 +49,34 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, lineage: &Lineage
             if copy.metadata_directive == Some(MetadataDirective::Replace) {
                 write(&mut copy.metadata, lineage);
             } else {
-                tracing::debug!(
-                    "CopyObject without MetadataDirective::Replace keeps the source's metadata: not stamped"
-                );
+                warn_copy_once(copy.bucket.as_deref().unwrap_or_default());
             }
         }
         return true;
     }
     false
+}
+
+/// Buckets already warned about a `CopyObject` that keeps its source's
+/// metadata (once per bucket and process: a copy loop would flood the log).
+static COPY_WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// A `COPY` keeps the source's metadata, stamp included, so a copy loop
+/// would never count up. It is not turned into a `REPLACE` here: keeping
+/// the user's other metadata would need the source's (a `HeadObject`), and
+/// this hook cannot make a request. Warns once per bucket.
+fn warn_copy_once(bucket: &str) {
+    let mut warned = COPY_WARNED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !warned.iter().any(|b| b == bucket) {
+        warned.push(bucket.to_owned());
+        tracing::warn!(
+            bucket,
+            "CopyObject without MetadataDirective::Replace keeps the source's metadata and \
+             its loop guard stamp: a copy loop through this bucket is not counted (logged once)"
+        );
+    }
 }
 
 /// S3's limit on user metadata: the UTF-8 bytes of every key and value.
