@@ -60,10 +60,12 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static FALLBACK: Mutex<Option<Chain>> = Mutex::new(None);
 
 /// One guarded invocation in flight, from the guard's decision to its
-/// response; with a fallback, its chain is the process-wide one meanwhile.
+/// response; with a fallback, its chain is the process-wide one meanwhile
+/// (and the one it replaced, of an outer guard, comes back after it).
 #[derive(Debug)]
 pub(crate) struct Running {
     fallback: bool,
+    previous: Option<Chain>,
 }
 
 impl Running {
@@ -72,17 +74,19 @@ impl Running {
     /// process-wide fallback.
     pub(crate) fn start(chain: &Chain, fallback: bool) -> Running {
         RUNNING.fetch_add(1, Ordering::SeqCst);
-        if fallback {
-            *lock(&FALLBACK) = Some(chain.clone());
-        }
-        Running { fallback }
+        let previous = if fallback {
+            lock(&FALLBACK).replace(chain.clone())
+        } else {
+            None
+        };
+        Running { fallback, previous }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         if self.fallback {
-            *lock(&FALLBACK) = None;
+            *lock(&FALLBACK) = self.previous.take();
         }
         RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
@@ -99,14 +103,32 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The state of the chain for the running invocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The state of the chain for the running invocation. Two chains are equal
+/// when their lineages and incoming headers are.
+#[derive(Clone)]
 pub struct Chain {
     lineage: Lineage,
     incoming_trace_header: Option<Arc<str>>,
     // The guard's configuration, to derive a record's own chain
     // (`Chain::for_record`); shared, never copied.
     config: Option<Arc<LoopGuardConfig>>,
+}
+
+impl PartialEq for Chain {
+    fn eq(&self, other: &Chain) -> bool {
+        self.lineage == other.lineage && self.incoming_trace_header == other.incoming_trace_header
+    }
+}
+
+impl Eq for Chain {}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("lineage", &self.lineage)
+            .field("incoming_trace_header", &self.incoming_trace_header)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Chain {

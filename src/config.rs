@@ -4,11 +4,11 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `LOOP_GUARD_MAX_DEPTH` | `10` | runs of this function per chain before the next one is dropped (1 to 10000); below AWS's ~16 so that this guard, with its immediate metric, stops a loop first |
-//! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` is off |
+//! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` never drops or reports but still counts and passes the chain on |
 //! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
-//! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; never below the largest depth limit) |
+//! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; below the largest depth limit, that limit plus 256) |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
 //! | `LOOP_GUARD_DYNAMODB_ATTRIBUTE` | `loop-guard` | the DynamoDB item attribute the layer reads and the interceptor writes (feature `dynamodb`) |
 //!
@@ -52,7 +52,7 @@ use std::str::FromStr;
 
 pub use crate::env::ConfigError;
 use crate::env::{self, Lookup};
-use crate::lineage::FunctionId;
+use crate::lineage::{FunctionId, Lineage};
 
 /// Environment variable: maximum runs of this function per chain.
 pub const ENV_MAX_DEPTH: &str = "LOOP_GUARD_MAX_DEPTH";
@@ -90,8 +90,9 @@ pub const ENV_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 pub const DEFAULT_MAX_DEPTH: u32 = 10;
 /// Largest accepted `max_depth`.
 pub const MAX_MAX_DEPTH: u32 = 10_000;
-/// Default [`max_hops`](LoopGuardConfig::max_hops): 16 functions that each
-/// ran 16 times, the longest chain the per-function counts can follow.
+/// Default [`max_hops`](LoopGuardConfig::max_hops): 16 functions (as many as
+/// a lineage tracks) that each ran 16 times (AWS's own threshold): a chain
+/// no per-function count would stop earlier is this long at most.
 pub const DEFAULT_MAX_HOPS: u32 = 256;
 /// Largest accepted `max_hops` (hop counts saturate at 65535).
 pub const MAX_MAX_HOPS: u32 = 65_535;
@@ -114,7 +115,9 @@ pub enum Mode {
     Terminate,
     /// Run the handler anyway, but log and count it: for rollouts.
     Observe,
-    /// Off: events pass through untouched, nothing is counted or stamped.
+    /// Never drops and reports nothing, but still counts this function's
+    /// runs and passes the chain on, so a loop through it is stopped by the
+    /// next guarded function.
     Allow,
 }
 
@@ -214,8 +217,9 @@ impl LoopGuardConfig {
     }
 
     /// Hops of a whole chain (any functions) that are allowed; hop
-    /// `max_hops + 1` is dropped. Never below the largest depth limit, so it
-    /// only stops what the per-function counts cannot see.
+    /// `max_hops + 1` is dropped. When a depth limit is larger, it is that
+    /// limit plus the default 256, so a deliberate loop keeps room for the
+    /// hops made before it.
     pub fn max_hops(&self) -> u32 {
         self.max_hops
     }
@@ -228,6 +232,17 @@ impl LoopGuardConfig {
     /// where spawned tasks need `carry`.
     pub fn sequential_fallback(&self) -> bool {
         self.sequential_fallback
+    }
+
+    /// `lineage` one run of this function further, counted under the id of
+    /// `source_arn` (see [`limit_for`](Self::limit_for)); without an
+    /// identity (`allow` only), one hop further.
+    pub(crate) fn record_run(&self, lineage: &Lineage, source_arn: Option<&str>) -> Lineage {
+        if self.counts_runs() {
+            lineage.record_run(self.limit_for(source_arn).0)
+        } else {
+            lineage.add_hop()
+        }
     }
 
     /// Whether this function counts its own runs: false only in `allow` mode
@@ -308,8 +323,8 @@ impl LoopGuardConfigBuilder {
     }
 
     /// Hops of a whole chain that are allowed (1 to 65535, default 256):
-    /// the backstop for cycles through more than 16 functions. Raised to
-    /// the largest depth limit when below it.
+    /// the backstop for cycles through more than 16 functions. Below the
+    /// largest depth limit, that limit plus 256 is used.
     pub fn max_hops(mut self, max_hops: u32) -> Self {
         self.max_hops = Some(max_hops);
         self
@@ -514,9 +529,18 @@ impl LoopGuardConfigBuilder {
                 max_depth,
             })
             .collect();
+        // A deliberate loop allowed more runs than the hop limit keeps the
+        // default's headroom for the hops made before it.
+        let max_hops = if largest_depth > max_hops {
+            largest_depth
+                .saturating_add(DEFAULT_MAX_HOPS)
+                .min(MAX_MAX_HOPS)
+        } else {
+            max_hops
+        };
         Ok(LoopGuardConfig {
             max_depth,
-            max_hops: max_hops.max(largest_depth),
+            max_hops,
             source_max_depth,
             mode,
             metric_namespace,

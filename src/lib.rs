@@ -124,6 +124,9 @@ pub mod continuation;
 mod env;
 pub mod error;
 mod excerpt;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod incoming;
 #[cfg(feature = "interceptor")]
 #[cfg_attr(docsrs, doc(cfg(feature = "interceptor")))]

@@ -984,8 +984,8 @@ mod count_correctness {
             .unwrap();
         assert_eq!(
             config.max_hops(),
-            900,
-            "default 256 raised to the largest limit"
+            900 + 256,
+            "the largest limit keeps the default's headroom for earlier hops"
         );
         let err = LoopGuardConfig::builder()
             .function_identity(ME)
@@ -1151,5 +1151,30 @@ mod count_correctness {
             "{:?}",
             lines.json()
         );
+    }
+
+    #[tokio::test]
+    async fn discarding_reports_what_has_an_id_and_discards_only_what_has_none() {
+        // The case: with DiscardLoopingRecords and a reporting
+        // response, a looping record without an id used to make every
+        // looping record be discarded instead of reported.
+        let lines = Lines::default();
+        let seen: Seen = Default::default();
+        let svc = layer(Mode::Terminate, 3, &lines)
+            .batch_drop_policy(BatchDropPolicy::DiscardLoopingRecords)
+            .layer(recording_batch_handler(&seen));
+        let mut anonymous = sqs_record("x", Some(ran(5)));
+        anonymous.message_id = None;
+        let event = sqs_event(vec![
+            sqs_record("a", Some(ran(7))),
+            anonymous,
+            sqs_record("b", None),
+        ]);
+        let resp = svc
+            .oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(failure_ids(&resp), vec!["a"], "reported, not discarded");
+        assert_eq!(*seen.lock().unwrap(), vec![vec!["b".to_string()]]);
     }
 }

@@ -54,6 +54,29 @@ async fn spawned_tasks_see_the_running_chain_only_in_sequential_mode() {
     );
     assert_eq!(seen_from_spawned_tasks(false).await, [None, None, Some(1)]);
 
+    // Nested guards: when the inner invocation ends, the outer one's chain
+    // is the fallback again.
+    let outer_me = FunctionId::from_identity("seq");
+    let inner = guard(true).layer(service_fn(|_: LambdaEvent<serde_json::Value>| async {
+        Ok::<_, lambda_runtime::Error>(())
+    }));
+    let outer = guard(true).layer(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        let inner = inner.clone();
+        async move {
+            inner
+                .oneshot(LambdaEvent::new(serde_json::json!({}), Context::default()))
+                .await
+                .unwrap();
+            let seen = tokio::spawn(async move { Chain::current() }).await.unwrap();
+            Ok::<_, lambda_runtime::Error>(seen.map(|c| c.lineage().count(outer_me)))
+        }
+    }));
+    let seen = outer
+        .oneshot(LambdaEvent::new(serde_json::json!({}), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(1), "the outer chain is back");
+
     // A dropped response future ends the invocation too.
     let handler = guard(true).layer(service_fn(|_: LambdaEvent<serde_json::Value>| {
         std::future::pending::<Result<(), lambda_runtime::Error>>()

@@ -25,11 +25,14 @@
 //! [`stamp_dynamodb_table`]: LoopGuardInterceptor::stamp_dynamodb_table
 //! [`stamp_s3_bucket`]: LoopGuardInterceptor::stamp_s3_bucket
 //!
-//! Outside a guarded handler it changes nothing, with one exception: writes
-//! to opted-in DynamoDB tables remove the stamp attribute, because an item
-//! keeps its attributes across updates and an old stamp would otherwise be
-//! read again as if the write continued that chain. It never fails a call: a
-//! stamp that cannot be written is skipped with a warning.
+//! Outside any chain it changes nothing, with one exception: while no
+//! guarded invocation runs in the process, writes to opted-in DynamoDB
+//! tables remove the stamp attribute, because an item keeps its attributes
+//! across updates and an old stamp would otherwise be read again as if the
+//! write continued that chain. (While one runs, such a write may come from
+//! a task the chain did not reach, in concurrent mode: the stamp is kept,
+//! which can make an unrelated later record look one chain deeper.) It never
+//! fails a call: a stamp that cannot be written is skipped with a warning.
 //!
 //! # Example
 //!

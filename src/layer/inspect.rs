@@ -63,9 +63,10 @@ pub(super) fn inspect<T: GuardedEvent>(
     payload.read_incoming(context, config, &mut units);
 
     let mut merged = Lineage::new();
-    // The id this invocation's runs count under: the units of one
-    // invocation come from one event source.
-    let mut runner = None;
+    // The source this invocation's runs count under: the units of one
+    // invocation come from one event source (a mixed custom batch counts
+    // under its first counted unit's).
+    let mut runner_source = None;
     let mut dropped = Vec::new();
     let mut error = None;
     for (index, unit) in units.iter().enumerate() {
@@ -98,7 +99,7 @@ pub(super) fn inspect<T: GuardedEvent>(
             continue;
         }
         let (me, max_depth) = config.limit_for(unit.source_arn());
-        runner.get_or_insert(me);
+        runner_source.get_or_insert(unit.source_arn());
         let over = Over {
             depth: u32::from(unit.lineage().count(me)) + 1,
             max_depth,
@@ -155,12 +156,7 @@ pub(super) fn inspect<T: GuardedEvent>(
             );
         }
     }
-    let outgoing = match runner {
-        Some(me) if config.counts_runs() => merged.record_run(me),
-        _ if config.counts_runs() => merged.record_run(config.function_id()),
-        // `allow` without an identity: pass the chain on, one hop further.
-        _ => merged.add_hop(),
-    };
+    let outgoing = config.record_run(&merged, runner_source.flatten());
     let incoming_trace_header = context.xray_trace_id.as_deref().map(Arc::<str>::from);
     Verdict {
         chain: Chain::guarded(outgoing, incoming_trace_header, config.clone()),

@@ -4,9 +4,10 @@
 //! is a [`GuardedEvent`](crate::GuardedEvent) and whose response is a
 //! [`GuardedResponse`](crate::GuardedResponse). For each unit of work (the
 //! invocation, or each record of a batch) it reads the incoming lineage and this
-//! function's run count `c`. Run `c + 1` is allowed up to `max_depth`;
-//! beyond it the unit is **dropped**: the handler does not see it, an EMF
-//! metric line and a `tracing` warning are emitted, and:
+//! function's run count `c` and the chain's hops `h`. Run `c + 1` is allowed
+//! up to `max_depth`, hop `h + 1` up to `max_hops`; beyond either the unit is
+//! **dropped**: the handler does not see it, an EMF metric line and a
+//! `tracing` warning are emitted, and:
 //!
 //! * a single-unit invocation ([`Batch::Single`](crate::Batch::Single):
 //!   direct, SNS, EventBridge, S3, HTTP) fails with
@@ -19,7 +20,12 @@
 //!   `empty_batch_response`) they are added to it (the source retries them,
 //!   then moves them to its DLQ or on-failure destination). Otherwise the
 //!   [`BatchDropPolicy`] decides; the default fails the invocation, so no
-//!   record is ever deleted silently.
+//!   record is ever deleted silently;
+//! * an ordered batch ([`Batch::Ordered`](crate::Batch::Ordered): SQS FIFO,
+//!   DynamoDB streams) whose response reports failures is cut at its first
+//!   looping record: it and every later record are reported, in order;
+//! * a record that changed nothing but our stamp (a DynamoDB no-op write)
+//!   is removed and not reported: it is done.
 //!
 //! While the handler runs, the outgoing lineage (own count and hops + 1) is
 //! the current [`Chain`](crate::chain::Chain).

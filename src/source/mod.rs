@@ -71,10 +71,9 @@ pub enum Batch {
     Unordered,
     /// Ordered, checkpointed records (an SQS FIFO queue, a DynamoDB or
     /// Kinesis stream): Lambda resumes a failed batch at the lowest
-    /// reported item, so what follows a dropped record is delivered again.
-    /// The layer treats them like [`Unordered`](Batch::Unordered) records
-    /// today; a release that cuts the batch at the first dropped record
-    /// keys on this.
+    /// reported item, so with a response that reports failures the batch is
+    /// cut at its first looping record, which and every later one are
+    /// reported: order holds and nothing runs twice.
     Ordered,
 }
 

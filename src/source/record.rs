@@ -63,13 +63,7 @@ impl Chain {
         if incoming.source() == EventSource::Http && !config.trust_http() {
             return self.clone();
         }
-        let lineage = if config.counts_runs() {
-            let (me, _) = config.limit_for(incoming.source_arn());
-            incoming.lineage().record_run(me)
-        } else {
-            incoming.lineage().add_hop()
-        };
-        self.with_lineage(lineage)
+        self.with_lineage(config.record_run(incoming.lineage(), incoming.source_arn()))
     }
 }
 

@@ -55,8 +55,9 @@ pub(crate) fn stamp_sdk_input(options: &StampOptions, input: &mut Input, chain: 
     false
 }
 
-/// Outside a guarded handler: removes stamps that would outlive their chain
-/// (DynamoDB items of opted-in tables keep attributes across updates).
+/// Outside any chain, while no guarded invocation runs: removes stamps that
+/// would outlive their chain (DynamoDB items of opted-in tables keep
+/// attributes across updates).
 #[allow(unused_variables)]
 pub(crate) fn clear_sdk_input(options: &StampOptions, input: &mut Input) {
     #[cfg(feature = "dynamodb")]

@@ -17,8 +17,9 @@
 //!   the item attribute on `PutItem`, `UpdateItem`, `BatchWriteItem` puts
 //!   and `TransactWriteItems` puts and updates (an `UpdateItem` gets one
 //!   more `SET` action with the placeholders [`NAME_PLACEHOLDER`] and
-//!   [`VALUE_PLACEHOLDER`]). Writes to opted-in tables outside a guarded
-//!   handler remove the attribute, so an old count is never read again.
+//!   [`VALUE_PLACEHOLDER`]). Writes to opted-in tables outside any chain,
+//!   while no guarded invocation runs, remove the attribute, so an old count
+//!   is never read again.
 
 use aws_lambda_events::event::dynamodb::{Event as DynamoDbEvent, EventRecord, StreamRecord};
 use lambda_runtime::Context;

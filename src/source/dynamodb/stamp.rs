@@ -5,7 +5,8 @@
 //! An item keeps its attributes across updates, so a stamp would outlive the
 //! chain that wrote it: an `UpdateItem` made later outside any guarded
 //! handler would deliver the old count again in its stream record. Writes to
-//! opted-in tables made outside a guarded handler therefore *clear* the stamp
+//! opted-in tables made outside any chain, while no guarded invocation runs
+//! in the process, therefore *clear* the stamp
 //! (a `REMOVE` action, or the attribute left out of a put item).
 
 use std::collections::HashMap;

@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    lambda_loop_guard_fuzz::checks::json_key_text(data);
+});
