@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::{Carrier, StampError, KEY};
+use super::{json_text, Carrier, StampError, KEY};
 use crate::incoming::Incoming;
 use crate::lineage::Lineage;
 
@@ -42,28 +42,65 @@ impl JsonKey {
 
 impl JsonKey {
     /// Writes `lineage` into JSON *text* that holds an object, returning the
-    /// new text. The key is spliced in right after the opening brace, without
-    /// parsing, when the text does not mention the key yet (the common
-    /// case); otherwise the text is parsed and the value replaced. Valid JSON
-    /// stays valid and keeps every other byte; text that is not an object is
-    /// refused ([`StampError::NotAnObject`]).
+    /// new text. Every other byte is kept: the key is spliced in right after
+    /// the opening brace, or, when the object already has it (escaped or
+    /// not), its string value is replaced in place (duplicates of it are
+    /// removed). Nothing is re-serialized, so numbers, key order and escapes
+    /// survive. Text that is not an object is refused
+    /// ([`StampError::NotAnObject`]); a key holding something other than a
+    /// string is left alone ([`StampError::NameTaken`]).
     pub fn write_text(&self, text: &str, lineage: &Lineage) -> Result<String, StampError> {
         let body = text.trim_start();
-        let Some(rest) = body.strip_prefix('{') else {
+        if !body.starts_with('{') {
             return Err(StampError::NotAnObject);
-        };
-        let quoted = Value::String(self.name().to_owned()).to_string();
-        if memchr::memmem::find(text.as_bytes(), quoted.as_bytes()).is_some() {
-            let mut value: Value =
-                serde_json::from_str(text).map_err(|_| StampError::NotAnObject)?;
-            self.write(&mut value, lineage)?;
-            return Ok(value.to_string());
         }
+        let quoted = Value::String(self.name().to_owned()).to_string();
+        let may_hold_key = memchr::memmem::find(text.as_bytes(), quoted.as_bytes()).is_some()
+            || memchr::memmem::find(text.as_bytes(), b"\\u").is_some();
+        if !may_hold_key {
+            // The common case: no parse, a splice after the brace.
+            let open = text.len() - body.len();
+            let empty = body[1..].trim_start().starts_with('}');
+            return Ok(self.splice_after(text, open, empty, lineage));
+        }
+        let mut text = text.to_owned();
+        loop {
+            let (open, members) =
+                json_text::object_members(&text).ok_or(StampError::NotAnObject)?;
+            let ours: Vec<usize> = (0..members.len())
+                .filter(|&i| json_text::key_is(&text, &members[i], self.name()))
+                .collect();
+            match ours.as_slice() {
+                [] => return Ok(self.splice_after(&text, open, members.is_empty(), lineage)),
+                [first] => {
+                    let member = &members[*first];
+                    if !text[member.value.clone()].starts_with('"') {
+                        return Err(StampError::NameTaken {
+                            name: self.name().to_owned(),
+                        });
+                    }
+                    let (key, value) = (member.key.clone(), member.value.clone());
+                    text.replace_range(value, &format!("\"{}\"", lineage.encode().as_str()));
+                    // The key as the readers look for it (an escaped
+                    // spelling would hide it from their substring search).
+                    text.replace_range(key, &quoted);
+                    return Ok(text);
+                }
+                // A duplicate of the key (garbage): removed, the first kept.
+                [.., last] => {
+                    let cut = json_text::removal(&members, *last);
+                    text.replace_range(cut, "");
+                }
+            }
+        }
+    }
+
+    /// `text` with `"name":"lineage"` spliced in after the brace at `open`.
+    fn splice_after(&self, text: &str, open: usize, empty: bool, lineage: &Lineage) -> String {
         let encoded = lineage.encode();
-        let empty = rest.trim_start().starts_with('}');
-        let leading = text.len() - body.len();
+        let quoted = Value::String(self.name().to_owned()).to_string();
         let mut out = String::with_capacity(text.len() + quoted.len() + encoded.as_str().len() + 4);
-        out.push_str(&text[..=leading]);
+        out.push_str(&text[..=open]);
         out.push_str(&quoted);
         out.push_str(":\"");
         out.push_str(encoded.as_str());
@@ -71,8 +108,8 @@ impl JsonKey {
         if !empty {
             out.push(',');
         }
-        out.push_str(rest);
-        Ok(out)
+        out.push_str(&text[open + 1..]);
+        out
     }
 }
 
@@ -193,6 +230,39 @@ mod tests {
             Err(StampError::NameTaken {
                 name: "loop-guard".into()
             })
+        );
+    }
+
+    #[test]
+    fn text_stamping_keeps_numbers_order_and_escapes_byte_for_byte() {
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
+        let v = lineage.to_string();
+        let key = JsonKey::default();
+        // Replacing: the u128 id, the long decimal, the order and the
+        // escapes are kept exactly.
+        let text = r#"{"z":1,"id":340282366920938463463374607431768211455,"loop-guard":"old","pi":3.14159265358979323846264338327950288,"s":"caf\u00e9"}"#;
+        assert_eq!(
+            key.write_text(text, &lineage).unwrap(),
+            text.replace("\"old\"", &format!("\"{v}\""))
+        );
+        // An escaped spelling of the key is the key: replaced (spelled as
+        // readers look for it), not duplicated.
+        let escaped = r#"{"loop\u002dguard":"old","a":1}"#;
+        assert_eq!(
+            key.write_text(escaped, &lineage).unwrap(),
+            format!(r#"{{"loop-guard":"{v}","a":1}}"#)
+        );
+        // Mentioned deeper only: spliced at the top, the rest untouched.
+        let nested = r#"{"inner":{"loop-guard":"theirs"},"n":1e400}"#;
+        assert_eq!(
+            key.write_text(nested, &lineage).unwrap(),
+            format!(r#"{{"loop-guard":"{v}","inner":{{"loop-guard":"theirs"}},"n":1e400}}"#)
+        );
+        // A duplicate of the key is removed, the first replaced.
+        let twice = r#"{"loop-guard":"a","x":1,"loop-guard":"b"}"#;
+        assert_eq!(
+            key.write_text(twice, &lineage).unwrap(),
+            format!(r#"{{"loop-guard":"{v}","x":1}}"#)
         );
     }
 

@@ -74,6 +74,7 @@ mod http;
 #[cfg(feature = "dynamodb")]
 mod item;
 mod json;
+pub(crate) mod json_text;
 mod map;
 mod trace;
 

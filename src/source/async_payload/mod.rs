@@ -41,10 +41,9 @@
 use std::task::{Context, Poll};
 
 use lambda_runtime::{Context as LambdaContext, LambdaInvocation};
-use serde_json::Value;
 use tower::{Layer, Service};
 
-use crate::carrier::{JsonKey, KEY, QUOTED_KEY};
+use crate::carrier::{json_text, KEY, QUOTED_KEY};
 use crate::lineage::Lineage;
 
 #[cfg(feature = "lambda")]
@@ -108,14 +107,27 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     if !has_string_valued_key(body) {
         return None;
     }
-    let mut payload: Value = serde_json::from_slice(body).ok()?;
-    let key = JsonKey::default();
-    let taken = match key.take(&mut payload) {
-        Some(value) => Some(value),
-        None if is_eventbridge_event(&payload) => key.take(payload.get_mut("detail")?),
-        None => None,
-    }?;
-    Some((serde_json::to_vec(&payload).ok()?, taken))
+    // Cut out of the text, nothing re-serialized: every other byte stays.
+    let text = std::str::from_utf8(body).ok()?;
+    let (_, members) = json_text::object_members(text)?;
+    let is = |member: &json_text::Member, name: &str| json_text::key_is(text, member, name);
+    let (inner, index) = match members.iter().position(|m| is(m, KEY)) {
+        Some(index) => (members, index),
+        None => {
+            let eventbridge = members.iter().any(|m| is(m, "detail-type"))
+                && members.iter().any(|m| is(m, "source"));
+            let detail = members.iter().find(|m| eventbridge && is(m, "detail"))?;
+            let (_, inner) = json_text::members_at(text.as_bytes(), detail.value.start)?;
+            let index = inner.iter().position(|m| is(m, KEY))?;
+            (inner, index)
+        }
+    };
+    let value = json_text::string_value(text, &inner[index])?;
+    let cut = json_text::removal(&inner, index);
+    let mut rest = Vec::with_capacity(body.len() - cut.len());
+    rest.extend_from_slice(&body[..cut.start]);
+    rest.extend_from_slice(&body[cut.end..]);
+    Some((rest, value))
 }
 
 /// Whether `body` holds our key with a string value (`"loop-guard": "`),
@@ -128,10 +140,6 @@ fn has_string_valued_key(body: &[u8]) -> bool {
         rest.strip_prefix(b":")
             .is_some_and(|value| value.trim_ascii_start().starts_with(b"\""))
     })
-}
-
-fn is_eventbridge_event(payload: &Value) -> bool {
-    payload.get("detail-type").is_some() && payload.get("source").is_some()
 }
 
 /// Adds `value` under our key to the context's client context (created if
@@ -164,7 +172,7 @@ fn put_in_client_context(context: &mut LambdaContext, value: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     #[test]
     fn takes_the_key_from_objects_and_eventbridge_details_only() {
@@ -198,6 +206,20 @@ mod tests {
             br#"{"Records": [{"messageAttributes": {"loop-guard": {"stringValue": "x"}}}]}"#;
         assert!(!has_string_valued_key(batch), "decided without a parse");
         assert!(has_string_valued_key(br#"{"loop-guard" : "v1"}"#));
+    }
+
+    #[test]
+    fn taking_the_key_keeps_every_other_byte() {
+        let body = br#"{ "id": 340282366920938463463374607431768211455, "loop-guard": "v1.1.00000001-1", "pi": 3.14159265358979323846264338327950288 }"#;
+        let (rest, value) = take_lineage(body).unwrap();
+        assert_eq!(value, "v1.1.00000001-1");
+        assert_eq!(
+            String::from_utf8(rest).unwrap(),
+            r#"{ "id": 340282366920938463463374607431768211455, "pi": 3.14159265358979323846264338327950288 }"#
+        );
+        let escaped = br#"{"a":"caf\u00e9","loop-guard":"v1.1.00000001-1"}"#;
+        let (rest, _) = take_lineage(escaped).unwrap();
+        assert_eq!(rest, br#"{"a":"caf\u00e9"}"#);
     }
 
     #[test]
