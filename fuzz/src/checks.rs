@@ -82,8 +82,14 @@ pub fn async_payload(data: &[u8]) {
     let Some((rest, value)) = lambda_loop_guard::fuzzing::take_lineage(data) else {
         return;
     };
-    let before: Value = serde_json::from_slice(data).expect("only JSON is taken from");
-    let after: Value = serde_json::from_slice(&rest).expect("the rest is JSON");
+    serde_json::from_slice::<serde::de::IgnoredAny>(&rest).expect("the rest is JSON");
+    // A `Value` cannot hold every JSON number (1e400): compare when it can.
+    let (Ok(before), Ok(after)) = (
+        serde_json::from_slice::<Value>(data),
+        serde_json::from_slice::<Value>(&rest),
+    ) else {
+        return;
+    };
     let top = before.get(KEY).and_then(Value::as_str);
     let detail = before
         .get("detail")
@@ -127,11 +133,15 @@ pub fn sns_envelope(data: &[u8]) {
         return;
     };
     if let Some(value) = lambda_loop_guard::fuzzing::sns_envelope_lineage(body) {
-        let envelope: Value = serde_json::from_str(body).expect("only JSON is read");
-        assert_eq!(
-            envelope["MessageAttributes"][KEY]["Value"].as_str(),
-            Some(value)
-        );
+        serde_json::from_str::<serde::de::IgnoredAny>(body).expect("only JSON is read");
+        assert!(body.contains(value), "the value is text of the body");
+        // A `Value` cannot hold every JSON number (1e400): compare when it can.
+        if let Ok(envelope) = serde_json::from_str::<Value>(body) {
+            assert_eq!(
+                envelope["MessageAttributes"][KEY]["Value"].as_str(),
+                Some(value)
+            );
+        }
     }
 }
 

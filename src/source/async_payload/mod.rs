@@ -109,25 +109,35 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     }
     // Cut out of the text, nothing re-serialized: every other byte stays.
     let text = std::str::from_utf8(body).ok()?;
-    let (_, members) = json_text::object_members(text)?;
-    let is = |member: &json_text::Member, name: &str| json_text::key_is(text, member, name);
-    let (inner, index) = match members.iter().position(|m| is(m, KEY)) {
-        Some(index) => (members, index),
-        None => {
-            let eventbridge = members.iter().any(|m| is(m, "detail-type"))
-                && members.iter().any(|m| is(m, "source"));
-            let detail = members.iter().find(|m| eventbridge && is(m, "detail"))?;
-            let (_, inner) = json_text::members_at(text.as_bytes(), detail.value.start)?;
-            let index = inner.iter().position(|m| is(m, KEY))?;
-            (inner, index)
-        }
+    let (open, members) = json_text::object_members(text)?;
+    let is =
+        |text: &str, member: &json_text::Member, name: &str| json_text::key_is(text, member, name);
+    let object = if members.iter().any(|m| is(text, m, KEY)) {
+        open
+    } else {
+        let eventbridge = members.iter().any(|m| is(text, m, "detail-type"))
+            && members.iter().any(|m| is(text, m, "source"));
+        members
+            .iter()
+            .find(|m| eventbridge && is(text, m, "detail"))?
+            .value
+            .start
     };
-    let value = json_text::string_value(text, &inner[index])?;
-    let cut = json_text::removal(&inner, index);
-    let mut rest = Vec::with_capacity(body.len() - cut.len());
-    rest.extend_from_slice(&body[..cut.start]);
-    rest.extend_from_slice(&body[cut.end..]);
-    Some((rest, value))
+    // Every occurrence goes; the value is the last one's, as a JSON reader
+    // of duplicate keys would have it.
+    let mut rest = text.to_owned();
+    let mut value = None;
+    while let Some((_, members)) = json_text::members_at(rest.as_bytes(), object) {
+        let Some(last) = members.iter().rposition(|m| is(&rest, m, KEY)) else {
+            break;
+        };
+        if value.is_none() {
+            value = Some(json_text::string_value(&rest, &members[last])?);
+        }
+        let cut = json_text::removal(&members, last);
+        rest.replace_range(cut, "");
+    }
+    Some((rest.into_bytes(), value?))
 }
 
 /// Whether `body` holds our key with a string value (`"loop-guard": "`),
