@@ -53,6 +53,23 @@ fn shape(value: &Value) -> Shape {
     }
 }
 
+/// Whether a stream record's old and new images differ in the stamp only
+/// (the rule of the typed DynamoDB source, on JSON images).
+fn only_the_stamp_changed(record: &Value, stamp: &str) -> bool {
+    let image = |name: &str| record.get("dynamodb")?.get(name)?.as_object();
+    let (Some(old), Some(new)) = (image("OldImage"), image("NewImage")) else {
+        return false;
+    };
+    let others =
+        |item: &serde_json::Map<String, Value>| item.keys().filter(|k| *k != stamp).count();
+    old.get(stamp) != new.get(stamp)
+        && others(old) == others(new)
+        && new
+            .iter()
+            .filter(|(k, _)| *k != stamp)
+            .all(|(k, v)| old.get(k) == Some(v))
+}
+
 fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter()
         .try_fold(value, |v, key| v.get(*key))
@@ -100,6 +117,11 @@ impl GuardedEvent for Value {
                 let attribute = dynamodb_attribute(config);
                 if let Some(v) = str_at(r, &["dynamodb", "NewImage", attribute, "S"]) {
                     incoming.read_lineage_value(v, "dynamodb item attribute");
+                }
+                if str_at(r, &["eventName"]) == Some("MODIFY")
+                    && only_the_stamp_changed(r, attribute)
+                {
+                    incoming.mark_unchanged();
                 }
                 incoming
             })),
@@ -285,6 +307,15 @@ mod tests {
         assert!(v.batch().drops_per_record());
         v.remove_units(&mut |i| i == 0);
         assert_eq!(v["Records"][0]["eventID"], "2");
+
+        // A write that changed only the stamp is marked, as in the typed source.
+        let modify = json!({"Records": [{"eventSource": "aws:dynamodb", "eventName": "MODIFY",
+            "dynamodb": {"SequenceNumber": "1",
+                "OldImage": {"id": {"S": "a"}, "loop-guard": {"S": "v1.1.00000001-1"}},
+                "NewImage": {"id": {"S": "a"}, "loop-guard": {"S": "v1.2.00000001-2"}}}}]});
+        let mut out = Vec::new();
+        modify.read_incoming(&ctx, &test_config(), &mut out);
+        assert!(out[0].is_unchanged());
 
         let event = json!({"detail-type": "t", "source": "s", "id": "e-1",
             "detail": {"loop-guard": "v1.2.00000001-2"}});
