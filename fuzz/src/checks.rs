@@ -96,11 +96,17 @@ pub fn async_payload(data: &[u8]) {
         .and_then(|d| d.get(KEY))
         .and_then(Value::as_str);
     assert!(top == Some(value.as_str()) || detail == Some(value.as_str()));
-    assert!(after.get(KEY).is_none() || after.get("detail").and_then(|d| d.get(KEY)).is_none());
+    // Removed from where it was taken.
+    if top.is_some() {
+        assert!(after.get(KEY).is_none(), "taken from the top");
+    } else {
+        assert!(after["detail"].get(KEY).is_none(), "taken from the detail");
+    }
 }
 
 /// JSON text stamping: the result is an object with our value, every other
-/// top-level key as it was.
+/// top-level key as it was; and taking the key out again (what the
+/// receiving side does) gives back our value.
 pub fn json_key_text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -124,6 +130,18 @@ pub fn json_key_text(data: &[u8]) {
             assert_eq!(after.get(key), Some(value), "{key}");
         }
     }
+    let (rest, taken) = lambda_loop_guard::fuzzing::take_lineage(written.as_bytes())
+        .expect("a stamped payload is un-stamped");
+    assert_eq!(taken, lineage.to_string());
+    let Value::Object(rest) = serde_json::from_slice::<Value>(&rest).expect("JSON") else {
+        panic!("an object stays an object");
+    };
+    let mut expected = before.clone();
+    expected.remove(KEY);
+    assert_eq!(
+        rest, expected,
+        "stamp then un-stamp is the identity, but for our key"
+    );
 }
 
 /// An SQS body: a value is read only from an envelope's attribute, and it

@@ -63,36 +63,39 @@ impl JsonKey {
             let empty = body[1..].trim_start().starts_with('}');
             return Ok(self.splice_after(text, open, empty, lineage));
         }
-        let mut text = text.to_owned();
-        loop {
-            let (open, members) =
-                json_text::object_members(&text).ok_or(StampError::NotAnObject)?;
-            let ours: Vec<usize> = (0..members.len())
-                .filter(|&i| json_text::key_is(&text, &members[i], self.name()))
-                .collect();
-            match ours.as_slice() {
-                [] => return Ok(self.splice_after(&text, open, members.is_empty(), lineage)),
-                [first] => {
-                    let member = &members[*first];
-                    if !text[member.value.clone()].starts_with('"') {
-                        return Err(StampError::NameTaken {
-                            name: self.name().to_owned(),
-                        });
-                    }
-                    let (key, value) = (member.key.clone(), member.value.clone());
-                    text.replace_range(value, &format!("\"{}\"", lineage.encode().as_str()));
-                    // The key as the readers look for it (an escaped
-                    // spelling would hide it from their substring search).
-                    text.replace_range(key, &quoted);
-                    return Ok(text);
-                }
-                // A duplicate of the key (garbage): removed, the first kept.
-                [.., last] => {
-                    let cut = json_text::removal(&members, *last);
-                    text.replace_range(cut, "");
-                }
-            }
+        let (open, members) = json_text::object_members(text).ok_or(StampError::NotAnObject)?;
+        let ours: Vec<usize> = (0..members.len())
+            .filter(|&i| json_text::key_is(text, &members[i], self.name()))
+            .collect();
+        let Some(&first) = ours.first() else {
+            return Ok(self.splice_after(text, open, members.is_empty(), lineage));
+        };
+        if ours
+            .iter()
+            .any(|&i| !text[members[i].value.clone()].starts_with('"'))
+        {
+            // A value of the user's under our name: left alone.
+            return Err(StampError::NameTaken {
+                name: self.name().to_owned(),
+            });
         }
+        // The first occurrence becomes ours (spelled as readers look for
+        // it: an escaped spelling would hide it from their substring
+        // search); then duplicates (garbage) go, in one more pass.
+        let mut out = text.to_owned();
+        out.replace_range(
+            members[first].key.start..members[first].value.end,
+            &format!("{quoted}:\"{}\"", lineage.encode().as_str()),
+        );
+        if ours.len() > 1 {
+            let (_, members) = json_text::object_members(&out).ok_or(StampError::NotAnObject)?;
+            let duplicates: Vec<usize> = (0..members.len())
+                .filter(|&i| json_text::key_is(&out, &members[i], self.name()))
+                .skip(1)
+                .collect();
+            out = json_text::without(&out, &members, &duplicates);
+        }
+        Ok(out)
     }
 
     /// `text` with `"name":"lineage"` spliced in after the brace at `open`.

@@ -72,6 +72,34 @@ pub(crate) fn removal(members: &[Member], index: usize) -> Range<usize> {
     }
 }
 
+/// `text` without the members at `remove` (indices into `members`, in
+/// order), in one pass: one removal keeps every other byte; several (a key
+/// repeated, garbage) rebuild the object's members with `,` between them.
+pub(crate) fn without(text: &str, members: &[Member], remove: &[usize]) -> String {
+    match remove {
+        [] => text.to_owned(),
+        [one] => {
+            let cut = removal(members, *one);
+            format!("{}{}", &text[..cut.start], &text[cut.end..])
+        }
+        _ => {
+            let (Some(first), Some(last)) = (members.first(), members.last()) else {
+                return text.to_owned();
+            };
+            let kept: Vec<&str> = (0..members.len())
+                .filter(|i| !remove.contains(i))
+                .map(|i| &text[members[i].key.start..members[i].value.end])
+                .collect();
+            format!(
+                "{}{}{}",
+                &text[..first.key.start],
+                kept.join(","),
+                &text[last.value.end..]
+            )
+        }
+    }
+}
+
 fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
     while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
         at += 1;

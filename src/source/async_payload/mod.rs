@@ -123,21 +123,15 @@ pub(crate) fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
             .value
             .start
     };
-    // Every occurrence goes; the value is the last one's, as a JSON reader
-    // of duplicate keys would have it.
-    let mut rest = text.to_owned();
-    let mut value = None;
-    while let Some((_, members)) = json_text::members_at(rest.as_bytes(), object) {
-        let Some(last) = members.iter().rposition(|m| is(&rest, m, KEY)) else {
-            break;
-        };
-        if value.is_none() {
-            value = Some(json_text::string_value(&rest, &members[last])?);
-        }
-        let cut = json_text::removal(&members, last);
-        rest.replace_range(cut, "");
-    }
-    Some((rest.into_bytes(), value?))
+    // Every occurrence goes, in one pass; the value is the last one's, as a
+    // JSON reader of duplicate keys would have it.
+    let (_, members) = json_text::members_at(text.as_bytes(), object)?;
+    let ours: Vec<usize> = (0..members.len())
+        .filter(|&i| is(text, &members[i], KEY))
+        .collect();
+    let value = json_text::string_value(text, &members[*ours.last()?])?;
+    let rest = json_text::without(text, &members, &ours);
+    Some((rest.into_bytes(), value))
 }
 
 /// Whether `body` holds our key with a string value (`"loop-guard": "`),
