@@ -57,19 +57,7 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
     let c = Clients::new(&emulator).await;
     let function = format!("looper-{}", max_depth);
 
-    let (dlq_url, dlq_arn) = c.queue("loop-dlq", HashMap::new()).await;
-    let redrive =
-        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT })
-            .to_string();
-    let (queue_url, queue_arn) = c
-        .queue(
-            "loop-queue",
-            HashMap::from([
-                (QueueAttributeName::RedrivePolicy, redrive),
-                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
-            ]),
-        )
-        .await;
+    let ((queue_url, queue_arn), (dlq_url, _)) = queue_with_dlq(&c, "loop-queue").await;
 
     let mut env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), max_depth.to_string()),
@@ -253,19 +241,7 @@ async fn each_record_of_a_batch_keeps_its_own_chain() {
     let c = Clients::new(&emulator).await;
     let function = "batcher";
     let me = FunctionId::from_identity(function);
-    let (dlq_url, dlq_arn) = c.queue("batch-dlq", HashMap::new()).await;
-    let redrive =
-        serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT })
-            .to_string();
-    let (queue_url, queue_arn) = c
-        .queue(
-            "batch-queue",
-            HashMap::from([
-                (QueueAttributeName::RedrivePolicy, redrive),
-                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
-            ]),
-        )
-        .await;
+    let ((queue_url, queue_arn), (dlq_url, _)) = queue_with_dlq(&c, "batch-queue").await;
     let env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
         ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
