@@ -10,6 +10,7 @@
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
 //! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; below the largest depth limit, that limit plus 256) |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
+//! | `LOOP_GUARD_SNS_TOPICS` | none | SNS topics whose notification envelopes in SQS bodies are read (non-raw delivery): topic ARNs, `arn:...:*` prefixes, or `*`; see [`TrustedTopics`] |
 //! | `LOOP_GUARD_DYNAMODB_ATTRIBUTE` | `loop-guard` | the DynamoDB item attribute the layer reads and the interceptor writes (feature `dynamodb`) |
 //!
 //! Continuations read `LOOP_GUARD_MAX_CONTINUATIONS` (and the namespace)
@@ -53,6 +54,7 @@ use std::str::FromStr;
 pub use crate::env::ConfigError;
 use crate::env::{self, Lookup};
 use crate::lineage::{FunctionId, Lineage};
+pub use crate::sns_trust::TrustedTopics;
 
 /// Environment variable: maximum runs of this function per chain.
 pub const ENV_MAX_DEPTH: &str = "LOOP_GUARD_MAX_DEPTH";
@@ -70,6 +72,9 @@ pub const ENV_MAX_HOPS: &str = "LOOP_GUARD_MAX_HOPS";
 /// counts: `true` or `false` (default). Only set it when every caller of the
 /// endpoint is your own code.
 pub const ENV_TRUST_HTTP: &str = "LOOP_GUARD_TRUST_HTTP";
+/// Environment variable: SNS topics whose envelopes in SQS bodies are read,
+/// comma-separated (see [`TrustedTopics`]).
+pub const ENV_SNS_TOPICS: &str = "LOOP_GUARD_SNS_TOPICS";
 /// Environment variable: the DynamoDB item attribute that carries the
 /// lineage (feature `dynamodb`).
 pub const ENV_DYNAMODB_ATTRIBUTE: &str = "LOOP_GUARD_DYNAMODB_ATTRIBUTE";
@@ -164,6 +169,7 @@ pub struct LoopGuardConfig {
     function_name: String,
     function_id: FunctionId,
     trust_http: bool,
+    sns_topics: TrustedTopics,
     sequential_fallback: bool,
     #[cfg(feature = "dynamodb")]
     dynamodb_attribute: crate::carrier::ItemAttribute,
@@ -183,6 +189,12 @@ impl LoopGuardConfig {
     /// Whether lineage read from HTTP events counts (`LOOP_GUARD_TRUST_HTTP`).
     pub fn trust_http(&self) -> bool {
         self.trust_http
+    }
+
+    /// The SNS topics whose notification envelopes, found in SQS bodies,
+    /// are read for a lineage (`LOOP_GUARD_SNS_TOPICS`; none by default).
+    pub fn sns_topics(&self) -> &TrustedTopics {
+        &self.sns_topics
     }
 
     /// Runs of this function per chain that are allowed; run `max_depth + 1` is dropped.
@@ -302,6 +314,7 @@ pub struct LoopGuardConfigBuilder {
     function_identity: Option<String>,
     function_name: Option<String>,
     trust_http: Option<bool>,
+    sns_topics: Vec<String>,
     sequential_fallback: Option<bool>,
     #[cfg(feature = "dynamodb")]
     dynamodb_attribute: Option<String>,
@@ -313,6 +326,16 @@ impl LoopGuardConfigBuilder {
     /// function drop its requests.
     pub fn trust_http(mut self, trust: bool) -> Self {
         self.trust_http = Some(trust);
+        self
+    }
+
+    /// Reads the lineage in SNS notification envelopes that arrive in SQS
+    /// bodies (subscriptions without raw message delivery) from `topic`: a
+    /// topic ARN, a prefix ending in `*`, or `*` for any topic. Added to the
+    /// entries of `LOOP_GUARD_SNS_TOPICS`. See [`TrustedTopics`] for why an
+    /// envelope is not trusted by its shape.
+    pub fn trust_sns_topic(mut self, topic: impl Into<String>) -> Self {
+        self.sns_topics.push(topic.into());
         self
     }
 
@@ -433,6 +456,12 @@ impl LoopGuardConfigBuilder {
             env::NAMESPACE_EXPECTED,
         )?;
         let env_trust_http = env::parse(env, ENV_TRUST_HTTP, env::boolean, BOOLEAN_EXPECTED)?;
+        let env_sns_topics = env::parse(
+            env,
+            ENV_SNS_TOPICS,
+            TrustedTopics::parse,
+            crate::sns_trust::EXPECTED,
+        )?;
         let env_identity = env::parse(
             env,
             ENV_FUNCTION_ID,
@@ -479,6 +508,15 @@ impl LoopGuardConfigBuilder {
             None => env_namespace.unwrap_or_else(|| DEFAULT_METRIC_NAMESPACE.to_owned()),
         };
         let trust_http = self.trust_http.or(env_trust_http).unwrap_or(false);
+        let mut sns_topics = env_sns_topics.unwrap_or_default();
+        for topic in &self.sns_topics {
+            env::check(
+                "trust_sns_topic",
+                topic,
+                sns_topics.add(topic),
+                crate::sns_trust::EXPECTED,
+            )?;
+        }
         let function_identity = match self.function_identity {
             Some(id) => env::check(
                 "function_identity",
@@ -548,6 +586,7 @@ impl LoopGuardConfigBuilder {
             function_identity,
             function_name,
             trust_http,
+            sns_topics,
             sequential_fallback: self.sequential_fallback.unwrap_or(in_lambda && sequential),
             #[cfg(feature = "dynamodb")]
             dynamodb_attribute,
@@ -665,6 +704,37 @@ mod tests {
             })
             .unwrap();
         assert!(!c.trust_http(), "code overrides the environment");
+    }
+
+    #[test]
+    fn sns_topics_come_from_env_and_code_and_are_checked() {
+        let topic = "arn:aws:sns:eu-west-1:123456789012:orders";
+        let c = build(&[(ENV_LAMBDA_FUNCTION_NAME, "f")]).unwrap();
+        assert!(
+            c.sns_topics().is_empty(),
+            "no envelope is trusted by default"
+        );
+        let c = build(&[(ENV_LAMBDA_FUNCTION_NAME, "f"), (ENV_SNS_TOPICS, topic)]).unwrap();
+        assert!(c.sns_topics().trusts(topic));
+        let err =
+            build(&[(ENV_LAMBDA_FUNCTION_NAME, "f"), (ENV_SNS_TOPICS, "orders")]).unwrap_err();
+        assert_eq!(err.setting(), Some(ENV_SNS_TOPICS));
+        let c = LoopGuardConfig::builder()
+            .function_identity("f")
+            .trust_sns_topic("arn:aws:sns:us-east-1:1:other")
+            .build_from_env_source(|k| (k == ENV_SNS_TOPICS).then(|| topic.to_owned()))
+            .unwrap();
+        assert!(
+            c.sns_topics().trusts(topic),
+            "code entries add to the environment's"
+        );
+        assert!(c.sns_topics().trusts("arn:aws:sns:us-east-1:1:other"));
+        let err = LoopGuardConfig::builder()
+            .function_identity("f")
+            .trust_sns_topic("orders")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), Some("trust_sns_topic"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ pub fn take_lineage(body: &[u8]) -> Option<(Vec<u8>, String)> {
     crate::source::async_payload::take_lineage(body)
 }
 
-/// The `loop-guard` value inside an SNS envelope in an SQS body.
-pub fn sns_envelope_lineage(body: &str) -> Option<&str> {
-    crate::source::sqs::sns_envelope_lineage(body)
+/// The topic ARN and the `loop-guard` value of an SNS envelope in an SQS
+/// body.
+pub fn sns_envelope_lineage(body: &str) -> Option<(&str, &str)> {
+    crate::source::sqs::sns_envelope_lineage(body).map(|e| (e.topic_arn, e.lineage))
 }

@@ -135,6 +135,7 @@ pub mod layer;
 pub mod lineage;
 pub mod metric;
 mod run;
+mod sns_trust;
 pub mod source;
 pub mod trace_header;
 

@@ -89,6 +89,9 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
                 .await
                 .unwrap();
             env.insert("LOOP_PUBLISH_TOPIC_ARN".into(), arn.clone());
+            // Without raw delivery the lineage travels in the envelope,
+            // which is read only from a topic the function trusts.
+            env.insert("LOOP_GUARD_SNS_TOPICS".into(), arn.clone());
             topic_arn = Some(arn);
         }
     }

@@ -150,11 +150,14 @@ pub fn sns_envelope(data: &[u8]) {
     let Ok(body) = std::str::from_utf8(data) else {
         return;
     };
-    if let Some(value) = lambda_loop_guard::fuzzing::sns_envelope_lineage(body) {
+    if let Some((topic, value)) = lambda_loop_guard::fuzzing::sns_envelope_lineage(body) {
         serde_json::from_str::<serde::de::IgnoredAny>(body).expect("only JSON is read");
         assert!(body.contains(value), "the value is text of the body");
+        assert!(body.contains(topic), "the topic is text of the body");
         // A `Value` cannot hold every JSON number (1e400): compare when it can.
         if let Ok(envelope) = serde_json::from_str::<Value>(body) {
+            assert_eq!(envelope["Type"].as_str(), Some("Notification"));
+            assert_eq!(envelope["TopicArn"].as_str(), Some(topic));
             assert_eq!(
                 envelope["MessageAttributes"][KEY]["Value"].as_str(),
                 Some(value)

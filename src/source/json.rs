@@ -5,7 +5,7 @@
 use lambda_runtime::Context;
 use serde_json::Value;
 
-use super::sqs::{queue_batch, sns_envelope_lineage};
+use super::sqs::{queue_batch, read_sns_envelope};
 use crate::carrier::{Carrier, JsonKey, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming};
@@ -95,8 +95,8 @@ impl GuardedEvent for Value {
                 if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
                     incoming.read_lineage_value(v, "sqs message attribute");
                 }
-                if let Some(v) = str_at(r, &["body"]).and_then(sns_envelope_lineage) {
-                    incoming.read_lineage_value(v, "sns envelope in sqs body");
+                if let Some(body) = str_at(r, &["body"]) {
+                    read_sns_envelope(body, config, &mut incoming);
                 }
                 incoming
             })),
@@ -164,8 +164,16 @@ mod tests {
     use serde_json::json;
 
     fn read(value: &Value, ctx: &Context) -> Vec<(EventSource, u16, Option<String>)> {
+        read_with(value, ctx, &test_config())
+    }
+
+    fn read_with(
+        value: &Value,
+        ctx: &Context,
+        config: &LoopGuardConfig,
+    ) -> Vec<(EventSource, u16, Option<String>)> {
         let mut out = Vec::new();
-        value.read_incoming(ctx, &test_config(), &mut out);
+        value.read_incoming(ctx, config, &mut out);
         out.iter()
             .map(|i| {
                 (
@@ -245,16 +253,26 @@ mod tests {
         let mut v = json!({"Records": [
             {"eventSource": "aws:sqs", "messageId": "a", "messageAttributes": {"loop-guard": {"stringValue": "v1.1.00000001-4", "dataType": "String"}}},
             {"eventSource": "aws:sqs", "messageId": "b", "attributes": {"AWSTraceHeader": "Root=1-x;LoopGuard=v1.1.00000001-2"}},
-            {"eventSource": "aws:sqs", "messageId": "c", "body": "{\"MessageAttributes\":{\"loop-guard\":{\"Type\":\"String\",\"Value\":\"v1.1.00000001-9\"}}}"}
+            {"eventSource": "aws:sqs", "messageId": "c", "body": "{\"Type\":\"Notification\",\"TopicArn\":\"arn:aws:sns:us-east-1:1:t\",\"MessageAttributes\":{\"loop-guard\":{\"Type\":\"String\",\"Value\":\"v1.1.00000001-9\"}}}"}
         ]});
         let ctx = Context::default();
+        let trusting = LoopGuardConfig::builder()
+            .function_identity("test")
+            .trust_sns_topic("arn:aws:sns:us-east-1:1:t")
+            .build()
+            .unwrap();
         assert_eq!(
-            read(&v, &ctx),
+            read_with(&v, &ctx, &trusting),
             vec![
                 (EventSource::Sqs, 4, Some("a".into())),
                 (EventSource::Sqs, 2, Some("b".into())),
                 (EventSource::Sqs, 9, Some("c".into())),
             ]
+        );
+        assert_eq!(
+            read(&v, &ctx)[2],
+            (EventSource::Sqs, 0, Some("c".into())),
+            "an envelope from a topic not trusted is not read"
         );
         assert_eq!(v.batch(), Batch::Unordered);
         v["Records"][0]["eventSourceARN"] = json!("arn:aws:sqs:us-east-1:1:q.fifo");

@@ -3,7 +3,8 @@
 //! * Read: per record, the `AWSTraceHeader` system attribute (our trace
 //!   field), the `loop-guard` message attribute, and, for SNS notifications
 //!   delivered to SQS without raw delivery, the `loop-guard` entry of the
-//!   `MessageAttributes` object inside the JSON body.
+//!   `MessageAttributes` object inside the JSON body, when the envelope's
+//!   topic is trusted ([`TrustedTopics`](crate::config::TrustedTopics)).
 //! * Batch: a standard queue is [`Batch::Unordered`], a FIFO queue (its ARN
 //!   ends in `.fifo`) [`Batch::Ordered`]; looping records are reported in
 //!   `SqsBatchResponse::batch_item_failures`.
@@ -71,13 +72,15 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
 }
 
 impl GuardedRecord for SqsMessage {
-    fn read_record<'a>(&'a self, _config: &LoopGuardConfig) -> Incoming<'a> {
+    fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
         let mut incoming = read_record(
             self.message_id.as_deref(),
             &self.attributes,
             &self.message_attributes,
-            self.body.as_deref(),
         );
+        if let Some(body) = self.body.as_deref() {
+            read_sns_envelope(body, config, &mut incoming);
+        }
         incoming.set_source_arn(self.event_source_arn.as_deref());
         incoming
     }
@@ -89,7 +92,6 @@ impl<T: Serialize> GuardedRecord for SqsMessageObj<T> {
             self.message_id.as_deref(),
             &self.attributes,
             &self.message_attributes,
-            None,
         );
         incoming.set_source_arn(self.event_source_arn.as_deref());
         incoming
@@ -129,7 +131,6 @@ fn read_record<'a>(
     message_id: Option<&'a str>,
     attributes: &'a HashMap<String, String>,
     message_attributes: &'a HashMap<String, SqsMessageAttribute>,
-    body: Option<&'a str>,
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sqs);
     incoming.set_item_id(message_id);
@@ -137,18 +138,48 @@ fn read_record<'a>(
         TraceField.read(header, &mut incoming);
     }
     MessageAttribute::default().read(message_attributes, &mut incoming);
-    if let Some(value) = body.and_then(sns_envelope_lineage) {
-        incoming.read_lineage_value(value, "sns envelope in sqs body");
-    }
     incoming
 }
 
-/// The `loop-guard` attribute value inside an SNS notification envelope, if
-/// `body` is one. Cheap for other bodies: no JSON parse unless the body is a
-/// JSON object that mentions the attribute name.
-pub(crate) fn sns_envelope_lineage(body: &str) -> Option<&str> {
+/// Reads the lineage of the SNS notification envelope `body`, if it is one
+/// from a topic `config` trusts (see
+/// [`TrustedTopics`](crate::config::TrustedTopics)); an envelope with a
+/// lineage from any other topic is ignored, with a warning once per process.
+pub(crate) fn read_sns_envelope<'a>(
+    body: &'a str,
+    config: &LoopGuardConfig,
+    incoming: &mut Incoming<'a>,
+) {
+    let Some(envelope) = sns_envelope_lineage(body) else {
+        return;
+    };
+    if config.sns_topics().trusts(envelope.topic_arn) {
+        incoming.read_lineage_value(envelope.lineage, "sns envelope in sqs body");
+    } else {
+        crate::sns_trust::warn_untrusted(envelope.topic_arn);
+    }
+}
+
+/// The lineage an SNS notification envelope carries, and its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SnsEnvelopeLineage<'a> {
+    /// The envelope's `TopicArn`.
+    pub(crate) topic_arn: &'a str,
+    /// The `Value` of its `loop-guard` message attribute.
+    pub(crate) lineage: &'a str,
+}
+
+/// The `loop-guard` attribute value inside an SNS notification envelope (a
+/// JSON object with `"Type": "Notification"`, a `TopicArn` and that
+/// attribute), if `body` is one. Cheap for other bodies: no JSON parse
+/// unless the body is a JSON object that mentions the attribute name.
+pub(crate) fn sns_envelope_lineage(body: &str) -> Option<SnsEnvelopeLineage<'_>> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
+        #[serde(rename = "Type", borrow)]
+        kind: Option<&'a str>,
+        #[serde(rename = "TopicArn", borrow)]
+        topic_arn: Option<&'a str>,
         #[serde(rename = "MessageAttributes", borrow)]
         attributes: Option<Attributes<'a>>,
     }
@@ -166,10 +197,14 @@ pub(crate) fn sns_envelope_lineage(body: &str) -> Option<&str> {
     if !body.trim_start().starts_with('{') || !body.contains(KEY) {
         return None;
     }
-    match serde_json::from_str::<Envelope<'_>>(body) {
-        Ok(envelope) => envelope.attributes?.loop_guard.map(|a| a.value),
-        Err(_) => None,
+    let envelope = serde_json::from_str::<Envelope<'_>>(body).ok()?;
+    if envelope.kind != Some("Notification") {
+        return None;
     }
+    Some(SnsEnvelopeLineage {
+        topic_arn: envelope.topic_arn?,
+        lineage: envelope.attributes?.loop_guard?.value,
+    })
 }
 
 #[cfg(test)]
@@ -222,20 +257,78 @@ pub(crate) mod tests {
         assert!(out.iter().all(|i| i.source() == EventSource::Sqs));
     }
 
-    #[test]
-    fn sns_envelope_in_body_is_read() {
-        let body = r#"{"Type":"Notification","MessageId":"x","TopicArn":"arn:aws:sns:us-east-1:1:t",
+    const TOPIC: &str = "arn:aws:sns:us-east-1:1:t";
+    const ENVELOPE: &str = r#"{"Type":"Notification","MessageId":"x","TopicArn":"arn:aws:sns:us-east-1:1:t",
             "Message":"{\"escaped\":\"json\"}","MessageAttributes":{"other":{"Type":"String","Value":"1"},
             "loop-guard":{"Type":"String","Value":"v1.7.0000000a-7"}}}"#;
-        assert_eq!(sns_envelope_lineage(body), Some("v1.7.0000000a-7"));
+
+    /// The count of function 10 read from an SQS record with `body`.
+    fn envelope_count(body: &str, config: &LoopGuardConfig) -> u16 {
         let mut m = record("e", None, None);
         m.body = Some(body.into());
         let mut event = SqsEvent::default();
         event.records = vec![m];
         let ctx = Context::default();
         let mut out = Vec::new();
-        event.read_incoming(&ctx, &test_config(), &mut out);
-        assert_eq!(out[0].lineage().count(FunctionId::from_u32(10)), 7);
+        event.read_incoming(&ctx, config, &mut out);
+        let from_batch = out[0].lineage().count(FunctionId::from_u32(10));
+        let from_record = event.records[0]
+            .read_record(config)
+            .lineage()
+            .count(FunctionId::from_u32(10));
+        assert_eq!(from_batch, from_record, "one reading per record");
+        from_batch
+    }
+
+    fn trusting(topic: &str) -> LoopGuardConfig {
+        LoopGuardConfig::builder()
+            .function_identity("test")
+            .trust_sns_topic(topic)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn sns_envelope_from_a_trusted_topic_is_read() {
+        assert_eq!(
+            sns_envelope_lineage(ENVELOPE),
+            Some(SnsEnvelopeLineage {
+                topic_arn: TOPIC,
+                lineage: "v1.7.0000000a-7"
+            })
+        );
+        assert_eq!(envelope_count(ENVELOPE, &trusting(TOPIC)), 7);
+        assert_eq!(
+            envelope_count(ENVELOPE, &trusting("arn:aws:sns:us-east-1:1:*")),
+            7
+        );
+    }
+
+    #[test]
+    fn sns_envelope_shape_alone_is_not_trusted() {
+        // Anyone who writes message bodies can write this JSON.
+        assert_eq!(envelope_count(ENVELOPE, &test_config()), 0);
+        assert_eq!(
+            envelope_count(ENVELOPE, &trusting("arn:aws:sns:us-east-1:1:other")),
+            0
+        );
+        assert_eq!(
+            envelope_count(ENVELOPE, &trusting("arn:aws:sns:us-east-1:2:*")),
+            0
+        );
+    }
+
+    #[test]
+    fn envelopes_need_the_notification_type_and_a_topic() {
+        let config = trusting("*");
+        for body in [
+            ENVELOPE.replace("Notification", "SubscriptionConfirmation"),
+            ENVELOPE.replace(r#""Type":"Notification","#, ""),
+            ENVELOPE.replace(r#""TopicArn":"arn:aws:sns:us-east-1:1:t","#, ""),
+        ] {
+            assert_eq!(sns_envelope_lineage(&body), None, "{body}");
+            assert_eq!(envelope_count(&body, &config), 0);
+        }
     }
 
     #[test]
