@@ -1,7 +1,8 @@
 //! A Lambda function (`provided.al2023` `bootstrap`) with a recursive-loop
 //! bug: for every SQS record it receives it writes one message back into the
-//! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`) or to an SNS topic
-//! (`LOOP_PUBLISH_TOPIC_ARN`) that delivers to its own queue.
+//! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`; a FIFO queue gets the
+//! record's message group) or to an SNS topic (`LOOP_PUBLISH_TOPIC_ARN`) that
+//! delivers to its own queue.
 //!
 //! It is guarded the shortest way: `lambda_loop_guard::run` around the
 //! handler, and `.loop_guard()` on both SDK client configurations. The end-to-end tests deploy
@@ -37,13 +38,15 @@ async fn handler(
             println!("loop-guard-e2e run message_id={id} batch={batch} lineage={lineage}");
             let body = format!("follow-up of {id}");
             if let Ok(queue_url) = std::env::var("LOOP_SEND_QUEUE_URL") {
-                clients
-                    .sqs
-                    .send_message()
-                    .queue_url(queue_url)
-                    .message_body(&body)
-                    .send()
-                    .await?;
+                let mut send = clients.sqs.send_message().message_body(&body);
+                if queue_url.ends_with(".fifo") {
+                    // A FIFO queue: the follow-up joins the record's group.
+                    let group = record.attributes.get("MessageGroupId");
+                    send = send
+                        .message_group_id(group.map_or("loop", String::as_str))
+                        .message_deduplication_id(format!("after-{id}"));
+                }
+                send.queue_url(queue_url).send().await?;
             }
             if let Ok(topic_arn) = std::env::var("LOOP_PUBLISH_TOPIC_ARN") {
                 clients

@@ -745,3 +745,222 @@ async fn a_runaway_continuation_stops_at_its_budget_with_its_metric() {
         assert_eq!(line["MaxContinuations"], 5);
     }
 }
+
+/// A FIFO queue with its FIFO DLQ (`maxReceiveCount` 2, visibility 1 s,
+/// content-based deduplication).
+async fn fifo_queue_with_dlq(c: &Clients, name: &str) -> ((String, String), (String, String)) {
+    let fifo = |mut attributes: HashMap<QueueAttributeName, String>| {
+        attributes.insert(QueueAttributeName::FifoQueue, "true".into());
+        attributes.insert(QueueAttributeName::ContentBasedDeduplication, "true".into());
+        attributes
+    };
+    let dlq = c
+        .queue(&format!("{name}-dlq.fifo"), fifo(HashMap::new()))
+        .await;
+    let redrive =
+        serde_json::json!({ "deadLetterTargetArn": dlq.1, "maxReceiveCount": MAX_RECEIVE_COUNT })
+            .to_string();
+    let queue = c
+        .queue(
+            &format!("{name}.fifo"),
+            fifo(HashMap::from([
+                (QueueAttributeName::RedrivePolicy, redrive),
+                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
+            ])),
+        )
+        .await;
+    (queue, dlq)
+}
+
+/// Sends `body` to a FIFO queue in `group`, with `lineage` as its
+/// `loop-guard` attribute when given; returns its message id.
+async fn send_fifo(
+    c: &Clients,
+    url: &str,
+    group: &str,
+    body: &str,
+    lineage: Option<&Lineage>,
+) -> String {
+    let mut send = c
+        .sqs
+        .send_message()
+        .queue_url(url)
+        .message_group_id(group)
+        .message_body(body);
+    if let Some(lineage) = lineage {
+        send = send.message_attributes(
+            "loop-guard",
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(lineage.to_string())
+                .build()
+                .unwrap(),
+        );
+    }
+    send.send().await.unwrap().message_id.unwrap()
+}
+
+/// A self-loop through a FIFO queue (each follow-up in the record's message
+/// group) stops at max depth, like a standard queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_self_loop_stops_at_max_depth() {
+    const MAX_DEPTH: u16 = 3;
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let ((url, arn), (dlq, _)) = fifo_queue_with_dlq(&c, "fifo-loop").await;
+    let env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+        ("LOOP_SEND_QUEUE_URL".to_string(), url.clone()),
+    ]);
+    deploy(&c, "fifo-looper", "loop_function", env, 30).await;
+    send_fifo(&c, &url, "g", "first order", None).await;
+    let mapping = map_queue(&c, &arn, "fifo-looper").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut dead = Vec::new();
+    while dead.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead = c.drain(&dlq).await;
+    }
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logs = c.log_text("fifo-looper").await;
+    let me = FunctionId::from_identity("fifo-looper");
+    let counts: Vec<u16> = runs_of(&logs).iter().map(|l| l.count(me)).collect();
+    assert_eq!(counts, vec![1, 2, 3], "{logs}");
+    assert_eq!(
+        logs.matches("\"RecursiveInvocationsDropped\":1").count(),
+        MAX_RECEIVE_COUNT as usize
+    );
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0]
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+            .map(String::as_str),
+        Some("g")
+    );
+    assert!(c.drain(&url).await.is_empty());
+}
+
+/// What happened to the FIFO messages of [`fifo_outcome`].
+#[derive(Debug)]
+struct FifoOutcome {
+    /// Bodies of the messages the handler ran, in order.
+    ran: Vec<String>,
+    /// Bodies in the DLQ, in order.
+    dead: Vec<String>,
+    left: usize,
+    drops: usize,
+}
+
+/// Sends `a`, then `b` (which has already run the function to its limit),
+/// `c` and `d` to group `g` of a FIFO queue, and `e` to group `h`; then maps
+/// the queue to a function that does not loop, with `batch_size`, and
+/// accounts for every message.
+async fn fifo_outcome(batch_size: i32) -> FifoOutcome {
+    const MAX_DEPTH: u16 = 3;
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let function = format!("fifo-cut-{batch_size}");
+    let ((url, arn), (dlq, _)) = fifo_queue_with_dlq(&c, &function).await;
+    let env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+    ]);
+    deploy(&c, &function, "loop_function", env, 30).await;
+    let me = FunctionId::from_identity(&function);
+    let deep = (0..MAX_DEPTH).fold(Lineage::new(), |l, _| l.record_run(me));
+    let mut bodies = HashMap::new();
+    for (group, body, lineage) in [
+        ("g", "a", None),
+        ("g", "b", Some(&deep)),
+        ("g", "c", None),
+        ("g", "d", None),
+        ("h", "e", None),
+    ] {
+        let id = send_fifo(&c, &url, group, body, lineage).await;
+        bodies.insert(id, body.to_string());
+    }
+    let mapping = c
+        .lambda
+        .create_event_source_mapping()
+        .event_source_arn(&arn)
+        .function_name(&function)
+        .batch_size(batch_size)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap();
+    // Until all five are accounted for (or 60 s pass).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut dead = Vec::new();
+    let mut logs = String::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead.extend(c.drain(&dlq).await);
+        logs = c.log_text(&function).await;
+        if logs.matches("loop-guard-e2e run").count() + dead.len() == bodies.len() {
+            break;
+        }
+    }
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logs = c.log_text(&function).await.max(logs);
+    let ran = logs
+        .lines()
+        .filter_map(|l| l.split("loop-guard-e2e run message_id=").nth(1))
+        .map(|rest| bodies[rest.split(' ').next().unwrap()].clone())
+        .collect();
+    FifoOutcome {
+        ran,
+        dead: dead.iter().filter_map(|m| m.body.clone()).collect(),
+        left: c.drain(&url).await.len(),
+        drops: logs.matches("\"RecursiveInvocationsDropped\":1").count(),
+    }
+}
+
+/// Batch size 1: the looping `b` is dropped on each of its deliveries and
+/// reaches the DLQ alone; `c` and `d` run after it, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_looping_record_alone_reaches_the_dlq_with_batch_size_1() {
+    let outcome = fifo_outcome(1).await;
+    let in_group_g: Vec<&str> = outcome
+        .ran
+        .iter()
+        .map(String::as_str)
+        .filter(|b| *b != "e")
+        .collect();
+    assert_eq!(in_group_g, ["a", "c", "d"], "{outcome:?}");
+    assert_eq!(outcome.ran.len(), 4, "{outcome:?}");
+    assert_eq!(outcome.dead, ["b"], "{outcome:?}");
+    assert_eq!(outcome.drops, MAX_RECEIVE_COUNT as usize, "{outcome:?}");
+    assert_eq!(outcome.left, 0);
+}
+
+/// Batch size 10: the batch is cut at the looping `b`; the records after it
+/// are reported with it (never run out of order, never run twice), and,
+/// as SQS counts a receive for each of them too, they reach the DLQ with
+/// it: the cost the guide's source table states for FIFO batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_batch_is_cut_at_the_looping_record() {
+    let outcome = fifo_outcome(10).await;
+    assert_eq!(outcome.ran, ["a"], "{outcome:?}");
+    let mut dead = outcome.dead.clone();
+    dead.sort();
+    assert_eq!(dead, ["b", "c", "d", "e"], "{outcome:?}");
+    assert_eq!(outcome.drops, MAX_RECEIVE_COUNT as usize, "{outcome:?}");
+    assert_eq!(outcome.left, 0);
+}

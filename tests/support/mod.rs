@@ -237,7 +237,16 @@ pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let built = profile_dir.join("examples").join(name);
-    if built.exists() {
+    // `cargo test` builds the examples; a narrower run (`--test x`) leaves
+    // an older one behind, which is used only when nothing changed since.
+    let fresh = modified(&built).is_some_and(|built| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = root.join("examples").join(format!("{name}.rs"));
+        [root.join("src"), example, root.join("Cargo.toml")]
+            .iter()
+            .all(|source| newest(source).is_some_and(|newest| newest <= built))
+    });
+    if fresh {
         return built;
     }
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-build");
@@ -246,6 +255,21 @@ pub fn example_binary(name: &str) -> PathBuf {
         .args(["build", "--all-features", "--example", name, "--target-dir"])
         .arg(&target));
     target.join("debug/examples").join(name)
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time of `path` or any file under it.
+fn newest(path: &Path) -> Option<std::time::SystemTime> {
+    let own = modified(path)?;
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Some(own);
+    };
+    entries
+        .filter_map(|e| newest(&e.ok()?.path()))
+        .fold(Some(own), |a, b| a.max(Some(b)))
 }
 
 /// A zip holding `binary` as an executable `bootstrap` (stripped), built with
