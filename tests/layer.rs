@@ -783,6 +783,44 @@ mod dynamodb_streams {
     }
 
     #[tokio::test]
+    async fn writes_that_changed_only_the_stamp_never_reach_a_handler_returning_unit() {
+        // Every record a no-op write (images differ in the stamp only), and
+        // a handler whose response cannot report failures: it is not called
+        // with an empty batch; the invocation answers `()`.
+        let unchanged = |sequence: &str| {
+            let mut r = record(sequence, Some(ran(1)));
+            r["dynamodb"]["OldImage"] =
+                serde_json::json!({"id": {"S": sequence}, "loop-guard": {"S": ran(3).to_string()}});
+            r
+        };
+        let calls = Arc::new(Mutex::new(0));
+        let lines = Lines::default();
+        let svc = layer(Mode::Terminate, 5, &lines).layer(service_fn({
+            let calls = calls.clone();
+            move |_: LambdaEvent<DynamoDbEvent>| {
+                *calls.lock().unwrap() += 1;
+                async { Ok::<(), lambda_runtime::Error>(()) }
+            }
+        }));
+        svc.clone()
+            .oneshot(LambdaEvent::new(
+                event(vec![unchanged("1"), unchanged("2")]),
+                context_with(None),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(*calls.lock().unwrap(), 0, "nothing left to run");
+        svc.oneshot(LambdaEvent::new(
+            event(vec![unchanged("1"), record("2", None)]),
+            context_with(None),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(*calls.lock().unwrap(), 1, "a real change still runs");
+        assert!(lines.json().is_empty(), "no-op writes are not drops");
+    }
+
+    #[tokio::test]
     async fn a_custom_attribute_name_is_read_when_the_layer_is_told() {
         let lines = Lines::default();
         let handled = Handled::default();
@@ -1053,6 +1091,40 @@ mod count_correctness {
             .await
             .unwrap();
         assert!(seen);
+    }
+
+    #[tokio::test]
+    async fn records_of_a_json_value_batch_keep_their_own_chains() {
+        // The same rule for handlers that take `serde_json::Value`: each
+        // SQS record's work continues its own chain; a value that is not a
+        // record keeps the batch's (merged, deepest) chain.
+        let lines = Lines::default();
+        let svc = layer(Mode::Terminate, 6, &lines).layer(service_fn(
+            |e: LambdaEvent<serde_json::Value>| async move {
+                let mut counts = Vec::new();
+                for record in e.payload["Records"].as_array().unwrap() {
+                    let count = lambda_loop_guard::for_record(record, async {
+                        Chain::current().unwrap().lineage().count(me())
+                    })
+                    .await;
+                    counts.push(count);
+                }
+                let not_a_record = serde_json::json!({"hello": "world"});
+                let outside = lambda_loop_guard::for_record(&not_a_record, async {
+                    Chain::current().unwrap().lineage().count(me())
+                })
+                .await;
+                counts.push(outside);
+                Ok::<_, lambda_runtime::Error>(serde_json::json!(counts))
+            },
+        ));
+        let records = vec![sqs_record("deep", Some(ran(4))), sqs_record("fresh", None)];
+        let event = serde_json::to_value(sqs_event(records)).unwrap();
+        let counts = svc
+            .oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(counts, serde_json::json!([5, 1, 5]));
     }
 
     #[tokio::test]

@@ -133,6 +133,13 @@ pub fn json_key_text(data: &[u8]) {
     let (rest, taken) = lambda_loop_guard::fuzzing::take_lineage(written.as_bytes())
         .expect("a stamped payload is un-stamped");
     assert_eq!(taken, lineage.to_string());
+    if !before.contains_key(KEY) {
+        assert_eq!(
+            rest,
+            text.as_bytes(),
+            "stamp then un-stamp gives back every byte"
+        );
+    }
     let Value::Object(rest) = serde_json::from_slice::<Value>(&rest).expect("JSON") else {
         panic!("an object stays an object");
     };

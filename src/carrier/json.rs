@@ -47,16 +47,21 @@ impl JsonKey {
     /// not), its string value is replaced in place (duplicates of it are
     /// removed). Nothing is re-serialized, so numbers, key order and escapes
     /// survive. Text that is not an object is refused
-    /// ([`StampError::NotAnObject`]); a key holding something other than a
+    /// ([`StampError::NotAnObject`]): always when it does not start with `{`
+    /// and end with `}` (spaces aside), and when it may already hold the
+    /// key, unless it is valid JSON; a key holding something other than a
     /// string is left alone ([`StampError::NameTaken`]).
     pub fn write_text(&self, text: &str, lineage: &Lineage) -> Result<String, StampError> {
         let body = text.trim_start();
-        if !body.starts_with('{') {
+        if !body.starts_with('{') || !body.trim_end().ends_with('}') {
             return Err(StampError::NotAnObject);
         }
         let quoted = Value::String(self.name().to_owned()).to_string();
-        let may_hold_key = memchr::memmem::find(text.as_bytes(), quoted.as_bytes()).is_some()
-            || memchr::memmem::find(text.as_bytes(), b"\\u").is_some();
+        let found = |needle: &[u8]| memchr::memmem::find(text.as_bytes(), needle).is_some();
+        // The key as written, or possibly in an escaped spelling.
+        let may_hold_key = found(quoted.as_bytes())
+            || found(b"\\u")
+            || (self.name().contains('/') && found(b"\\/"));
         if !may_hold_key {
             // The common case: no parse, a splice after the brace.
             let open = text.len() - body.len();
@@ -267,6 +272,27 @@ mod tests {
             key.write_text(twice, &lineage).unwrap(),
             format!(r#"{{"loop-guard":"{v}","x":1}}"#)
         );
+        // A name with `/` also has the spelling `\/`.
+        let slash = JsonKey::new("loop/guard");
+        assert_eq!(
+            slash
+                .write_text(r#"{"loop\/guard":"old","a":1}"#, &lineage)
+                .unwrap(),
+            format!(r#"{{"loop/guard":"{v}","a":1}}"#)
+        );
+    }
+
+    #[test]
+    fn text_that_cannot_be_an_object_is_refused_not_spliced() {
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
+        let key = JsonKey::default();
+        for text in ["{", " {\"a\":1", "{\"a\":[1}]", "{} x"] {
+            assert_eq!(
+                key.write_text(text, &lineage),
+                Err(StampError::NotAnObject),
+                "{text}"
+            );
+        }
     }
 
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {

@@ -61,12 +61,23 @@ pub(crate) fn string_value(text: &str, member: &Member) -> Option<String> {
         .flatten()
 }
 
-/// The range to cut to remove `members[index]` and one separator: the
-/// member and the comma after it, or the comma before it when it is last.
-pub(crate) fn removal(members: &[Member], index: usize) -> Range<usize> {
+/// The range to cut to remove `members[index]` of `text` and one
+/// separator: the member and the comma after it, or, when it is last, the
+/// comma before it. Spacing goes with the member when it is spaced like its
+/// neighbours (space before it), and stays when the member was spliced in
+/// without any (as the carriers write it), so stamping then removing gives
+/// back every byte.
+pub(crate) fn removal(text: &str, members: &[Member], index: usize) -> Range<usize> {
     let member = &members[index];
     match (members.get(index + 1), index.checked_sub(1)) {
-        (Some(next), _) => member.key.start..next.key.start,
+        (Some(next), _) => {
+            let spaced = text[..member.key.start].ends_with(|c: char| c.is_ascii_whitespace());
+            let between = &text[member.value.end..next.key.start];
+            match between.find(',') {
+                Some(at) if !spaced => member.key.start..member.value.end + at + 1,
+                _ => member.key.start..next.key.start,
+            }
+        }
         (None, Some(previous)) => members[previous].value.end..member.value.end,
         (None, None) => member.key.start..member.value.end,
     }
@@ -79,15 +90,23 @@ pub(crate) fn without(text: &str, members: &[Member], remove: &[usize]) -> Strin
     match remove {
         [] => text.to_owned(),
         [one] => {
-            let cut = removal(members, *one);
+            let cut = removal(text, members, *one);
             format!("{}{}", &text[..cut.start], &text[cut.end..])
         }
         _ => {
             let (Some(first), Some(last)) = (members.first(), members.last()) else {
                 return text.to_owned();
             };
+            // `remove` is in order: one walk, no search per member.
+            let mut removed = remove.iter().peekable();
             let kept: Vec<&str> = (0..members.len())
-                .filter(|i| !remove.contains(i))
+                .filter(|i| {
+                    let hit = removed.peek() == Some(&i);
+                    if hit {
+                        removed.next();
+                    }
+                    !hit
+                })
                 .map(|i| &text[members[i].key.start..members[i].value.end])
                 .collect();
             format!(
@@ -193,9 +212,15 @@ mod tests {
             (r#"{"a":1,"b":2,"c":3}"#, 1, r#"{"a":1,"c":3}"#),
             (r#"{"a":1,"b":2,"c":3}"#, 2, r#"{"a":1,"b":2}"#),
             (r#"{ "a" : 1 }"#, 0, r#"{  }"#),
+            // Spaced like its neighbours: its spacing goes with it.
+            ("{\n  \"a\": 1,\n  \"b\": 2\n}", 0, "{\n  \"b\": 2\n}"),
+            (r#"{ "x": 0, "a": 1, "b": 2 }"#, 1, r#"{ "x": 0, "b": 2 }"#),
+            // Spliced in without spacing: the text's own spacing stays.
+            (r#"{"a":1, "b":2}"#, 0, r#"{ "b":2}"#),
+            ("{\"a\":1,\n  \"b\":2}", 0, "{\n  \"b\":2}"),
         ] {
             let (_, members) = object_members(text).unwrap();
-            let cut = removal(&members, index);
+            let cut = removal(text, &members, index);
             let out = format!("{}{}", &text[..cut.start], &text[cut.end..]);
             assert_eq!(out, want);
         }

@@ -146,6 +146,10 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
             }
             return Decision::Respond(response);
         }
+        // Nothing to report (the response cannot): unchanged or discarded.
+        if let Some(response) = R::response_without_records() {
+            return Decision::Respond(response);
+        }
     }
     if !dropped.is_empty() {
         let mut next = dropped.iter().map(|d| d.index).peekable();

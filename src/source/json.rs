@@ -9,7 +9,8 @@ use super::sqs::{queue_batch, read_sns_envelope};
 use crate::carrier::{Carrier, JsonKey, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming};
-use crate::source::{retain_by_index, Batch, GuardedEvent};
+use crate::source::record::NOT_A_RECORD;
+use crate::source::{retain_by_index, Batch, GuardedEvent, GuardedRecord};
 
 /// The item attribute name a DynamoDB stream record is read from.
 fn dynamodb_attribute(config: &LoopGuardConfig) -> &str {
@@ -42,15 +43,7 @@ fn shape(value: &Value) -> Shape {
         }
         return Shape::Other;
     };
-    match (
-        first.get("eventSource").and_then(Value::as_str),
-        first.get("EventSource").and_then(Value::as_str),
-    ) {
-        (Some("aws:sqs"), _) => Shape::Sqs,
-        (_, Some("aws:sns")) => Shape::Sns,
-        (Some("aws:dynamodb"), _) => Shape::DynamoDb,
-        _ => Shape::Other,
-    }
+    record_shape(first)
 }
 
 /// Whether a stream record's old and new images differ in the stamp only
@@ -76,6 +69,65 @@ fn str_at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
+/// The source of one record, by its `eventSource` (`EventSource` for SNS).
+fn record_shape(record: &Value) -> Shape {
+    match (
+        record.get("eventSource").and_then(Value::as_str),
+        record.get("EventSource").and_then(Value::as_str),
+    ) {
+        (Some("aws:sqs"), _) => Shape::Sqs,
+        (_, Some("aws:sns")) => Shape::Sns,
+        (Some("aws:dynamodb"), _) => Shape::DynamoDb,
+        _ => Shape::Other,
+    }
+}
+
+/// One SQS, SNS or DynamoDB stream record read on its own; `None` for
+/// any other shape.
+fn read_record<'a>(r: &'a Value, shape: Shape, config: &LoopGuardConfig) -> Option<Incoming<'a>> {
+    let incoming = match shape {
+        Shape::Sqs => {
+            let mut incoming = Incoming::new(EventSource::Sqs);
+            incoming.set_item_id(str_at(r, &["messageId"]));
+            incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
+            if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
+                TraceField.read_header(h, &mut incoming);
+            }
+            if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
+                incoming.read_lineage_value(v, "sqs message attribute");
+            }
+            if let Some(body) = str_at(r, &["body"]) {
+                read_sns_envelope(body, config, &mut incoming);
+            }
+            incoming
+        }
+        Shape::Sns => {
+            let mut incoming = Incoming::new(EventSource::Sns);
+            incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
+            incoming.set_source_arn(str_at(r, &["Sns", "TopicArn"]));
+            if let Some(v) = str_at(r, &["Sns", "MessageAttributes", KEY, "Value"]) {
+                incoming.read_lineage_value(v, "sns message attribute");
+            }
+            incoming
+        }
+        Shape::DynamoDb => {
+            let mut incoming = Incoming::new(EventSource::DynamoDb);
+            incoming.set_item_id(str_at(r, &["dynamodb", "SequenceNumber"]));
+            incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
+            let attribute = dynamodb_attribute(config);
+            if let Some(v) = str_at(r, &["dynamodb", "NewImage", attribute, "S"]) {
+                incoming.read_lineage_value(v, "dynamodb item attribute");
+            }
+            if str_at(r, &["eventName"]) == Some("MODIFY") && only_the_stamp_changed(r, attribute) {
+                incoming.mark_unchanged();
+            }
+            incoming
+        }
+        Shape::EventBridge | Shape::Other => return None,
+    };
+    Some(incoming)
+}
+
 impl GuardedEvent for Value {
     fn read_incoming<'a>(
         &'a self,
@@ -85,45 +137,13 @@ impl GuardedEvent for Value {
     ) {
         let records = records(self).map(Vec::as_slice).unwrap_or_default();
         match shape(self) {
-            Shape::Sqs => out.extend(records.iter().map(|r| {
-                let mut incoming = Incoming::new(EventSource::Sqs);
-                incoming.set_item_id(str_at(r, &["messageId"]));
-                incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
-                if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
-                    TraceField.read_header(h, &mut incoming);
-                }
-                if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
-                    incoming.read_lineage_value(v, "sqs message attribute");
-                }
-                if let Some(body) = str_at(r, &["body"]) {
-                    read_sns_envelope(body, config, &mut incoming);
-                }
-                incoming
-            })),
-            Shape::Sns => out.extend(records.iter().map(|r| {
-                let mut incoming = Incoming::new(EventSource::Sns);
-                incoming.set_item_id(str_at(r, &["Sns", "MessageId"]));
-                incoming.set_source_arn(str_at(r, &["Sns", "TopicArn"]));
-                if let Some(v) = str_at(r, &["Sns", "MessageAttributes", KEY, "Value"]) {
-                    incoming.read_lineage_value(v, "sns message attribute");
-                }
+            shape @ (Shape::Sqs | Shape::DynamoDb) => {
+                out.extend(records.iter().filter_map(|r| read_record(r, shape, config)));
+            }
+            Shape::Sns => out.extend(records.iter().filter_map(|r| {
+                let mut incoming = read_record(r, Shape::Sns, config)?;
                 incoming.read_context(context);
-                incoming
-            })),
-            Shape::DynamoDb => out.extend(records.iter().map(|r| {
-                let mut incoming = Incoming::new(EventSource::DynamoDb);
-                incoming.set_item_id(str_at(r, &["dynamodb", "SequenceNumber"]));
-                incoming.set_source_arn(str_at(r, &["eventSourceARN"]));
-                let attribute = dynamodb_attribute(config);
-                if let Some(v) = str_at(r, &["dynamodb", "NewImage", attribute, "S"]) {
-                    incoming.read_lineage_value(v, "dynamodb item attribute");
-                }
-                if str_at(r, &["eventName"]) == Some("MODIFY")
-                    && only_the_stamp_changed(r, attribute)
-                {
-                    incoming.mark_unchanged();
-                }
-                incoming
+                Some(incoming)
             })),
             Shape::EventBridge => {
                 let mut incoming = Incoming::new(EventSource::EventBridge);
@@ -153,6 +173,15 @@ impl GuardedEvent for Value {
         if let Some(Value::Array(records)) = self.get_mut("Records") {
             retain_by_index(records, remove);
         }
+    }
+}
+
+/// A record of a `Value` batch (SQS, SNS, DynamoDB stream), for
+/// [`for_record`](crate::for_record); any other value keeps the chain in
+/// scope.
+impl GuardedRecord for Value {
+    fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
+        read_record(self, record_shape(self), config).unwrap_or(Incoming::new(NOT_A_RECORD))
     }
 }
 

@@ -151,6 +151,23 @@ pub trait GuardedResponse: Sized {
     fn add_batch_item_failures(&mut self, ids: Vec<String>) {
         let _ = ids;
     }
+
+    /// The response for a batch that has no record left to run (each was a
+    /// write that changed only the stamp, or a looping record discarded by
+    /// [`BatchDropPolicy::DiscardLoopingRecords`](crate::BatchDropPolicy)),
+    /// so that the handler is not called with an empty batch: by default
+    /// the [`empty_batch_response`](Self::empty_batch_response); `()` and
+    /// `None` for those types. A type without one (`None`) runs the handler
+    /// on the empty batch.
+    fn response_without_records() -> Option<Self> {
+        Self::empty_batch_response()
+    }
+}
+
+impl GuardedResponse for () {
+    fn response_without_records() -> Option<Self> {
+        Some(())
+    }
 }
 
 /// Responses that pass through untouched.
@@ -159,7 +176,6 @@ macro_rules! plain_responses {
 }
 
 plain_responses!(
-    (),
     bool,
     char,
     String,
@@ -190,6 +206,10 @@ impl<T: GuardedResponse> GuardedResponse for Box<T> {
 
     fn add_batch_item_failures(&mut self, ids: Vec<String>) {
         (**self).add_batch_item_failures(ids);
+    }
+
+    fn response_without_records() -> Option<Self> {
+        T::response_without_records().map(Box::new)
     }
 }
 
@@ -235,7 +255,11 @@ impl<A, B> GuardedResponse for (A, B) {}
 impl<A, B, C> GuardedResponse for (A, B, C) {}
 impl<T> GuardedResponse for Vec<T> {}
 impl<T, const N: usize> GuardedResponse for [T; N] {}
-impl<T> GuardedResponse for Option<T> {}
+impl<T> GuardedResponse for Option<T> {
+    fn response_without_records() -> Option<Self> {
+        Some(None)
+    }
+}
 impl<K, V, H> GuardedResponse for std::collections::HashMap<K, V, H> {}
 impl<K, V> GuardedResponse for std::collections::BTreeMap<K, V> {}
 

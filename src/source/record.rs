@@ -34,13 +34,19 @@ use crate::incoming::{EventSource, Incoming};
 
 /// One record of a batch event, read on its own: what
 /// [`Chain::for_record`] needs. Implemented for SQS messages (typed bodies
-/// too) and, with feature `dynamodb`, DynamoDB stream records; a custom
+/// too), the records of a `serde_json::Value` batch (SQS, SNS, DynamoDB
+/// stream) and, with feature `dynamodb`, DynamoDB stream records; a custom
 /// batch source implements it for its record type and reads each record
 /// through it.
 pub trait GuardedRecord {
     /// The chain this record arrived with.
     fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a>;
 }
+
+/// What a [`GuardedRecord`] reads from a value that is not a record it
+/// knows: [`Chain::for_record`] then keeps the chain in scope rather than
+/// start a fresh one.
+pub(crate) const NOT_A_RECORD: EventSource = EventSource::Custom("not a record");
 
 /// Appends one unit per record, each read on its own.
 pub(crate) fn read_records<'a, R: GuardedRecord>(
@@ -60,7 +66,8 @@ impl Chain {
             return self.clone();
         };
         let incoming = record.read_record(config);
-        if incoming.source() == EventSource::Http && !config.trust_http() {
+        let untrusted = incoming.source() == EventSource::Http && !config.trust_http();
+        if untrusted || incoming.source() == NOT_A_RECORD {
             return self.clone();
         }
         self.with_lineage(config.record_run(incoming.lineage(), incoming.source_arn()))

@@ -267,9 +267,11 @@ fn newest(path: &Path) -> Option<std::time::SystemTime> {
     let Ok(entries) = std::fs::read_dir(path) else {
         return Some(own);
     };
-    entries
-        .filter_map(|e| newest(&e.ok()?.path()))
-        .fold(Some(own), |a, b| a.max(Some(b)))
+    Some(
+        entries
+            .filter_map(|e| newest(&e.ok()?.path()))
+            .fold(own, std::cmp::max),
+    )
 }
 
 /// A zip holding `binary` as an executable `bootstrap` (stripped), built with
