@@ -184,7 +184,8 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
     assert_eq!(finished.processed, (1..=40).rev().collect::<Vec<_>>());
     assert!(lines.lock().unwrap().is_empty());
 
-    // A runaway: never done. It stops at the budget, with its own metric.
+    // A runaway: never done. Continuations 1 to 3 run; continuation 4 is
+    // refused before any step, with its own metric.
     let tight = continuations(lambda_client(&server).await, "3", lines.clone());
     let mut event = ContinuationEvent::start(0u64);
     let mut continued = 0;
@@ -205,7 +206,12 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
             Err(e) => break e,
         }
     };
-    assert_eq!(continued, 3);
+    assert_eq!(continued, 4, "runs 0 to 3 each handed over");
+    assert_eq!(
+        event.state,
+        Some(4),
+        "the refused event holds the state after four steps: the point to resume from"
+    );
     assert!(matches!(
         error,
         ContinuationError::BudgetExhausted {
@@ -227,6 +233,25 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
         server.take().is_empty(),
         "nothing is invoked past the budget"
     );
+    // Every delivery of the refused event fails the same way (Lambda's
+    // retries, then the DLQ), without a step.
+    let again = tight
+        .run(
+            LambdaEvent::new(event.clone(), context(now_ms() - 1)),
+            |_: u64| async move { Err::<Step<u64>, _>("no step may run".to_string()) },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(again, ContinuationError::BudgetExhausted { .. }));
+    // An operator resumes it with a larger budget: it goes on from 4.
+    let resumed = continuations(lambda_client(&server).await, "10", Arc::default())
+        .run(
+            LambdaEvent::new(event, context(now_ms() - 1)),
+            |n: u64| async move { Ok::<_, String>(Step::Done(n + 1)) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed, Outcome::Finished(5));
 }
 
 #[tokio::test]
@@ -343,4 +368,240 @@ async fn a_duplicate_delivery_processes_nothing_twice() {
         1,
         "only the first delivery handed over"
     );
+}
+
+/// Steps executed, by the number each step processed.
+type Executed = Arc<Mutex<Vec<u32>>>;
+
+/// What a boxed countdown step returns.
+type StepFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Step<Countdown>, String>> + Send>>;
+
+/// A countdown step that records what it processes and fails the first
+/// time it reaches `fail_at` (a transient error).
+fn flaky_step(executed: Executed, fail_at: Option<u32>) -> impl FnMut(Countdown) -> StepFuture {
+    let failed = Arc::new(Mutex::new(false));
+    move |s: Countdown| {
+        let (executed, failed) = (executed.clone(), failed.clone());
+        Box::pin(async move {
+            executed.lock().unwrap().push(s.number_of_calls);
+            let fail_now = Some(s.number_of_calls) == fail_at
+                && !std::mem::replace(&mut *failed.lock().unwrap(), true);
+            if fail_now {
+                return Err(format!("transient failure at {}", s.number_of_calls));
+            }
+            count_down(s).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Feeds the job to `jobs` the way Lambda would: each hand-off captured by
+/// the server becomes the next event; a failed run is retried with the same
+/// event (Lambda's asynchronous retry), up to `retries` times in all.
+async fn drive(
+    jobs: &Continuations,
+    server: &CaptureServer,
+    mut event: ContinuationEvent<Countdown>,
+    executed: &Executed,
+    fail_at: Option<u32>,
+    retries: usize,
+) -> (Countdown, usize) {
+    let mut step = flaky_step(executed.clone(), fail_at);
+    let mut failures = 0;
+    loop {
+        match jobs
+            .run(
+                LambdaEvent::new(event.clone(), context(now_ms() - 1)),
+                &mut step,
+            )
+            .await
+        {
+            Ok(Outcome::Finished(state)) => return (state, failures),
+            Ok(Outcome::Continued { .. }) => {
+                let captured = server.take();
+                assert_eq!(captured.len(), 1);
+                event = serde_json::from_slice(&captured[0].body).unwrap();
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(error) => {
+                failures += 1;
+                assert!(failures <= retries, "gave up after {error}");
+            }
+        }
+    }
+}
+
+fn countdown(n: u32) -> ContinuationEvent<Countdown> {
+    ContinuationEvent::start(Countdown {
+        number_of_calls: n,
+        processed: vec![],
+    })
+}
+
+#[tokio::test]
+async fn a_step_error_releases_the_run_and_lambdas_retry_runs_it_again() {
+    let server = CaptureServer::start("{}").await;
+    let jobs = continuations(lambda_client(&server).await, "10", Arc::default());
+    let executed = Executed::default();
+    let (done, failures) = drive(&jobs, &server, countdown(3), &executed, Some(2), 2).await;
+    assert_eq!(failures, 1);
+    assert_eq!(done.processed, vec![3, 2, 1], "each number processed once");
+    assert_eq!(
+        *executed.lock().unwrap(),
+        vec![3, 2, 2, 1],
+        "the failed step ran again on the retry, nothing else twice"
+    );
+    assert!(server.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_throttled_hand_off_releases_the_run_and_lambdas_retry_hands_off() {
+    let server = CaptureServer::start("{}").await;
+    let sdk = server.sdk_config().await;
+    // No SDK retries: the first Invoke fails as a throttled one would after
+    // the SDK gave up.
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&sdk)
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let jobs = continuations(lambda, "10", Arc::default());
+    let executed = Executed::default();
+    server.throttle_next(1);
+    let first = jobs
+        .run(
+            LambdaEvent::new(countdown(2), context(now_ms() - 1)),
+            flaky_step(executed.clone(), None),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(first, ContinuationError::Invoke(_)), "{first}");
+    assert!(first.to_string().contains("TooManyRequests"), "{first}");
+    assert_eq!(server.take().len(), 1, "the throttled Invoke");
+    let (done, failures) = drive(&jobs, &server, countdown(2), &executed, None, 0).await;
+    assert_eq!(failures, 0);
+    assert_eq!(done.processed, vec![2, 1]);
+    assert_eq!(
+        *executed.lock().unwrap(),
+        vec![2, 2, 1],
+        "the retry ran the step again and handed off"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_timed_out_is_taken_over_once_its_claim_expires() {
+    let server = CaptureServer::start("{}").await;
+    let jobs = Continuations::builder(lambda_client(&server).await)
+        .safety_margin(Duration::ZERO)
+        .claim_poll_interval(Duration::from_millis(20))
+        .metric_sink(())
+        .build()
+        .unwrap();
+    let mut continuation = countdown(2);
+    continuation.meta.sequence = 1;
+    continuation.meta.job_id = Some("timed-out-job".into());
+    let executed = Executed::default();
+
+    // The first delivery's invocation ends at its deadline, mid-step (Lambda
+    // kills it): the future is dropped, its claim left in progress.
+    let first_deadline = now_ms() + 300;
+    let killed = tokio::time::timeout(
+        Duration::from_millis(100),
+        jobs.run(
+            LambdaEvent::new(continuation.clone(), context(first_deadline)),
+            {
+                let executed = executed.clone();
+                move |s: Countdown| {
+                    let executed = executed.clone();
+                    async move {
+                        executed.lock().unwrap().push(s.number_of_calls);
+                        std::future::pending::<Result<Step<Countdown>, String>>().await
+                    }
+                }
+            },
+        ),
+    )
+    .await;
+    assert!(killed.is_err(), "the first run never finished");
+
+    // Lambda's retry takes the run over when the claim expires.
+    let started = now_ms();
+    let retried = jobs
+        .run(
+            LambdaEvent::new(continuation, context(now_ms() + 5_000)),
+            flaky_step(executed.clone(), None),
+        )
+        .await
+        .unwrap();
+    assert!(
+        now_ms() >= first_deadline,
+        "taken over at the expiry, not before ({} ms waited)",
+        now_ms() - started
+    );
+    assert!(matches!(retried, Outcome::Finished(_)), "{retried:?}");
+    assert_eq!(*executed.lock().unwrap(), vec![2, 2, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_during_the_run_waits_for_it_and_never_runs_a_step() {
+    let server = CaptureServer::start("{}").await;
+    let jobs = Continuations::builder(lambda_client(&server).await)
+        .safety_margin(Duration::from_millis(1_500))
+        .claim_poll_interval(Duration::from_millis(20))
+        .metric_sink(())
+        .build()
+        .unwrap();
+    let mut continuation = countdown(1_000);
+    continuation.meta.sequence = 1;
+    continuation.meta.job_id = Some("busy-job".into());
+    let steps = Arc::new(Mutex::new(Vec::<&'static str>::new()));
+    let step = |who: &'static str| {
+        let steps = steps.clone();
+        move |s: Countdown| {
+            let steps = steps.clone();
+            async move {
+                steps.lock().unwrap().push(who);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                count_down(s).await.map_err(|e| e.to_string())
+            }
+        }
+    };
+    let start = now_ms();
+    // The first delivery steps until 1.5 s before its deadline (~0.5 s).
+    let first = jobs.run(
+        LambdaEvent::new(continuation.clone(), context(start + 2_000)),
+        step("first"),
+    );
+    // A duplicate that can wait until 1.5 s before its own later deadline.
+    let patient = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        jobs.run(
+            LambdaEvent::new(continuation.clone(), context(start + 4_000)),
+            step("patient"),
+        )
+        .await
+    };
+    // A duplicate whose own margin is reached before the run is done.
+    let hurried = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        jobs.run(
+            LambdaEvent::new(continuation.clone(), context(start + 1_700)),
+            step("hurried"),
+        )
+        .await
+    };
+    let (first, patient, hurried) = tokio::join!(first, patient, hurried);
+    assert_eq!(first.unwrap(), Outcome::Continued { sequence: 2 });
+    assert_eq!(patient.unwrap(), Outcome::Duplicate { sequence: 1 });
+    let hurried = hurried.unwrap_err();
+    assert!(
+        matches!(hurried, ContinuationError::InProgress { sequence: 1, .. }),
+        "fails, so that Lambda retries it later: {hurried}"
+    );
+    let steps = steps.lock().unwrap();
+    assert!(
+        !steps.is_empty() && steps.iter().all(|who| *who == "first"),
+        "{steps:?}"
+    );
+    assert_eq!(server.take().len(), 1, "one hand-off");
 }

@@ -26,8 +26,17 @@ pub enum ContinuationError<E> {
     State(String),
     /// Offloaded state could not be put, read or found.
     Offload(String),
-    /// The ledger could not tell whether this continuation already started.
+    /// The ledger could not be read or written.
     Ledger(String),
+    /// Another delivery of this run holds it and had not finished when this
+    /// one stopped waiting: it fails, so that Lambda retries it later (and
+    /// finds the run done, or takes it over).
+    InProgress {
+        /// The run.
+        sequence: u32,
+        /// When the other delivery's claim expires.
+        until: std::time::SystemTime,
+    },
     /// The asynchronous self-invocation failed.
     Invoke(String),
 }
@@ -41,9 +50,9 @@ impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
                 max_continuations,
             } => write!(
                 f,
-                "continuation budget exhausted: the job would start continuation {sequence}, over \
-                 the limit of {max_continuations}; raise LOOP_GUARD_MAX_CONTINUATIONS if the job \
-                 really needs more"
+                "continuation budget exhausted: continuation {sequence} is over the limit of \
+                 {max_continuations}; this event (in the DLQ or on-failure destination) resumes \
+                 the job: send it again with LOOP_GUARD_MAX_CONTINUATIONS raised"
             ),
             ContinuationError::StateTooLarge { bytes } => write!(
                 f,
@@ -57,6 +66,15 @@ impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
             ContinuationError::Invoke(e) => write!(f, "continuation invoke failed: {e}"),
             ContinuationError::Offload(e) => write!(f, "continuation state offload failed: {e}"),
             ContinuationError::Ledger(e) => write!(f, "continuation ledger unavailable: {e}"),
+            ContinuationError::InProgress { sequence, until } => write!(
+                f,
+                "continuation {sequence} is in progress in another delivery (its claim expires \
+                 in {} s); failing so that Lambda retries this delivery",
+                until
+                    .duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+                    .as_secs()
+            ),
         }
     }
 }

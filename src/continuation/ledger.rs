@@ -1,44 +1,230 @@
-//! Duplicate-delivery detection: which continuations have started.
+//! Which deliveries of a job's runs are in progress or done: idempotency
+//! with the states users know from Powertools.
+//!
+//! A run is keyed by `(job, sequence)`. A delivery first [`begin`]s it:
+//!
+//! * nobody holds it (never claimed, or released by a run that failed), or
+//!   its holder's claim has expired (that run timed out or crashed): the
+//!   delivery acquires it, *in progress* until its own invocation's deadline;
+//! * another delivery holds it and its claim has not expired: *in progress*;
+//! * a delivery already finished it (handed the job over, or finished the
+//!   job): *done*.
+//!
+//! The holder then [`complete`]s the claim (done, kept for
+//! [`DONE_RETENTION`]) once the next continuation was handed off or the job
+//! finished, or [`release`]s it when the run fails, so that Lambda's retry
+//! runs it again. Only the holder's [`ClaimToken`] completes or releases:
+//! a run whose claim was taken over after it expired changes nothing.
+//!
+//! [`begin`]: ContinuationLedger::begin
+//! [`complete`]: ContinuationLedger::complete
+//! [`release`]: ContinuationLedger::release
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
-/// The future a [`ContinuationLedger`] returns.
-pub type ClaimFuture<'a> =
-    std::pin::Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>>;
+/// How long a done claim is kept: longer than Lambda retries an
+/// asynchronous event (6 hours at most), so a late duplicate is still
+/// recognised.
+pub const DONE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-/// Remembers which continuations have started, so a duplicate delivery of
-/// an asynchronous event (Lambda delivers at least once) processes nothing.
-pub trait ContinuationLedger: Send + Sync + 'static {
-    /// Records that continuation `sequence` of `job` starts now: `Ok(false)`
-    /// if it had already started (a duplicate). An `Err` fails the run
-    /// (Lambda retries it) rather than risk processing a range twice.
-    fn claim<'a>(&'a self, job: &'a str, sequence: u32) -> ClaimFuture<'a>;
+/// The future a [`ContinuationLedger`] returns; an `Err` says the ledger
+/// could not be read or written (the run fails, and Lambda retries it).
+pub type LedgerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// Proof of holding a claim, passed back to complete or release it: the
+/// holder's owner string, or a version of the stored claim (an S3 ETag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimToken(pub String);
+
+/// What [`ContinuationLedger::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// This delivery holds the run now.
+    Acquired(ClaimToken),
+    /// Another delivery holds it until `until` (its invocation's deadline).
+    InProgress {
+        /// When the other delivery's claim expires.
+        until: SystemTime,
+    },
+    /// A delivery already finished it.
+    Done,
 }
 
-/// A per-process [`ContinuationLedger`] (the default): it recognises a
-/// duplicate that reaches the same warm execution environment. For a
-/// guarantee across environments, implement the trait over a conditional
-/// write (DynamoDB `attribute_not_exists`, S3 `If-None-Match: *`).
+/// Remembers which runs of which jobs are in progress or done (see the
+/// [module docs](self)). Implementations: [`InMemoryLedger`] (one execution
+/// environment), `DynamoDbLedger` (feature `continuation-dynamodb`) and
+/// `S3Ledger` (feature `continuation-s3`), each on conditional writes; all
+/// pass the same test suite.
+pub trait ContinuationLedger: Send + Sync + 'static {
+    /// Claims run `sequence` of `job` for `owner` (unique per delivery)
+    /// until `until`, if nobody holds it, its holder released it, or its
+    /// holder's claim expired before `now`.
+    fn begin<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        owner: &'a str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, Claim>;
+
+    /// Marks a claim this delivery holds as done. An `Err` when `token` no
+    /// longer holds it.
+    fn complete<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, ()>;
+
+    /// Gives a claim this delivery holds up, so that a retry runs it again.
+    /// An `Err` when `token` no longer holds it.
+    fn release<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+    ) -> LedgerFuture<'a, ()>;
+}
+
+/// A claim as ledgers store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stored {
+    InProgress { owner: String, until: SystemTime },
+    Done { expires: SystemTime },
+}
+
+impl Stored {
+    /// What a delivery beginning at `now` finds here; `None` when it may
+    /// take the claim over (expired).
+    pub(super) fn found(&self, now: SystemTime) -> Option<Claim> {
+        match self {
+            Stored::Done { .. } => Some(Claim::Done),
+            Stored::InProgress { until, .. } if *until > now => {
+                Some(Claim::InProgress { until: *until })
+            }
+            Stored::InProgress { .. } => None,
+        }
+    }
+}
+
+/// A per-process [`ContinuationLedger`] (the default): it knows the
+/// deliveries that reach this execution environment, which is where a
+/// retry after a step error usually lands. For a guarantee across
+/// environments use a durable ledger.
 #[derive(Debug, Default)]
 pub struct InMemoryLedger {
-    started: std::sync::Mutex<std::collections::HashSet<(String, u32)>>,
+    claims: Mutex<HashMap<(String, u32), Stored>>,
 }
 
 impl InMemoryLedger {
-    /// Entries kept before the oldest knowledge is dropped (a bound on memory).
+    /// Claims kept before expired and done ones are swept (a bound on memory).
     pub const CAPACITY: usize = 100_000;
+
+    fn claims(&self) -> std::sync::MutexGuard<'_, HashMap<(String, u32), Stored>> {
+        match self.claims.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 impl ContinuationLedger for InMemoryLedger {
-    fn claim<'a>(&'a self, job: &'a str, sequence: u32) -> ClaimFuture<'a> {
-        let mut started = match self.started.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if started.len() >= Self::CAPACITY {
-            started.clear();
+    fn begin<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        owner: &'a str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, Claim> {
+        let mut claims = self.claims();
+        if claims.len() >= Self::CAPACITY {
+            claims.retain(|_, stored| match stored {
+                Stored::InProgress { until, .. } => *until > now,
+                Stored::Done { expires } => *expires > now,
+            });
         }
-        let first = started.insert((job.to_owned(), sequence));
-        Box::pin(std::future::ready(Ok(first)))
+        let key = (job.to_owned(), sequence);
+        let claim = match claims.get(&key).and_then(|stored| stored.found(now)) {
+            Some(found) => found,
+            None => {
+                claims.insert(
+                    key,
+                    Stored::InProgress {
+                        owner: owner.to_owned(),
+                        until,
+                    },
+                );
+                Claim::Acquired(ClaimToken(owner.to_owned()))
+            }
+        };
+        Box::pin(std::future::ready(Ok(claim)))
     }
+
+    fn complete<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, ()> {
+        let mut claims = self.claims();
+        let result = match claims.get_mut(&(job.to_owned(), sequence)) {
+            Some(stored @ Stored::InProgress { .. }) if holds(stored, token) => {
+                *stored = Stored::Done {
+                    expires: now + DONE_RETENTION,
+                };
+                Ok(())
+            }
+            _ => Err(not_held(job, sequence)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn release<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+    ) -> LedgerFuture<'a, ()> {
+        let mut claims = self.claims();
+        let key = (job.to_owned(), sequence);
+        let result = match claims.get(&key) {
+            Some(stored) if holds(stored, token) => {
+                claims.remove(&key);
+                Ok(())
+            }
+            _ => Err(not_held(job, sequence)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn holds(stored: &Stored, token: &ClaimToken) -> bool {
+    matches!(stored, Stored::InProgress { owner, .. } if *owner == token.0)
+}
+
+/// Milliseconds since the epoch, as ledgers store instants.
+#[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
+pub(super) fn epoch_millis(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The instant `ms` milliseconds after the epoch.
+#[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
+pub(super) fn from_epoch_millis(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// The error of completing or releasing a claim the token does not hold.
+pub(super) fn not_held(job: &str, sequence: u32) -> String {
+    format!("the claim on run {sequence} of job {job} is no longer held by this delivery")
 }

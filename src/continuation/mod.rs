@@ -59,18 +59,26 @@
 //! ([`ContinuationLedger`]), the runner ([`Continuations`]) and its errors
 //! each have a file; the S3 parts (feature `continuation-s3`) have their own.
 
+#[cfg(feature = "continuation-dynamodb")]
+mod dynamodb;
 mod error;
 mod event;
 mod ledger;
+#[cfg(feature = "continuation-s3")]
+mod offload;
 mod runner;
 #[cfg(feature = "continuation-s3")]
 mod s3;
 
+#[cfg(feature = "continuation-dynamodb")]
+pub use dynamodb::DynamoDbLedger;
 pub use error::ContinuationError;
 pub use event::{
     ContinuationEvent, ContinuationMeta, StateRef, CONTINUATION_KEY, MAX_ASYNC_PAYLOAD_BYTES,
 };
-pub use ledger::{ClaimFuture, ContinuationLedger, InMemoryLedger};
+pub use ledger::{
+    Claim, ClaimToken, ContinuationLedger, InMemoryLedger, LedgerFuture, DONE_RETENTION,
+};
 pub use runner::{
     Continuations, ContinuationsBuilder, Outcome, Step, BUDGET_EXHAUSTED_METRIC,
     DEFAULT_MAX_CONTINUATIONS, ENV_MAX_CONTINUATIONS,

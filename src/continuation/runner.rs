@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::error::ContinuationError;
 use super::event::{ContinuationEvent, ContinuationMeta, StateRef, MAX_ASYNC_PAYLOAD_BYTES};
-use super::ledger::{ContinuationLedger, InMemoryLedger};
+use super::ledger::{Claim, ClaimToken, ContinuationLedger, InMemoryLedger};
 use crate::chain::Chain;
 use crate::config::{
     ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME, ENV_METRIC_NAMESPACE,
@@ -22,7 +22,20 @@ use crate::env::{self, Lookup};
 use crate::metric::{EmfLine, MetricSink, StdoutSink};
 
 #[cfg(feature = "continuation-s3")]
-use super::s3::S3Offload;
+use super::offload::S3Offload;
+
+/// A value that differs between calls (and processes): with the request id,
+/// it makes a delivery's claim owner unique, retries included.
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
 
 /// Environment variable: the largest continuation number a job may reach.
 pub const ENV_MAX_CONTINUATIONS: &str = "LOOP_GUARD_MAX_CONTINUATIONS";
@@ -42,6 +55,10 @@ enum S3Offload {}
 
 #[cfg(not(feature = "continuation-s3"))]
 impl S3Offload {
+    fn check<E>(&self, _: &StateRef, _: &str, _: u32) -> Result<(), ContinuationError<E>> {
+        match *self {}
+    }
+
     async fn load<S, E>(&self, _: &StateRef) -> Result<S, ContinuationError<E>> {
         match *self {}
     }
@@ -80,8 +97,9 @@ pub enum Outcome<S> {
         /// The sequence number of the new invocation.
         sequence: u32,
     },
-    /// This continuation had already started (a duplicate delivery); no
-    /// step ran and nothing was invoked.
+    /// This run was already done by another delivery (a duplicate: Lambda
+    /// delivers asynchronous events at least once); no step ran and nothing
+    /// was invoked.
     Duplicate {
         /// The duplicated sequence number.
         sequence: u32,
@@ -102,6 +120,7 @@ pub struct Continuations {
     sink: Arc<dyn MetricSink>,
     ledger: Arc<dyn ContinuationLedger>,
     offload: Option<S3Offload>,
+    claim_poll_interval: Duration,
     now: fn() -> SystemTime,
 }
 
@@ -126,6 +145,7 @@ pub struct ContinuationsBuilder {
     sink: Arc<dyn MetricSink>,
     ledger: Arc<dyn ContinuationLedger>,
     offload: Option<S3Offload>,
+    claim_poll_interval: Duration,
 }
 
 impl fmt::Debug for ContinuationsBuilder {
@@ -156,6 +176,7 @@ impl Continuations {
             sink: Arc::new(StdoutSink),
             ledger: Arc::new(InMemoryLedger::default()),
             offload: None,
+            claim_poll_interval: Duration::from_secs(1),
         }
     }
 
@@ -184,17 +205,30 @@ impl ContinuationsBuilder {
         self
     }
 
-    /// Uses `ledger` to recognise duplicate deliveries (default: [`InMemoryLedger`]).
+    /// Uses `ledger` to know which runs are in progress or done (default:
+    /// [`InMemoryLedger`]; across execution environments use a durable one).
     pub fn ledger(mut self, ledger: impl ContinuationLedger) -> Self {
         self.ledger = Arc::new(ledger);
         self
     }
 
+    /// How often a delivery that finds its run in progress elsewhere looks
+    /// at the ledger again while it waits (default 1 s).
+    pub fn claim_poll_interval(mut self, interval: Duration) -> Self {
+        self.claim_poll_interval = interval;
+        self
+    }
+
     /// Opt-in: state whose payload would exceed 1 MB is put in `bucket`
-    /// under `prefix` and passed by reference; each object is deleted once
-    /// the run that loaded it has handed over or finished, so nothing is left
-    /// when the chain finishes. The function needs `s3:PutObject`,
-    /// `s3:GetObject` and `s3:DeleteObject` on the prefix.
+    /// under `prefix` as `<prefix><job>/<sequence>.json` and passed by
+    /// reference. A reference in a payload is trusted only when it names
+    /// exactly that object. Each object is deleted once the run that loaded
+    /// it is done (handed over or finished), and an object put for a hand-off
+    /// that failed is deleted at once. Objects a failed run still needs (its
+    /// retry, or an operator resuming from the DLQ) are kept: expire the
+    /// prefix with a lifecycle rule longer than your DLQ's retention. The
+    /// function needs `s3:PutObject`, `s3:GetObject` and `s3:DeleteObject` on
+    /// the prefix.
     #[cfg(feature = "continuation-s3")]
     #[cfg_attr(docsrs, doc(cfg(feature = "continuation-s3")))]
     pub fn offload_to_s3(
@@ -261,6 +295,7 @@ impl ContinuationsBuilder {
             sink: self.sink,
             ledger: self.ledger,
             offload: self.offload,
+            claim_poll_interval: self.claim_poll_interval,
             now: SystemTime::now,
         })
     }
@@ -268,8 +303,17 @@ impl ContinuationsBuilder {
 
 impl Continuations {
     /// Runs `step` while time remains, then continues or finishes. See the
-    /// [module docs](crate::continuation). A continuation (sequence 1 or more) that was
-    /// already started returns [`Outcome::Duplicate`] without running a step.
+    /// [module docs](crate::continuation).
+    ///
+    /// Each run `(job, sequence)` is claimed in the ledger first: a
+    /// delivery of a run another delivery already did returns
+    /// [`Outcome::Duplicate`] without running a step; one that finds the run
+    /// in progress elsewhere waits (until that claim is done, released or
+    /// expired, or this invocation's own safety margin) and then fails with
+    /// [`ContinuationError::InProgress`] rather than report work that did
+    /// not happen. A run that fails releases its claim and keeps its state,
+    /// so that Lambda's retry runs it again; a run is done only once the
+    /// next continuation was handed off or the job finished.
     pub async fn run<S, E, F, Fut>(
         &self,
         event: LambdaEvent<ContinuationEvent<S>>,
@@ -281,27 +325,117 @@ impl Continuations {
         Fut: Future<Output = Result<Step<S>, E>>,
     {
         let LambdaEvent { payload, context } = event;
-        if let (Some(job), sequence @ 1..) = (payload.meta.job_id.as_deref(), payload.meta.sequence)
-        {
-            let first = self
-                .ledger
-                .claim(job, sequence)
-                .await
-                .map_err(ContinuationError::Ledger)?;
-            if !first {
-                tracing::info!(
-                    job,
-                    sequence,
-                    "duplicate continuation delivery: nothing to do"
-                );
-                return Ok(Outcome::Duplicate { sequence });
+        let sequence = payload.meta.sequence;
+        if sequence > self.max_continuations {
+            // Refused before anything runs: every delivery fails the same
+            // way, so the event itself (the exact point to resume from)
+            // reaches the DLQ or on-failure destination, its state kept.
+            self.report_exhausted(&context, sequence);
+            return Err(ContinuationError::BudgetExhausted {
+                sequence,
+                max_continuations: self.max_continuations,
+            });
+        }
+        let job = payload
+            .meta
+            .job_id
+            .clone()
+            .unwrap_or_else(|| context.request_id.clone());
+        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
+        let Some(token) = self.claim(&job, sequence, &context, deadline).await? else {
+            tracing::info!(
+                job = job.as_str(),
+                sequence,
+                "duplicate continuation delivery: this run is already done"
+            );
+            return Ok(Outcome::Duplicate { sequence });
+        };
+        let loaded = payload.meta.state_ref.clone();
+        let result = self
+            .run_claimed(payload, &context, &job, deadline, &mut step)
+            .await;
+        match &result {
+            Ok(_) => {
+                let done = self
+                    .ledger
+                    .complete(&job, sequence, &token, (self.now)())
+                    .await;
+                if let Err(error) = done {
+                    // The work is done and handed over: succeed. The claim
+                    // expires at this invocation's deadline; a duplicate
+                    // after that would run the steps again.
+                    tracing::warn!(job = job.as_str(), sequence, %error, "continuation not marked done");
+                }
+                self.forget_state(loaded.as_ref()).await;
+            }
+            Err(_) => {
+                if let Err(error) = self.ledger.release(&job, sequence, &token).await {
+                    // The retry takes the claim over once it expires.
+                    tracing::warn!(job = job.as_str(), sequence, %error, "continuation claim not released");
+                }
             }
         }
-        let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
-        let loaded = payload.meta.state_ref.clone();
-        let mut state = match (payload.state, &loaded) {
+        result
+    }
+
+    /// Claims run `sequence` of `job` for this delivery: its token, or
+    /// `None` when the run is already done.
+    async fn claim<E>(
+        &self,
+        job: &str,
+        sequence: u32,
+        context: &Context,
+        deadline: SystemTime,
+    ) -> Result<Option<ClaimToken>, ContinuationError<E>> {
+        let owner = format!("{}:{:016x}", context.request_id, nonce());
+        let stop_waiting = deadline.checked_sub(self.safety_margin).unwrap_or(deadline);
+        loop {
+            let now = (self.now)();
+            let claim = self
+                .ledger
+                .begin(job, sequence, &owner, deadline, now)
+                .await
+                .map_err(ContinuationError::Ledger)?;
+            match claim {
+                Claim::Acquired(token) => return Ok(Some(token)),
+                Claim::Done => return Ok(None),
+                Claim::InProgress { until } => {
+                    if now >= stop_waiting {
+                        return Err(ContinuationError::InProgress { sequence, until });
+                    }
+                    let wake = until.min(stop_waiting);
+                    let pause = wake.duration_since(now).unwrap_or_default().clamp(
+                        Duration::from_millis(10),
+                        self.claim_poll_interval.max(Duration::from_millis(10)),
+                    );
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// The run itself, once claimed: load the state, step until the
+    /// deadline, hand over or finish.
+    async fn run_claimed<S, E, F, Fut>(
+        &self,
+        payload: ContinuationEvent<S>,
+        context: &Context,
+        job: &str,
+        deadline: SystemTime,
+        step: &mut F,
+    ) -> Result<Outcome<S>, ContinuationError<E>>
+    where
+        S: Serialize + DeserializeOwned,
+        F: FnMut(S) -> Fut,
+        Fut: Future<Output = Result<Step<S>, E>>,
+    {
+        let mut state = match (payload.state, &payload.meta.state_ref) {
             (Some(state), _) => state,
-            (None, Some(state_ref)) => self.offload(state_ref)?.load(state_ref).await?,
+            (None, Some(state_ref)) => {
+                let offload = self.offload(state_ref)?;
+                offload.check(state_ref, job, payload.meta.sequence)?;
+                offload.load(state_ref).await?
+            }
             (None, None) => {
                 return Err(ContinuationError::State(
                     "the payload has neither `state` nor a state reference".into(),
@@ -310,10 +444,7 @@ impl Continuations {
         };
         loop {
             match step(state).await.map_err(ContinuationError::Step)? {
-                Step::Done(done) => {
-                    self.forget_state(loaded.as_ref()).await;
-                    return Ok(Outcome::Finished(done));
-                }
+                Step::Done(done) => return Ok(Outcome::Finished(done)),
                 Step::Continue(next) => state = next,
             }
             let left = deadline.duration_since((self.now)()).unwrap_or_default();
@@ -323,25 +454,13 @@ impl Continuations {
         }
 
         let sequence = payload.meta.sequence.saturating_add(1);
-        if sequence > self.max_continuations {
-            self.report_exhausted(&context, sequence);
-            return Err(ContinuationError::BudgetExhausted {
-                sequence,
-                max_continuations: self.max_continuations,
-            });
-        }
         // Carry the lineage the job arrived with, unchanged.
-        let arrived = *payload.meta.read_incoming(&context).lineage();
-        let job_id = payload
-            .meta
-            .job_id
-            .clone()
-            .unwrap_or_else(|| context.request_id.clone());
+        let arrived = *payload.meta.read_incoming(context).lineage();
         let mut next = ContinuationEvent {
             meta: ContinuationMeta {
                 sequence,
                 lineage: (!arrived.is_empty()).then(|| arrived.to_string()),
-                job_id: Some(job_id.clone()),
+                job_id: Some(job.to_owned()),
                 state_ref: None,
             },
             state: Some(state),
@@ -351,7 +470,7 @@ impl Continuations {
         if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
             let too_large = ContinuationError::StateTooLarge { bytes: body.len() };
             let state_ref = match &self.offload {
-                Some(offload) => offload.put(&next.state, &job_id, sequence).await?,
+                Some(offload) => offload.put(&next.state, job, sequence).await?,
                 None => return Err(too_large),
             };
             next.state = None;
@@ -369,10 +488,13 @@ impl Continuations {
             .invocation_type(InvocationType::Event)
             .payload(Blob::new(body))
             .send();
-        hop.scope(invoke).await.map_err(|e| {
-            ContinuationError::Invoke(aws_sdk_lambda::error::DisplayErrorContext(e).to_string())
-        })?;
-        self.forget_state(loaded.as_ref()).await;
+        if let Err(e) = hop.scope(invoke).await {
+            // Nothing will read the state put for the hand-off.
+            self.forget_state(next.meta.state_ref.as_ref()).await;
+            return Err(ContinuationError::Invoke(
+                aws_sdk_lambda::error::DisplayErrorContext(e).to_string(),
+            ));
+        }
         Ok(Outcome::Continued { sequence })
     }
 
@@ -392,7 +514,7 @@ impl Continuations {
         })
     }
 
-    /// Deletes an offloaded state object that has been consumed.
+    /// Deletes an offloaded state object that is no longer needed.
     async fn forget_state(&self, state_ref: Option<&StateRef>) {
         if let (Some(state_ref), Some(offload)) = (state_ref, &self.offload) {
             offload.delete(state_ref).await;

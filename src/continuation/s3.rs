@@ -1,25 +1,44 @@
-//! The S3 parts of continuations (feature `continuation-s3`): a durable
-//! ledger on conditional writes, and the store for state over the
-//! asynchronous payload limit.
+//! A durable ledger on S3 conditional writes (feature `continuation-s3`).
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use std::time::SystemTime;
 
-use super::error::ContinuationError;
-use super::event::StateRef;
-use super::ledger::{ClaimFuture, ContinuationLedger};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
 
-/// A durable [`ContinuationLedger`] on S3 conditional writes: claiming puts
-/// `<prefix><job>/<sequence>.claim` with `If-None-Match: *`, which S3 refuses
-/// (HTTP 412) when the object exists, so a duplicate is recognised in any
-/// execution environment. Expire the prefix with a lifecycle rule (a day is
-/// plenty: Lambda retries asynchronous events for at most 6 hours).
+use super::ledger::{
+    epoch_millis, from_epoch_millis, not_held, Claim, ClaimToken, ContinuationLedger, LedgerFuture,
+    Stored, DONE_RETENTION,
+};
+
+/// A durable [`ContinuationLedger`] on S3 conditional writes. Each run has
+/// one object, `<prefix><job>/<sequence>.claim`, holding its state as JSON:
+/// it is created with `If-None-Match: *` and changed only with `If-Match` on
+/// the ETag read or written last, so two deliveries never both hold a run,
+/// and a [`ClaimToken`] is the ETag of the holder's write. A released claim
+/// is marked released (not deleted) so that every change is conditional.
+///
+/// Expire the prefix with a lifecycle rule (2 days is plenty: done claims
+/// matter for [`DONE_RETENTION`]). The function needs `s3:GetObject` and
+/// `s3:PutObject` on the prefix.
 #[derive(Debug, Clone)]
 pub struct S3Ledger {
     client: aws_sdk_s3::Client,
     bucket: String,
     prefix: String,
 }
+
+/// The stored form of a claim.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+enum Object {
+    InProgress { owner: String, until_ms: u64 },
+    Completed { expires_ms: u64 },
+    Released,
+}
+
+/// Attempts at a claim that changes under us before we give up with an
+/// error (each attempt is one conditional write).
+const ATTEMPTS: usize = 5;
 
 impl S3Ledger {
     /// A ledger writing claims into `bucket` under `prefix`.
@@ -34,105 +53,157 @@ impl S3Ledger {
             prefix: prefix.into(),
         }
     }
+
+    fn key(&self, job: &str, sequence: u32) -> String {
+        format!("{}{job}/{sequence}.claim", self.prefix)
+    }
+
+    /// Writes `object` at `key`: only if absent (`if_match` `None`) or only
+    /// over the version `if_match`. `Ok(None)` when the condition failed.
+    async fn put(
+        &self,
+        key: &str,
+        object: &Object,
+        if_match: Option<&str>,
+    ) -> Result<Option<ClaimToken>, String> {
+        let body = serde_json::to_vec(object).map_err(|e| e.to_string())?;
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        let put = match if_match {
+            Some(etag) => put.if_match(etag),
+            None => put.if_none_match("*"),
+        };
+        match put.send().await {
+            Ok(written) => written
+                .e_tag
+                .map(|etag| Some(ClaimToken(etag)))
+                .ok_or_else(|| format!("S3 returned no ETag for s3://{}/{key}", self.bucket)),
+            // 412: the condition failed; 409: a concurrent conditional write.
+            Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(None),
+            // `If-Match` on an object that is gone.
+            Err(e) if if_match.is_some() && status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
+        }
+    }
+
+    /// The claim at `key` and its ETag; `None` when there is none.
+    async fn read(&self, key: &str) -> Result<Option<(Object, String)>, String> {
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await;
+        let got = match got {
+            Ok(got) => got,
+            Err(e) if status(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
+        };
+        let etag = got
+            .e_tag
+            .clone()
+            .ok_or_else(|| format!("S3 returned no ETag for s3://{}/{key}", self.bucket))?;
+        let bytes = got.body.collect().await.map_err(|e| e.to_string())?;
+        let object = serde_json::from_slice(&bytes.into_bytes())
+            .map_err(|e| format!("s3://{}/{key} is not a claim: {e}", self.bucket))?;
+        Ok(Some((object, etag)))
+    }
+
+    /// Changes the claim held by `token` to `object`.
+    async fn change(
+        &self,
+        job: &str,
+        sequence: u32,
+        token: &ClaimToken,
+        object: Object,
+    ) -> Result<(), String> {
+        match self
+            .put(&self.key(job, sequence), &object, Some(&token.0))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(not_held(job, sequence)),
+        }
+    }
 }
 
 impl ContinuationLedger for S3Ledger {
-    fn claim<'a>(&'a self, job: &'a str, sequence: u32) -> ClaimFuture<'a> {
-        Box::pin(async move {
-            let put = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(format!("{}{job}/{sequence}.claim", self.prefix))
-                .if_none_match("*")
-                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"claimed"))
-                .send()
-                .await;
-            match put {
-                Ok(_) => Ok(true),
-                Err(e) if e.raw_response().map(|r| r.status().as_u16()) == Some(412) => Ok(false),
-                Err(e) => Err(aws_sdk_s3::error::DisplayErrorContext(e).to_string()),
-            }
-        })
-    }
-}
-
-/// Opt-in S3 storage for state over the asynchronous payload limit.
-#[derive(Clone, Debug)]
-pub(super) struct S3Offload {
-    pub(super) client: aws_sdk_s3::Client,
-    pub(super) bucket: String,
-    pub(super) prefix: String,
-}
-
-impl S3Offload {
-    /// Reads and deserializes the state at `state_ref`.
-    pub(super) async fn load<S: DeserializeOwned, E>(
-        &self,
-        state_ref: &StateRef,
-    ) -> Result<S, ContinuationError<E>> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&state_ref.bucket)
-            .key(&state_ref.key)
-            .send()
-            .await
-            .map_err(|e| {
-                ContinuationError::Offload(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| ContinuationError::Offload(e.to_string()))?
-            .into_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| ContinuationError::State(e.to_string()))
-    }
-
-    /// Puts `state` under `<prefix><job_id>/<sequence>.json`.
-    pub(super) async fn put<S: Serialize, E>(
-        &self,
-        state: &Option<S>,
-        job_id: &str,
+    fn begin<'a>(
+        &'a self,
+        job: &'a str,
         sequence: u32,
-    ) -> Result<StateRef, ContinuationError<E>> {
-        let bytes =
-            serde_json::to_vec(state).map_err(|e| ContinuationError::State(e.to_string()))?;
-        let key = format!("{}{job_id}/{sequence}.json", self.prefix);
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| {
-                ContinuationError::Offload(aws_sdk_s3::error::DisplayErrorContext(e).to_string())
-            })?;
-        Ok(StateRef {
-            bucket: self.bucket.clone(),
-            key,
+        owner: &'a str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, Claim> {
+        Box::pin(async move {
+            let key = self.key(job, sequence);
+            let ours = Object::InProgress {
+                owner: owner.to_owned(),
+                until_ms: epoch_millis(until),
+            };
+            // First try to create it; when it exists, look at it and replace
+            // it only if it may be taken (released, or expired).
+            let mut replace: Option<String> = None;
+            for _ in 0..ATTEMPTS {
+                if let Some(token) = self.put(&key, &ours, replace.as_deref()).await? {
+                    return Ok(Claim::Acquired(token));
+                }
+                replace = match self.read(&key).await? {
+                    None => None,
+                    Some((object, etag)) => {
+                        let stored = match object {
+                            Object::InProgress { owner, until_ms } => Some(Stored::InProgress {
+                                owner,
+                                until: from_epoch_millis(until_ms),
+                            }),
+                            Object::Completed { expires_ms } => Some(Stored::Done {
+                                expires: from_epoch_millis(expires_ms),
+                            }),
+                            Object::Released => None,
+                        };
+                        if let Some(found) = stored.and_then(|s| s.found(now)) {
+                            return Ok(found);
+                        }
+                        Some(etag)
+                    }
+                };
+            }
+            Err(format!(
+                "the claim on run {sequence} of job {job} changed {ATTEMPTS} times while being taken"
+            ))
         })
     }
 
-    /// Deletes a consumed state object. A failure is logged, not returned:
-    /// the job itself went on.
-    pub(super) async fn delete(&self, state_ref: &StateRef) {
-        if let Err(e) = self
-            .client
-            .delete_object()
-            .bucket(&state_ref.bucket)
-            .key(&state_ref.key)
-            .send()
-            .await
-        {
-            tracing::warn!(
-                error = %aws_sdk_s3::error::DisplayErrorContext(e),
-                key = state_ref.key.as_str(),
-                "offloaded continuation state not deleted"
-            );
-        }
+    fn complete<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, ()> {
+        let done = Object::Completed {
+            expires_ms: epoch_millis(now + DONE_RETENTION),
+        };
+        Box::pin(self.change(job, sequence, token, done))
     }
+
+    fn release<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+    ) -> LedgerFuture<'a, ()> {
+        Box::pin(self.change(job, sequence, token, Object::Released))
+    }
+}
+
+fn status<E>(e: &aws_sdk_s3::error::SdkError<E>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
 }

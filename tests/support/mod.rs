@@ -329,6 +329,7 @@ impl Captured {
 pub struct CaptureServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Captured>>>,
+    refuse: Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -337,23 +338,31 @@ impl CaptureServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests: Arc<Mutex<Vec<Captured>>> = Arc::default();
-        let seen = requests.clone();
+        let refuse: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (seen, refusing) = (requests.clone(), refuse.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let seen = seen.clone();
+                let (seen, refusing) = (seen.clone(), refusing.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, seen, response_body).await;
+                    let _ = serve(stream, seen, refusing, response_body).await;
                 });
             }
         });
         CaptureServer {
             port,
             requests,
+            refuse,
             task,
         }
+    }
+
+    /// Answers the next `n` requests `429 TooManyRequestsException` (they
+    /// are still recorded), as a throttled Lambda `Invoke` is answered.
+    pub fn throttle_next(&self, n: usize) {
+        self.refuse.store(n, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn endpoint(&self) -> String {
@@ -379,6 +388,7 @@ impl Drop for CaptureServer {
 async fn serve(
     mut stream: tokio::net::TcpStream,
     seen: Arc<Mutex<Vec<Captured>>>,
+    refusing: Arc<std::sync::atomic::AtomicUsize>,
     response_body: &'static str,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -423,11 +433,27 @@ async fn serve(
             headers,
             body,
         });
-        let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
-            response_body.len(),
-            response_body
-        );
+        let throttled = refusing
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        let response = if throttled {
+            let body = r#"{"__type":"TooManyRequestsException","message":"Rate exceeded"}"#;
+            format!(
+                "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n\
+                 x-amzn-ErrorType: TooManyRequestsException\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+                response_body.len(),
+                response_body
+            )
+        };
         stream.write_all(response.as_bytes()).await?;
     }
 }
