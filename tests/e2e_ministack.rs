@@ -2,7 +2,7 @@
 //! `examples/loop_function.rs`, deployed with aws-sdk-lambda, triggered by an
 //! SQS event source mapping, looping through real SQS / SNS, stopped by the
 //! guard at `LOOP_GUARD_MAX_DEPTH`.
-#![cfg(all(feature = "sqs", feature = "sns", feature = "continuation"))]
+#![cfg(all(feature = "sqs", feature = "sns", feature = "continuation-dynamodb"))]
 
 mod support;
 
@@ -722,28 +722,240 @@ async fn a_forty_step_continuation_chain_completes_past_the_loop_threshold() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runaway_continuation_stops_at_its_budget_with_its_metric() {
-    let logs = run_job(40, 5, |l| l.contains("ContinuationBudgetExhausted")).await;
-    assert_eq!(
-        step_sequences(&logs),
-        (0..=5).collect::<Vec<_>>(),
-        "runs 0..=5, nothing after"
-    );
-    assert!(!logs.contains("job finished"));
-    let emf: Vec<serde_json::Value> = logs
-        .lines()
-        .filter_map(|l| l.find("{\"").map(|i| &l[i..]))
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v.get("ContinuationBudgetExhausted").is_some())
-        .collect();
-    // Lambda retries a failed asynchronous event (twice): each retry of the
-    // last run is refused again.
-    assert!(!emf.is_empty());
-    for line in &emf {
-        assert_eq!(line["Sequence"], 6);
-        assert_eq!(line["MaxContinuations"], 5);
+/// A continuation job with a durable ledger on ministack: what ran.
+struct JobRun {
+    logs: String,
+    /// The events Lambda gave up on (the DLQ), as sent to the function.
+    dead: Vec<serde_json::Value>,
+}
+
+impl JobRun {
+    fn count(&self, text: &str) -> usize {
+        self.logs.matches(text).count()
     }
+}
+
+/// Deploys `examples/continuation_job.rs` as `function` (timeout 5 s, one
+/// step per run) with a DynamoDB ledger table and an SQS DLQ, invokes each
+/// payload asynchronously, and waits until `done` holds for its log (at
+/// most 120 s), then a little longer for late retries.
+async fn run_ledgered_job(
+    emulator: &Emulator,
+    c: &Clients,
+    function: &str,
+    extra_env: &[(&str, &str)],
+    payloads: &[serde_json::Value],
+    done: impl Fn(&str) -> bool,
+) -> JobRun {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    let table = format!("{function}-ledger");
+    dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (dlq_url, dlq_arn) = c.queue(&format!("{function}-dlq"), HashMap::new()).await;
+    let mut env: HashMap<String, String> = extra_env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.insert("JOB_LEDGER_TABLE".into(), table);
+    env.insert("JOB_SAFETY_MARGIN_MS".into(), "5000".into());
+    env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint());
+    deploy(c, function, "continuation_job", env, 5).await;
+    c.lambda
+        .update_function_configuration()
+        .function_name(function)
+        .dead_letter_config(
+            aws_sdk_lambda::types::DeadLetterConfig::builder()
+                .target_arn(dlq_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for payload in payloads {
+        invoke_async(c, function, payload).await;
+    }
+    let logs = wait_for_log(c, function, Duration::from_secs(120), &done).await;
+    assert!(
+        done(&logs),
+        "job did not end in 120 s:\n{}\n{}",
+        &logs[logs.len().saturating_sub(3000)..],
+        emulator.log_tail()
+    );
+    // Let retries of a failed last run show up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let dead = c
+        .drain(&dlq_url)
+        .await
+        .iter()
+        .map(|m| {
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            // ministack sends the on-failure destination's envelope to a DLQ
+            // too; AWS sends the event itself.
+            body.get("requestPayload").cloned().unwrap_or(body)
+        })
+        .collect();
+    JobRun {
+        logs: c.log_text(function).await,
+        dead,
+    }
+}
+
+/// A step fails once (a transient error): the run releases its claim and
+/// fails, Lambda retries it, the step runs again, the job finishes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_is_retried_by_lambda_and_the_job_finishes_exactly_once() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let payload = serde_json::json!({"state": {"remaining": 4, "done": 0}});
+    let run = run_ledgered_job(
+        &emulator,
+        &c,
+        "flaky-job",
+        &[("JOB_FAIL_ONCE_AT", "2")],
+        &[payload],
+        |l| l.contains("job finished"),
+    )
+    .await;
+    assert_eq!(
+        run.count("job step sequence="),
+        5,
+        "4 steps + 1 retried\n{}",
+        run.logs
+    );
+    assert_eq!(run.count("job step sequence=2 remaining=2"), 2);
+    assert_eq!(run.count("job step failed sequence=2"), 1);
+    assert_eq!(run.count("job finished done=4 sequence=3"), 1);
+    assert!(run.dead.is_empty());
+}
+
+/// A step hangs until the function times out: Lambda's retry takes the run
+/// over once the claim expires (at the dead invocation's deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_times_out_is_taken_over_by_lambdas_retry() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let payload = serde_json::json!({"state": {"remaining": 3, "done": 0}});
+    let run = run_ledgered_job(
+        &emulator,
+        &c,
+        "hung-job",
+        &[("JOB_HANG_ONCE_AT", "2")],
+        &[payload],
+        |l| l.contains("job finished"),
+    )
+    .await;
+    assert_eq!(run.count("job step hangs sequence=1"), 1, "{}", run.logs);
+    assert_eq!(run.count("job step sequence=1 remaining=2"), 2);
+    assert_eq!(run.count("job step sequence="), 4, "3 steps + 1 taken over");
+    assert_eq!(run.count("job finished done=3 sequence=2"), 1);
+    assert!(run.dead.is_empty());
+}
+
+/// The same continuation delivered twice at once: one delivery runs it;
+/// the other finds it in progress, fails (so Lambda retries it), and its
+/// retry finds it done. Every step runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_delivery_during_the_run_runs_no_step() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let payload = serde_json::json!({
+        "loopGuardContinuation": {"sequence": 1, "jobId": "twice-job"},
+        "state": {"remaining": 2, "done": 0}
+    });
+    let run = run_ledgered_job(
+        &emulator,
+        &c,
+        "twice-job",
+        &[("JOB_STEP_PAUSE_MS", "1500")],
+        &[payload.clone(), payload],
+        |l| l.contains("job finished") && l.contains("duplicate continuation delivery"),
+    )
+    .await;
+    assert_eq!(run.count("job step sequence=1 "), 1, "{}", run.logs);
+    assert_eq!(run.count("job step sequence=2 "), 1);
+    // The second delivery failed while the first ran, then found it done.
+    assert!(run.count("continuation 1 is in progress in another delivery") >= 1);
+    assert_eq!(run.count("duplicate continuation delivery"), 1);
+    assert_eq!(run.count("job finished done=2 sequence=2"), 1);
+    assert!(run.dead.is_empty());
+}
+
+/// A runaway stops at its budget: continuation 3 of a budget of 2 is refused
+/// on every delivery (with the metric), then Lambda sends it to the DLQ,
+/// which holds the exact point to resume from. Resumed with a larger
+/// budget, the job finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_budget_lands_in_the_dlq_and_the_job_resumes_from_there() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let payload = serde_json::json!({"state": {"remaining": 5, "done": 0}});
+    let run = run_ledgered_job(
+        &emulator,
+        &c,
+        "budget-job",
+        &[("LOOP_GUARD_MAX_CONTINUATIONS", "2")],
+        &[payload],
+        |l| l.matches("\"ContinuationBudgetExhausted\":1").count() >= 3,
+    )
+    .await;
+    assert_eq!(step_sequences(&run.logs), [0, 1, 2], "{}", run.logs);
+    assert_eq!(run.count("job step sequence="), 3);
+    // The first delivery and Lambda's two retries, each refused.
+    assert_eq!(run.count("\"ContinuationBudgetExhausted\":1"), 3);
+    assert_eq!(run.dead.len(), 1, "{:?}", run.dead);
+    let resume = &run.dead[0];
+    assert_eq!(resume["loopGuardContinuation"]["sequence"], 3);
+    assert_eq!(
+        resume["state"],
+        serde_json::json!({"remaining": 2, "done": 3})
+    );
+
+    // The operator raises the budget and sends the event again.
+    c.lambda
+        .update_function_configuration()
+        .function_name("budget-job")
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .variables("LOOP_GUARD_MAX_CONTINUATIONS", "10")
+                .variables("JOB_LEDGER_TABLE", "budget-job-ledger")
+                .variables("JOB_SAFETY_MARGIN_MS", "5000")
+                .variables("AWS_ENDPOINT_URL", emulator.endpoint())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    invoke_async(&c, "budget-job", resume).await;
+    let logs = wait_for_log(&c, "budget-job", Duration::from_secs(60), |l| {
+        l.contains("job finished")
+    })
+    .await;
+    assert_eq!(
+        logs.matches("job finished done=5 sequence=4").count(),
+        1,
+        "{logs}"
+    );
+    assert_eq!(step_sequences(&logs), [0, 1, 2, 3, 4]);
 }
 
 /// A FIFO queue with its FIFO DLQ (`maxReceiveCount` 2, visibility 1 s,
