@@ -56,7 +56,10 @@ pub enum Claim {
 }
 
 /// Remembers which runs of which jobs are in progress or done (see the
-/// [module docs](self)). Implementations: [`InMemoryLedger`] (one execution
+/// [`continuation`](crate::continuation) docs): a delivery
+/// [`begin`](Self::begin)s a run, then [`complete`](Self::complete)s it once
+/// the next continuation was handed off or the job finished, or
+/// [`release`](Self::release)s it when the run failed. Implementations: [`InMemoryLedger`] (one execution
 /// environment), `DynamoDbLedger` (feature `continuation-dynamodb`) and
 /// `S3Ledger` (feature `continuation-s3`), each on conditional writes; all
 /// pass the same test suite.

@@ -15,9 +15,21 @@
 //! carries the lineage the job *arrived* with, so it never trips
 //! `LOOP_GUARD_MAX_DEPTH`, and AWS's 16-hop cut does not apply to a function
 //! whose `RecursiveLoop` is `Allow`. A runaway job is stopped by the budget
-//! instead: past `LOOP_GUARD_MAX_CONTINUATIONS` (default 100) the run fails
-//! with [`ContinuationError::BudgetExhausted`] and an EMF line
-//! `ContinuationBudgetExhausted`.
+//! instead: continuation `LOOP_GUARD_MAX_CONTINUATIONS + 1` (default 101) is
+//! refused before any step with [`ContinuationError::BudgetExhausted`] and
+//! an EMF line `ContinuationBudgetExhausted`; Lambda then sends that event,
+//! the exact point to resume from, to the DLQ or on-failure destination.
+//!
+//! Nothing is lost on the way: each run `(job, sequence)` is claimed in a
+//! [`ContinuationLedger`] (*in progress* until the invocation's deadline,
+//! *done* once the next continuation was handed off or the job finished,
+//! *released* when the run fails, so that Lambda's retry runs it again; an
+//! expired claim is taken over). A duplicate delivery of a done run returns
+//! [`Outcome::Duplicate`]; one that finds the run in progress waits, then
+//! fails rather than report work that did not happen. Use a durable ledger
+//! in production: [`DynamoDbLedger`] (feature `continuation-dynamodb`) or
+//! `S3Ledger` (feature `continuation-s3`). The guide's chapter 7 has the
+//! table of every failure path.
 //!
 //! The payload of an asynchronous invoke is limited to 1 MB (Lambda Invoke
 //! API reference); larger state is a clear error
@@ -55,9 +67,10 @@
 //!
 //! # Modules
 //!
-//! The payload ([`ContinuationEvent`]), the duplicate-delivery ledgers
-//! ([`ContinuationLedger`]), the runner ([`Continuations`]) and its errors
-//! each have a file; the S3 parts (feature `continuation-s3`) have their own.
+//! The payload ([`ContinuationEvent`]), the ledger model and the in-memory
+//! ledger ([`ContinuationLedger`]), the runner ([`Continuations`]) and its
+//! errors each have a file; so do the durable ledgers (`dynamodb`, `s3`) and
+//! the S3 state offload (`offload`).
 
 #[cfg(feature = "continuation-dynamodb")]
 mod dynamodb;
