@@ -97,18 +97,7 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
     }
 
     deploy(&c, &function, "loop_function", env, 30).await;
-    let mapping = c
-        .lambda
-        .create_event_source_mapping()
-        .event_source_arn(&queue_arn)
-        .function_name(&function)
-        .batch_size(1)
-        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-        .send()
-        .await
-        .unwrap()
-        .uuid
-        .unwrap();
+    let mapping = map_queue(&c, &queue_arn, &function).await;
 
     // The first message, as a user request would send it: no lineage.
     match &topic_arn {
@@ -381,11 +370,21 @@ async fn queue_with_dlq(c: &Clients, name: &str) -> ((String, String), (String, 
 
 /// Maps `queue_arn` to `function` (batch size 1, batch item failures).
 async fn map_queue(c: &Clients, queue_arn: &str, function: &str) -> String {
+    map_queue_in_batches(c, queue_arn, function, 1).await
+}
+
+/// Maps `queue_arn` to `function` with `batch_size` (batch item failures).
+async fn map_queue_in_batches(
+    c: &Clients,
+    queue_arn: &str,
+    function: &str,
+    batch_size: i32,
+) -> String {
     c.lambda
         .create_event_source_mapping()
         .event_source_arn(queue_arn)
         .function_name(function)
-        .batch_size(1)
+        .batch_size(batch_size)
         .function_response_types(FunctionResponseType::ReportBatchItemFailures)
         .send()
         .await
@@ -1099,18 +1098,7 @@ async fn fifo_outcome(batch_size: i32) -> FifoOutcome {
         let id = send_fifo(&c, &url, group, body, lineage).await;
         bodies.insert(id, body.to_string());
     }
-    let mapping = c
-        .lambda
-        .create_event_source_mapping()
-        .event_source_arn(&arn)
-        .function_name(&function)
-        .batch_size(batch_size)
-        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-        .send()
-        .await
-        .unwrap()
-        .uuid
-        .unwrap();
+    let mapping = map_queue_in_batches(&c, &arn, &function, batch_size).await;
     // Until all five are accounted for (or 60 s pass).
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut dead = Vec::new();
