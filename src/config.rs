@@ -301,8 +301,10 @@ impl LoopGuardConfig {
 }
 
 /// Builder for [`LoopGuardConfig`]. Every setting made here wins over the
-/// environment; anything left unset falls back to the environment (with the
-/// `build_from_env*` methods) and then to the default.
+/// environment, except the lists (`source_max_depth`, `trust_sns_topic`),
+/// whose code entries are added to the environment's; anything left unset
+/// falls back to the environment (with the `build_from_env*` methods) and
+/// then to the default.
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct LoopGuardConfigBuilder {

@@ -136,6 +136,7 @@ pub mod lineage;
 pub mod metric;
 mod run;
 mod sns_trust;
+mod sorted_indices;
 pub mod source;
 pub mod trace_header;
 

@@ -8,8 +8,9 @@
 //! that forwards user input) can write the same JSON: shape proves nothing.
 //! An envelope is therefore read only when it is a `Notification` from a
 //! topic listed here; by default none is. A listed entry is a topic ARN, a
-//! prefix ending in `*` (`arn:aws:sns:eu-west-1:123456789012:*` for every
-//! topic of one account and region), or `*` alone for every topic (whoever
+//! prefix ending in `*` that names an account and region at least
+//! (`arn:aws:sns:eu-west-1:123456789012:*` for every topic of one account and
+//! region, `...:123456789012:orders-*` for some of them), or `*` alone for every topic (whoever
 //! writes message bodies can then set counts).
 //!
 //! Raw message delivery needs none of this: SNS message attributes become
@@ -22,7 +23,8 @@ use crate::excerpt::Excerpt;
 /// Expected-value text of `LOOP_GUARD_SNS_TOPICS` and
 /// [`trust_sns_topic`](crate::LoopGuardConfigBuilder::trust_sns_topic).
 pub(crate) const EXPECTED: &str = "expected comma-separated SNS topic ARNs \
-     (arn:<partition>:sns:<region>:<account>:<topic>), prefixes of one ending in *, or *";
+     (arn:<partition>:sns:<region>:<account>:<topic>), prefixes ending in * that name the \
+     account and region (arn:aws:sns:eu-west-1:123456789012:*), or *";
 
 /// The topics whose envelopes are trusted. Empty (the default) trusts none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,7 +52,7 @@ impl TrustedTopics {
     /// Adds one entry; `None` when it is not a topic ARN, a prefix or `*`.
     pub(crate) fn add(&mut self, entry: &str) -> Option<()> {
         let entry = match entry.strip_suffix('*') {
-            Some(prefix) if prefix.is_empty() || prefix.starts_with("arn:") => {
+            Some(prefix) if prefix.is_empty() || covers_an_account(prefix) => {
                 Entry::Prefix(prefix.to_owned())
             }
             Some(_) => return None,
@@ -81,6 +83,16 @@ impl TrustedTopics {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// A prefix that names one account and region of SNS at least:
+/// `arn:<partition>:sns:<region>:<account>:` and the start of a topic name,
+/// so that a prefix never trusts another account's topics by accident.
+fn covers_an_account(prefix: &str) -> bool {
+    let parts: Vec<&str> = prefix.splitn(6, ':').collect();
+    matches!(parts.as_slice(),
+        ["arn", partition, "sns", region, account, _]
+            if [partition, region, account].iter().all(|p| !p.is_empty()))
 }
 
 /// `arn:<partition>:sns:<region>:<account>:<topic>`, every part present.
@@ -148,6 +160,9 @@ mod tests {
             "arn:aws:sns:eu-west-1:123456789012",
             "orders*",
             "arn:aws:sns:*:123456789012:*",
+            "arn:*",
+            "arn:aws:sns:eu-west-1:1234*",
+            "arn:aws:sqs:eu-west-1:123456789012:*",
             "**",
             "arn:aws:sns:eu-west-1:123456789012:or ders",
         ] {

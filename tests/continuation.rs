@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_loop_guard::continuation::{
-    ContinuationError, ContinuationEvent, Continuations, Outcome, Step, BUDGET_EXHAUSTED_METRIC,
-    MAX_ASYNC_PAYLOAD_BYTES,
+    Claim, ContinuationError, ContinuationEvent, ContinuationLedger, Continuations, InMemoryLedger,
+    Outcome, Step, BUDGET_EXHAUSTED_METRIC, MAX_ASYNC_PAYLOAD_BYTES,
 };
 use lambda_loop_guard::{LoopGuardConfig, LoopGuardInterceptor, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
@@ -491,55 +491,121 @@ async fn a_throttled_hand_off_releases_the_run_and_lambdas_retry_hands_off() {
 #[tokio::test]
 async fn a_run_that_timed_out_is_taken_over_once_its_claim_expires() {
     let server = CaptureServer::start("{}").await;
+    let ledger = Arc::new(InMemoryLedger::default());
+    let jobs = Continuations::builder(lambda_client(&server).await)
+        .safety_margin(Duration::ZERO)
+        .claim_poll_interval(Duration::from_millis(20))
+        .metric_sink(())
+        .ledger(ledger.clone())
+        .build_from_env_source(|k| (k == "AWS_LAMBDA_FUNCTION_NAME").then(|| "long-job".into()))
+        .unwrap();
+    let mut continuation = countdown(2);
+    continuation.meta.sequence = 1;
+    continuation.meta.job_id = Some("timed-out-job".into());
+
+    // A first delivery took the run, then its invocation was killed at its
+    // deadline (no code runs on a kill: the claim stays in progress).
+    let dead_deadline = UNIX_EPOCH + Duration::from_millis(now_ms() + 300);
+    let held = ledger
+        .begin(
+            "long-job/timed-out-job",
+            1,
+            "killed-delivery",
+            dead_deadline,
+            SystemTime::now(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(held, Claim::Acquired(_)));
+
+    // Lambda's retry waits for the claim to expire, then takes the run over.
+    let executed = Executed::default();
+    let mut taken_over_at = None;
+    let retried = jobs
+        .run(LambdaEvent::new(continuation, context(now_ms() + 5_000)), {
+            let (executed, taken_over_at) = (executed.clone(), &mut taken_over_at);
+            move |s: Countdown| {
+                taken_over_at.get_or_insert_with(SystemTime::now);
+                let executed = executed.clone();
+                async move {
+                    executed.lock().unwrap().push(s.number_of_calls);
+                    count_down(s).await.map_err(|e| e.to_string())
+                }
+            }
+        })
+        .await
+        .unwrap();
+    assert!(
+        taken_over_at.unwrap() >= dead_deadline,
+        "taken over at the expiry, not before"
+    );
+    assert!(matches!(retried, Outcome::Finished(_)), "{retried:?}");
+    assert_eq!(*executed.lock().unwrap(), vec![2, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_step_releases_its_claim_at_once() {
+    let server = CaptureServer::start("{}").await;
     let jobs = Continuations::builder(lambda_client(&server).await)
         .safety_margin(Duration::ZERO)
         .claim_poll_interval(Duration::from_millis(20))
         .metric_sink(())
         .build()
         .unwrap();
-    let mut continuation = countdown(2);
+    let mut continuation = countdown(1);
     continuation.meta.sequence = 1;
-    continuation.meta.job_id = Some("timed-out-job".into());
-    let executed = Executed::default();
-
-    // The first delivery's invocation ends at its deadline, mid-step (Lambda
-    // kills it): the future is dropped, its claim left in progress.
-    let first_deadline = now_ms() + 300;
-    let killed = tokio::time::timeout(
-        Duration::from_millis(100),
+    continuation.meta.job_id = Some("panicking-job".into());
+    // lambda_runtime catches a handler's panic; the run's future is gone.
+    let panicked = tokio::spawn({
+        let (jobs, continuation) = (jobs.clone(), continuation.clone());
+        async move {
+            jobs.run(
+                LambdaEvent::new(continuation, context(now_ms() + 60_000)),
+                |_: Countdown| async move {
+                    panic!("a bug in a step");
+                    #[allow(unreachable_code)]
+                    Ok::<Step<Countdown>, String>(Step::Continue(countdown(0).state.unwrap()))
+                },
+            )
+            .await
+        }
+    })
+    .await;
+    assert!(panicked.unwrap_err().is_panic());
+    // The retry, a minute before the dead claim's deadline, runs at once.
+    let retried = tokio::time::timeout(
+        Duration::from_secs(5),
         jobs.run(
-            LambdaEvent::new(continuation.clone(), context(first_deadline)),
-            {
-                let executed = executed.clone();
-                move |s: Countdown| {
-                    let executed = executed.clone();
-                    async move {
-                        executed.lock().unwrap().push(s.number_of_calls);
-                        std::future::pending::<Result<Step<Countdown>, String>>().await
-                    }
-                }
-            },
+            LambdaEvent::new(continuation, context(now_ms() + 60_000)),
+            |s: Countdown| async move { count_down(s).await.map_err(|e| e.to_string()) },
         ),
     )
-    .await;
-    assert!(killed.is_err(), "the first run never finished");
-
-    // Lambda's retry takes the run over when the claim expires.
-    let started = now_ms();
-    let retried = jobs
-        .run(
-            LambdaEvent::new(continuation, context(now_ms() + 5_000)),
-            flaky_step(executed.clone(), None),
-        )
-        .await
-        .unwrap();
-    assert!(
-        now_ms() >= first_deadline,
-        "taken over at the expiry, not before ({} ms waited)",
-        now_ms() - started
-    );
+    .await
+    .expect("the released run is taken at once, not after the deadline")
+    .unwrap();
     assert!(matches!(retried, Outcome::Finished(_)), "{retried:?}");
-    assert_eq!(*executed.lock().unwrap(), vec![2, 2, 1]);
+}
+
+#[tokio::test]
+async fn a_run_of_several_steps_that_fails_is_run_again_from_its_start() {
+    // One run does all the steps it has time for; when one fails, the
+    // retry starts the run again from the state the run began with: every
+    // step of the failed run runs again (steps must be idempotent), and
+    // nothing of the runs before it.
+    let server = CaptureServer::start("{}").await;
+    let jobs = continuations(lambda_client(&server).await, "10", Arc::default());
+    let executed = Executed::default();
+    let mut step = flaky_step(executed.clone(), Some(2));
+    let event = || LambdaEvent::new(countdown(4), context(now_ms() + 60_000));
+    let failed = jobs.run(event(), &mut step).await.unwrap_err();
+    assert!(
+        failed.to_string().contains("transient failure at 2"),
+        "{failed}"
+    );
+    let done = jobs.run(event(), &mut step).await.unwrap();
+    assert!(matches!(done, Outcome::Finished(ref c) if c.processed == [4, 3, 2, 1]));
+    assert_eq!(*executed.lock().unwrap(), vec![4, 3, 2, 4, 3, 2, 1]);
+    assert!(server.take().is_empty(), "one run, no hand-off");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

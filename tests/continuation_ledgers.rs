@@ -105,13 +105,28 @@ async fn suite(ledger: Arc<dyn ContinuationLedger>) {
     );
     l.complete("job", 3, &d, t0 + secs(13)).await.unwrap();
 
-    // A race: eight deliveries at once, exactly one holds the run.
+    // Expired means `until` is not after now: at that very instant too.
+    acquire(l, "job", 4, "owner-e", t0 + secs(20), t0).await;
+    acquire(l, "job", 4, "owner-f", t0 + secs(50), t0 + secs(20)).await;
+
+    // A delivery whose claim was written but whose answer was lost (the SDK
+    // retries the write) holds the run, rather than wait for itself.
+    acquire(l, "job", 5, "owner-g", until, t0).await;
+    let again = acquire(l, "job", 5, "owner-g", until, t0 + secs(1)).await;
+    l.complete("job", 5, &again, t0 + secs(2)).await.unwrap();
+}
+
+/// Eight deliveries at once: exactly one holds the run. Run against the
+/// in-memory ledger only: the emulators do not make their conditional
+/// writes atomic under concurrent requests, and real S3 and DynamoDB do.
+async fn race(ledger: Arc<dyn ContinuationLedger>) {
+    let until = t0() + secs(60);
     let mut racers = tokio::task::JoinSet::new();
     for n in 0..8 {
         let ledger = ledger.clone();
         racers.spawn(async move {
             ledger
-                .begin("race", 1, &format!("racer-{n}"), until, t0)
+                .begin("race", 1, &format!("racer-{n}"), until, t0())
                 .await
                 .unwrap()
         });
@@ -133,6 +148,7 @@ async fn suite(ledger: Arc<dyn ContinuationLedger>) {
 #[tokio::test]
 async fn the_in_memory_ledger_passes_the_suite() {
     suite(Arc::new(InMemoryLedger::default())).await;
+    race(Arc::new(InMemoryLedger::default())).await;
 }
 
 #[cfg(feature = "continuation-s3")]
@@ -159,32 +175,9 @@ async fn the_s3_ledger_passes_the_suite_on_moto() {
 #[cfg(feature = "continuation-dynamodb")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dynamodb_ledger_passes_the_suite_on_moto() {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
     let moto = support::start_moto();
     let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
-    dynamodb
-        .create_table()
-        .table_name("ledger")
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    support::create_table(&dynamodb, "ledger", "pk").await;
     let ledger = lambda_loop_guard::continuation::DynamoDbLedger::new(dynamodb.clone(), "ledger")
         .key_attribute("pk");
     suite(Arc::new(ledger)).await;

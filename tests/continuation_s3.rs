@@ -30,16 +30,7 @@ fn past() -> u64 {
 }
 
 async fn keys(s3: &aws_sdk_s3::Client) -> Vec<String> {
-    s3.list_objects_v2()
-        .bucket("job-state")
-        .send()
-        .await
-        .unwrap()
-        .contents
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|o| o.key)
-        .collect()
+    objects(s3, "job-state").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,6 +214,19 @@ async fn a_hostile_state_reference_is_refused_and_nothing_is_read_or_deleted() {
             .unwrap_err();
         assert!(err.to_string().contains("refused state reference"), "{err}");
     }
+    // A reference next to inline state is never read, so never deleted.
+    let mut both: ContinuationEvent<Vec<String>> = ContinuationEvent::start(vec![]);
+    both.meta.state_ref = Some(lambda_loop_guard::continuation::StateRef {
+        bucket: "payroll".into(),
+        key: "salaries.json".into(),
+    });
+    let err = jobs
+        .run(LambdaEvent::new(both, context(past())), |s| async move {
+            Ok::<_, String>(Step::Done(s))
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("both"), "{err}");
     assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 0);
     assert_eq!(objects(&s3, "payroll").await, ["salaries.json"]);
     assert_eq!(

@@ -734,41 +734,23 @@ impl JobRun {
     }
 }
 
-/// Deploys `examples/continuation_job.rs` as `function` (timeout 5 s, one
-/// step per run) with a DynamoDB ledger table and an SQS DLQ, invokes each
-/// payload asynchronously, and waits until `done` holds for its log (at
-/// most 120 s), then a little longer for late retries.
+/// Deploys `examples/continuation_job.rs` as `function` (a safety margin of
+/// 5 s: with a `timeout` of 5 s, one step per run) with a DynamoDB ledger
+/// table and an SQS DLQ, invokes each payload asynchronously, and waits
+/// until `done` holds for its log (at most 120 s), then a little longer for
+/// late retries.
 async fn run_ledgered_job(
     emulator: &Emulator,
     c: &Clients,
     function: &str,
+    timeout: i32,
     extra_env: &[(&str, &str)],
     payloads: &[serde_json::Value],
     done: impl Fn(&str) -> bool,
 ) -> JobRun {
     let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
     let table = format!("{function}-ledger");
-    dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    support::create_table(&dynamodb, &table, "id").await;
     let (dlq_url, dlq_arn) = c.queue(&format!("{function}-dlq"), HashMap::new()).await;
     let mut env: HashMap<String, String> = extra_env
         .iter()
@@ -777,7 +759,7 @@ async fn run_ledgered_job(
     env.insert("JOB_LEDGER_TABLE".into(), table);
     env.insert("JOB_SAFETY_MARGIN_MS".into(), "5000".into());
     env.insert("AWS_ENDPOINT_URL".into(), emulator.endpoint());
-    deploy(c, function, "continuation_job", env, 5).await;
+    deploy(c, function, "continuation_job", env, timeout).await;
     c.lambda
         .update_function_configuration()
         .function_name(function)
@@ -829,6 +811,7 @@ async fn a_failed_step_is_retried_by_lambda_and_the_job_finishes_exactly_once() 
         &emulator,
         &c,
         "flaky-job",
+        5,
         &[("JOB_FAIL_ONCE_AT", "2")],
         &[payload],
         |l| l.contains("job finished"),
@@ -857,6 +840,7 @@ async fn a_run_that_times_out_is_taken_over_by_lambdas_retry() {
         &emulator,
         &c,
         "hung-job",
+        5,
         &[("JOB_HANG_ONCE_AT", "2")],
         &[payload],
         |l| l.contains("job finished"),
@@ -869,9 +853,9 @@ async fn a_run_that_times_out_is_taken_over_by_lambdas_retry() {
     assert!(run.dead.is_empty());
 }
 
-/// The same continuation delivered twice at once: one delivery runs it;
-/// the other finds it in progress, fails (so Lambda retries it), and its
-/// retry finds it done. Every step runs once.
+/// The same continuation delivered twice at once: one delivery runs it (both
+/// steps, in one 10 s invocation); the other finds it in progress, waits,
+/// and finds it done. Every step runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_delivery_during_the_run_runs_no_step() {
     let emulator = start_ministack();
@@ -884,17 +868,21 @@ async fn a_duplicate_delivery_during_the_run_runs_no_step() {
         &emulator,
         &c,
         "twice-job",
+        10,
         &[("JOB_STEP_PAUSE_MS", "1500")],
         &[payload.clone(), payload],
         |l| l.contains("job finished") && l.contains("duplicate continuation delivery"),
     )
     .await;
-    assert_eq!(run.count("job step sequence=1 "), 1, "{}", run.logs);
-    assert_eq!(run.count("job step sequence=2 "), 1);
-    // The second delivery failed while the first ran, then found it done.
-    assert!(run.count("continuation 1 is in progress in another delivery") >= 1);
+    assert_eq!(run.count("job step sequence=1 "), 2, "{}", run.logs);
+    assert_eq!(run.count("job step sequence="), 2);
     assert_eq!(run.count("duplicate continuation delivery"), 1);
-    assert_eq!(run.count("job finished done=2 sequence=2"), 1);
+    assert_eq!(
+        run.count("is in progress in another delivery"),
+        0,
+        "it waited"
+    );
+    assert_eq!(run.count("job finished done=2 sequence=1"), 1);
     assert!(run.dead.is_empty());
 }
 
@@ -911,6 +899,7 @@ async fn an_exhausted_budget_lands_in_the_dlq_and_the_job_resumes_from_there() {
         &emulator,
         &c,
         "budget-job",
+        5,
         &[("LOOP_GUARD_MAX_CONTINUATIONS", "2")],
         &[payload],
         |l| l.matches("\"ContinuationBudgetExhausted\":1").count() >= 3,
@@ -929,21 +918,43 @@ async fn an_exhausted_budget_lands_in_the_dlq_and_the_job_resumes_from_there() {
     );
 
     // The operator raises the budget and sends the event again.
+    let current = c
+        .lambda
+        .get_function_configuration()
+        .function_name("budget-job")
+        .send()
+        .await
+        .unwrap();
+    let mut env = current
+        .environment
+        .and_then(|e| e.variables)
+        .unwrap_or_default();
+    env.insert("LOOP_GUARD_MAX_CONTINUATIONS".into(), "10".into());
     c.lambda
         .update_function_configuration()
         .function_name("budget-job")
         .environment(
             aws_sdk_lambda::types::Environment::builder()
-                .variables("LOOP_GUARD_MAX_CONTINUATIONS", "10")
-                .variables("JOB_LEDGER_TABLE", "budget-job-ledger")
-                .variables("JOB_SAFETY_MARGIN_MS", "5000")
-                .variables("AWS_ENDPOINT_URL", emulator.endpoint())
+                .set_variables(Some(env))
                 .build(),
         )
         .send()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let updated = Instant::now() + Duration::from_secs(30);
+    while c
+        .lambda
+        .get_function_configuration()
+        .function_name("budget-job")
+        .send()
+        .await
+        .unwrap()
+        .last_update_status
+        != Some(aws_sdk_lambda::types::LastUpdateStatus::Successful)
+    {
+        assert!(Instant::now() < updated, "the update never completed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     invoke_async(&c, "budget-job", resume).await;
     let logs = wait_for_log(&c, "budget-job", Duration::from_secs(60), |l| {
         l.contains("job finished")
@@ -1118,7 +1129,12 @@ async fn fifo_outcome(batch_size: i32) -> FifoOutcome {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let logs = c.log_text(&function).await.max(logs);
+    let latest = c.log_text(&function).await;
+    let logs = if latest.len() >= logs.len() {
+        latest
+    } else {
+        logs
+    };
     let ran = logs
         .lines()
         .filter_map(|l| l.split("loop-guard-e2e run message_id=").nth(1))

@@ -97,16 +97,9 @@ pub(crate) fn without(text: &str, members: &[Member], remove: &[usize]) -> Strin
             let (Some(first), Some(last)) = (members.first(), members.last()) else {
                 return text.to_owned();
             };
-            // `remove` is in order: one walk, no search per member.
-            let mut removed = remove.iter().peekable();
+            let mut removed = crate::sorted_indices::sorted_membership(remove.iter().copied());
             let kept: Vec<&str> = (0..members.len())
-                .filter(|i| {
-                    let hit = removed.peek() == Some(&i);
-                    if hit {
-                        removed.next();
-                    }
-                    !hit
-                })
+                .filter(|&i| !removed(i))
                 .map(|i| &text[members[i].key.start..members[i].value.end])
                 .collect();
             format!(

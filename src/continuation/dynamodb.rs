@@ -1,13 +1,13 @@
 //! A durable ledger on DynamoDB conditional writes (feature
 //! `continuation-dynamodb`): the usual choice on AWS.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::ledger::{
-    epoch_millis, from_epoch_millis, not_held, Claim, ClaimToken, ContinuationLedger, LedgerFuture,
-    Stored, DONE_RETENTION,
+    changing, epoch_millis, from_epoch_millis, from_epoch_secs, not_held, Claim, ClaimToken,
+    ContinuationLedger, Found, LedgerFuture, Stored, ATTEMPTS, DONE_RETENTION,
 };
 
 const STATUS: &str = "status";
@@ -16,10 +16,6 @@ const UNTIL: &str = "in_progress_expiration";
 const EXPIRATION: &str = "expiration";
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
-
-/// Attempts at a claim that changes under us before we give up with an
-/// error (each attempt is one conditional write).
-const ATTEMPTS: usize = 5;
 
 /// A durable [`ContinuationLedger`] on DynamoDB conditional writes, laid out
 /// like a Powertools idempotency table. One item per run, keyed
@@ -83,7 +79,7 @@ impl DynamoDbLedger {
         };
         let stored = match text(STATUS) {
             Some(COMPLETED) => Stored::Done {
-                expires: UNIX_EPOCH + Duration::from_secs(number(EXPIRATION).unwrap_or(0)),
+                expires: from_epoch_secs(number(EXPIRATION).unwrap_or(0)),
             },
             Some(IN_PROGRESS) => Stored::InProgress {
                 owner: text(OWNER).unwrap_or_default().to_owned(),
@@ -119,9 +115,9 @@ impl ContinuationLedger for DynamoDbLedger {
                     .item(OWNER, AttributeValue::S(owner.into()))
                     .item(UNTIL, number(epoch_millis(until)))
                     .item(EXPIRATION, number(seconds(until + DONE_RETENTION)))
-                    // Free, or held by a claim that expired.
+                    // Free, or held by a claim that expired (`until` not after now).
                     .condition_expression(
-                        "attribute_not_exists(#key) OR (#status = :in_progress AND #until < :now)",
+                        "attribute_not_exists(#key) OR (#status = :in_progress AND #until <= :now)",
                     )
                     .expression_attribute_names("#key", &self.key)
                     .expression_attribute_names("#status", STATUS)
@@ -141,13 +137,13 @@ impl ContinuationLedger for DynamoDbLedger {
                     }
                 }
                 // Held or done; or changed since (then try again).
-                if let Some(found) = self.read(job, sequence).await?.and_then(|s| s.found(now)) {
-                    return Ok(found);
+                match self.read(job, sequence).await?.map(|s| s.found(owner, now)) {
+                    Some(Found::Taken(claim)) => return Ok(claim),
+                    Some(Found::Ours) => return Ok(Claim::Acquired(ClaimToken(owner.to_owned()))),
+                    Some(Found::Expired) | None => {}
                 }
             }
-            Err(format!(
-                "the claim on run {sequence} of job {job} changed {ATTEMPTS} times while being taken"
-            ))
+            Err(changing(job, sequence))
         })
     }
 

@@ -22,7 +22,8 @@ pub enum ContinuationError<E> {
         /// Size of the payload that would have been sent.
         bytes: usize,
     },
-    /// The state could not be serialized or loaded.
+    /// The state could not be serialized or read, or the payload is not a
+    /// continuation event.
     State(String),
     /// Offloaded state could not be put, read or found.
     Offload(String),
@@ -51,8 +52,8 @@ impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
             } => write!(
                 f,
                 "continuation budget exhausted: continuation {sequence} is over the limit of \
-                 {max_continuations}; this event (in the DLQ or on-failure destination) resumes \
-                 the job: send it again with LOOP_GUARD_MAX_CONTINUATIONS raised"
+                 {max_continuations}; this event resumes the job: send it again once the budget \
+                 (LOOP_GUARD_MAX_CONTINUATIONS, or max_continuations in code) is raised"
             ),
             ContinuationError::StateTooLarge { bytes } => write!(
                 f,
@@ -60,9 +61,7 @@ impl<E: fmt::Display> fmt::Display for ContinuationError<E> {
                  limit for asynchronous invocations; enable offload_to_s3 (feature continuation-s3) \
                  or keep large data in S3 and pass a reference"
             ),
-            ContinuationError::State(e) => {
-                write!(f, "continuation state cannot be serialized: {e}")
-            }
+            ContinuationError::State(e) => write!(f, "continuation state: {e}"),
             ContinuationError::Invoke(e) => write!(f, "continuation invoke failed: {e}"),
             ContinuationError::Offload(e) => write!(f, "continuation state offload failed: {e}"),
             ContinuationError::Ledger(e) => write!(f, "continuation ledger unavailable: {e}"),

@@ -96,6 +96,40 @@ pub trait ContinuationLedger: Send + Sync + 'static {
     ) -> LedgerFuture<'a, ()>;
 }
 
+/// A ledger shared by several runners (or kept by the caller, e.g. to
+/// inspect it in tests).
+impl<L: ContinuationLedger + ?Sized> ContinuationLedger for std::sync::Arc<L> {
+    fn begin<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        owner: &'a str,
+        until: SystemTime,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, Claim> {
+        (**self).begin(job, sequence, owner, until, now)
+    }
+
+    fn complete<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+        now: SystemTime,
+    ) -> LedgerFuture<'a, ()> {
+        (**self).complete(job, sequence, token, now)
+    }
+
+    fn release<'a>(
+        &'a self,
+        job: &'a str,
+        sequence: u32,
+        token: &'a ClaimToken,
+    ) -> LedgerFuture<'a, ()> {
+        (**self).release(job, sequence, token)
+    }
+}
+
 /// A claim as ledgers store it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Stored {
@@ -103,18 +137,41 @@ pub(super) enum Stored {
     Done { expires: SystemTime },
 }
 
+/// What a delivery beginning a run finds stored for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Found {
+    /// Done, or in progress in another delivery: the answer to `begin`.
+    Taken(Claim),
+    /// In progress for this very delivery (a write whose answer was lost
+    /// and retried): it holds the run.
+    Ours,
+    /// Expired at `now` (its `until` is not after `now`): it may be taken over.
+    Expired,
+}
+
 impl Stored {
-    /// What a delivery beginning at `now` finds here; `None` when it may
-    /// take the claim over (expired).
-    pub(super) fn found(&self, now: SystemTime) -> Option<Claim> {
+    /// What the delivery `owner`, beginning at `now`, finds here.
+    pub(super) fn found(&self, owner: &str, now: SystemTime) -> Found {
         match self {
-            Stored::Done { .. } => Some(Claim::Done),
+            Stored::Done { .. } => Found::Taken(Claim::Done),
+            Stored::InProgress { owner: holder, .. } if holder == owner => Found::Ours,
             Stored::InProgress { until, .. } if *until > now => {
-                Some(Claim::InProgress { until: *until })
+                Found::Taken(Claim::InProgress { until: *until })
             }
-            Stored::InProgress { .. } => None,
+            Stored::InProgress { .. } => Found::Expired,
         }
     }
+}
+
+/// Conditional writes a durable ledger tries while the stored claim keeps
+/// changing under it, before it gives up with [`changing`]'s error.
+#[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
+pub(super) const ATTEMPTS: usize = 5;
+
+/// The error of a claim that changed [`ATTEMPTS`] times while being taken.
+#[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
+pub(super) fn changing(job: &str, sequence: u32) -> String {
+    format!("the claim on run {sequence} of job {job} changed {ATTEMPTS} times while being taken")
 }
 
 /// A per-process [`ContinuationLedger`] (the default): it knows the
@@ -154,10 +211,16 @@ impl ContinuationLedger for InMemoryLedger {
                 Stored::Done { expires } => *expires > now,
             });
         }
+        if claims.len() >= Self::CAPACITY {
+            // Still full of live claims: best effort, forget them all.
+            claims.clear();
+        }
         let key = (job.to_owned(), sequence);
-        let claim = match claims.get(&key).and_then(|stored| stored.found(now)) {
-            Some(found) => found,
-            None => {
+        let found = claims.get(&key).map(|stored| stored.found(owner, now));
+        let claim = match found {
+            Some(Found::Taken(claim)) => claim,
+            Some(Found::Ours) => Claim::Acquired(ClaimToken(owner.to_owned())),
+            Some(Found::Expired) | None => {
                 claims.insert(
                     key,
                     Stored::InProgress {
@@ -214,6 +277,15 @@ fn holds(stored: &Stored, token: &ClaimToken) -> bool {
     matches!(stored, Stored::InProgress { owner, .. } if *owner == token.0)
 }
 
+/// The instant `secs` seconds after the epoch (saturating: a corrupt
+/// stored value never panics).
+#[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
+pub(super) fn from_epoch_secs(secs: u64) -> SystemTime {
+    std::time::UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .unwrap_or(std::time::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 1000))
+}
+
 /// Milliseconds since the epoch, as ledgers store instants.
 #[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
 pub(super) fn epoch_millis(t: SystemTime) -> u64 {
@@ -221,10 +293,10 @@ pub(super) fn epoch_millis(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The instant `ms` milliseconds after the epoch.
+/// The instant `ms` milliseconds after the epoch (saturating).
 #[cfg(any(feature = "continuation-s3", feature = "continuation-dynamodb"))]
 pub(super) fn from_epoch_millis(ms: u64) -> SystemTime {
-    std::time::UNIX_EPOCH + Duration::from_millis(ms)
+    from_epoch_secs(ms / 1000) + Duration::from_millis(ms % 1000)
 }
 
 /// The error of completing or releasing a claim the token does not hold.

@@ -8,6 +8,12 @@ use serde::Serialize;
 use super::error::ContinuationError;
 use super::event::StateRef;
 
+/// The S3 key of run `sequence` of `job` under `prefix`: its offloaded
+/// state (`json`) or its ledger claim (`claim`).
+pub(super) fn run_key(prefix: &str, job: &str, sequence: u32, extension: &str) -> String {
+    format!("{prefix}{job}/{sequence}.{extension}")
+}
+
 /// Opt-in S3 storage for state over the asynchronous payload limit.
 #[derive(Clone, Debug)]
 pub(super) struct S3Offload {
@@ -19,7 +25,7 @@ pub(super) struct S3Offload {
 impl S3Offload {
     /// The object state of run `sequence` of `job` is put in.
     fn key(&self, job: &str, sequence: u32) -> String {
-        format!("{}{job}/{sequence}.json", self.prefix)
+        run_key(&self.prefix, job, sequence, "json")
     }
 
     /// Checks that `state_ref`, read from a payload anyone who can invoke the
@@ -37,12 +43,11 @@ impl S3Offload {
             return Ok(());
         }
         Err(ContinuationError::Offload(format!(
-            "refused state reference s3://{}/{}: run {sequence} of job {job} keeps its state \
-             at s3://{}/{} (a reference from a payload is trusted only there)",
+            "refused state reference s3://{}/{}: it is not where run {sequence} of job {} keeps \
+             its offloaded state (the configured bucket and prefix, <job>/<sequence>.json)",
             crate::excerpt::head(&state_ref.bucket),
             crate::excerpt::head(&state_ref.key),
-            self.bucket,
-            crate::excerpt::head(&self.key(job, sequence)),
+            crate::excerpt::head(job),
         )))
     }
 
@@ -68,7 +73,8 @@ impl S3Offload {
             .await
             .map_err(|e| ContinuationError::Offload(e.to_string()))?
             .into_bytes();
-        serde_json::from_slice(&bytes).map_err(|e| ContinuationError::State(e.to_string()))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ContinuationError::State(format!("offloaded state cannot be read: {e}")))
     }
 
     /// Puts `state` under `<prefix><job_id>/<sequence>.json`.
@@ -78,8 +84,8 @@ impl S3Offload {
         job_id: &str,
         sequence: u32,
     ) -> Result<StateRef, ContinuationError<E>> {
-        let bytes =
-            serde_json::to_vec(state).map_err(|e| ContinuationError::State(e.to_string()))?;
+        let bytes = serde_json::to_vec(state)
+            .map_err(|e| ContinuationError::State(format!("cannot be serialized: {e}")))?;
         let key = self.key(job_id, sequence);
         self.client
             .put_object()

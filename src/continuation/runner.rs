@@ -77,6 +77,37 @@ impl S3Offload {
     }
 }
 
+/// A claim this delivery holds until the run settles; dropped unsettled (a
+/// panicking step, a cancelled run), it is released in the background, so
+/// that Lambda's retry need not wait for the invocation's deadline.
+struct HeldClaim {
+    ledger: Arc<dyn ContinuationLedger>,
+    job: String,
+    sequence: u32,
+    token: Option<ClaimToken>,
+}
+
+impl Drop for HeldClaim {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime: the claim expires at the deadline
+        };
+        let (ledger, job, sequence) = (
+            self.ledger.clone(),
+            std::mem::take(&mut self.job),
+            self.sequence,
+        );
+        runtime.spawn(async move {
+            if let Err(error) = ledger.release(&job, sequence, &token).await {
+                tracing::warn!(job = job.as_str(), sequence, %error, "continuation claim not released");
+            }
+        });
+    }
+}
+
 /// What a step reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step<S> {
@@ -336,13 +367,28 @@ impl Continuations {
                 max_continuations: self.max_continuations,
             });
         }
+        if payload.state.is_some() && payload.meta.state_ref.is_some() {
+            // Never sent by a hand-off; a reference here would be deleted
+            // after the run without having been checked or read.
+            return Err(ContinuationError::State(
+                "the payload has both `state` and a state reference".into(),
+            ));
+        }
         let job = payload
             .meta
             .job_id
             .clone()
             .unwrap_or_else(|| context.request_id.clone());
+        // One function's jobs never meet another's in a shared ledger.
+        let ledger_job = match self.function_name.as_str() {
+            "" => job.clone(),
+            function => format!("{function}/{job}"),
+        };
         let deadline = UNIX_EPOCH + Duration::from_millis(context.deadline);
-        let Some(token) = self.claim(&job, sequence, &context, deadline).await? else {
+        let Some(token) = self
+            .claim(&ledger_job, sequence, &context, deadline)
+            .await?
+        else {
             tracing::info!(
                 job = job.as_str(),
                 sequence,
@@ -350,15 +396,26 @@ impl Continuations {
             );
             return Ok(Outcome::Duplicate { sequence });
         };
+        // Released if the run panics or is cancelled before it settles.
+        let mut claim = HeldClaim {
+            ledger: self.ledger.clone(),
+            job: ledger_job,
+            sequence,
+            token: Some(token),
+        };
         let loaded = payload.meta.state_ref.clone();
         let result = self
             .run_claimed(payload, &context, &job, deadline, &mut step)
             .await;
+        let Some(token) = claim.token.take() else {
+            return result; // taken only here
+        };
+        let job = &claim.job;
         match &result {
             Ok(_) => {
                 let done = self
                     .ledger
-                    .complete(&job, sequence, &token, (self.now)())
+                    .complete(job, sequence, &token, (self.now)())
                     .await;
                 if let Err(error) = done {
                     // The work is done and handed over: succeed. The claim
@@ -369,7 +426,7 @@ impl Continuations {
                 self.forget_state(loaded.as_ref()).await;
             }
             Err(_) => {
-                if let Err(error) = self.ledger.release(&job, sequence, &token).await {
+                if let Err(error) = self.ledger.release(job, sequence, &token).await {
                     // The retry takes the claim over once it expires.
                     tracing::warn!(job = job.as_str(), sequence, %error, "continuation claim not released");
                 }
@@ -465,8 +522,8 @@ impl Continuations {
             },
             state: Some(state),
         };
-        let mut body =
-            serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
+        let mut body = serde_json::to_vec(&next)
+            .map_err(|e| ContinuationError::State(format!("cannot be serialized: {e}")))?;
         if body.len() > MAX_ASYNC_PAYLOAD_BYTES {
             let too_large = ContinuationError::StateTooLarge { bytes: body.len() };
             let state_ref = match &self.offload {
@@ -475,8 +532,8 @@ impl Continuations {
             };
             next.state = None;
             next.meta.state_ref = Some(state_ref);
-            body =
-                serde_json::to_vec(&next).map_err(|e| ContinuationError::State(e.to_string()))?;
+            body = serde_json::to_vec(&next)
+                .map_err(|e| ContinuationError::State(format!("cannot be serialized: {e}")))?;
         }
         // Every carrier of this hop (trace header too) holds the arrived
         // lineage, not this run's incremented one.
@@ -489,8 +546,13 @@ impl Continuations {
             .payload(Blob::new(body))
             .send();
         if let Err(e) = hop.scope(invoke).await {
-            // Nothing will read the state put for the hand-off.
-            self.forget_state(next.meta.state_ref.as_ref()).await;
+            // Lambda answered with an error: the event was not queued, and
+            // nothing will read the state put for it. (After a timeout or a
+            // lost answer it may have been: the object stays, for the
+            // prefix's lifecycle rule.)
+            if matches!(e, aws_sdk_lambda::error::SdkError::ServiceError(_)) {
+                self.forget_state(next.meta.state_ref.as_ref()).await;
+            }
             return Err(ContinuationError::Invoke(
                 aws_sdk_lambda::error::DisplayErrorContext(e).to_string(),
             ));

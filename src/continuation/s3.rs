@@ -6,8 +6,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
 use super::ledger::{
-    epoch_millis, from_epoch_millis, not_held, Claim, ClaimToken, ContinuationLedger, LedgerFuture,
-    Stored, DONE_RETENTION,
+    changing, epoch_millis, from_epoch_millis, not_held, Claim, ClaimToken, ContinuationLedger,
+    Found, LedgerFuture, Stored, ATTEMPTS, DONE_RETENTION,
 };
 
 /// A durable [`ContinuationLedger`] on S3 conditional writes. Each run has
@@ -36,10 +36,6 @@ enum Object {
     Released,
 }
 
-/// Attempts at a claim that changes under us before we give up with an
-/// error (each attempt is one conditional write).
-const ATTEMPTS: usize = 5;
-
 impl S3Ledger {
     /// A ledger writing claims into `bucket` under `prefix`.
     pub fn new(
@@ -55,7 +51,7 @@ impl S3Ledger {
     }
 
     fn key(&self, job: &str, sequence: u32) -> String {
-        format!("{}{job}/{sequence}.claim", self.prefix)
+        super::offload::run_key(&self.prefix, job, sequence, "claim")
     }
 
     /// Writes `object` at `key`: only if absent (`if_match` `None`) or only
@@ -168,16 +164,15 @@ impl ContinuationLedger for S3Ledger {
                             }),
                             Object::Released => None,
                         };
-                        if let Some(found) = stored.and_then(|s| s.found(now)) {
-                            return Ok(found);
+                        match stored.map(|s| s.found(owner, now)) {
+                            Some(Found::Taken(claim)) => return Ok(claim),
+                            Some(Found::Ours) => return Ok(Claim::Acquired(ClaimToken(etag))),
+                            Some(Found::Expired) | None => Some(etag),
                         }
-                        Some(etag)
                     }
                 };
             }
-            Err(format!(
-                "the claim on run {sequence} of job {job} changed {ATTEMPTS} times while being taken"
-            ))
+            Err(changing(job, sequence))
         })
     }
 

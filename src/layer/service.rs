@@ -152,14 +152,9 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
         }
     }
     if !dropped.is_empty() {
-        let mut next = dropped.iter().map(|d| d.index).peekable();
-        payload.remove_units(&mut |i| {
-            let hit = next.peek() == Some(&i);
-            if hit {
-                next.next();
-            }
-            hit
-        });
+        let mut dropped_unit =
+            crate::sorted_indices::sorted_membership(dropped.iter().map(|d| d.index));
+        payload.remove_units(&mut dropped_unit);
     }
     Decision::Run { chain, failures }
 }

@@ -176,12 +176,17 @@ impl GuardedEvent for Value {
     }
 }
 
-/// A record of a `Value` batch (SQS, SNS, DynamoDB stream), for
+/// A record of a `Value` batch (SQS, DynamoDB stream), for
 /// [`for_record`](crate::for_record); any other value keeps the chain in
-/// scope.
+/// scope, an SNS record too (one per invocation: the invocation's chain,
+/// which also holds what the context carried, is already its own).
 impl GuardedRecord for Value {
     fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
-        read_record(self, record_shape(self), config).unwrap_or(Incoming::new(NOT_A_RECORD))
+        match record_shape(self) {
+            shape @ (Shape::Sqs | Shape::DynamoDb) => read_record(self, shape, config),
+            _ => None,
+        }
+        .unwrap_or(Incoming::new(NOT_A_RECORD))
     }
 }
 

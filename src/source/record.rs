@@ -46,7 +46,7 @@ pub trait GuardedRecord {
 /// What a [`GuardedRecord`] reads from a value that is not a record it
 /// knows: [`Chain::for_record`] then keeps the chain in scope rather than
 /// start a fresh one.
-pub(crate) const NOT_A_RECORD: EventSource = EventSource::Custom("not a record");
+pub(crate) const NOT_A_RECORD: EventSource = EventSource::Custom("\0not a record");
 
 /// Appends one unit per record, each read on its own.
 pub(crate) fn read_records<'a, R: GuardedRecord>(

@@ -300,6 +300,35 @@ pub fn tempdir(prefix: &str) -> PathBuf {
     dir
 }
 
+/// Creates the on-demand DynamoDB table `name` with the string partition
+/// key `key`.
+pub async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, key: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(key)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// One HTTP request as the capture server saw it.
 #[derive(Debug, Clone)]
 pub struct Captured {
