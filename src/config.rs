@@ -5,7 +5,8 @@
 //! | --- | --- | --- |
 //! | `LOOP_GUARD_MAX_DEPTH` | `10` | runs of this function per chain before the next one is dropped (1 to 10000); below AWS's ~16 so that this guard, with its immediate metric, stops a loop first |
 //! | `LOOP_GUARD_MODE` | `terminate` | `terminate` drops, `observe` only logs and counts, `allow` never drops or reports but still counts and passes the chain on |
-//! | `LOOP_GUARD_METRIC_NAMESPACE` | `LoopGuard` | CloudWatch namespace of the drop metric |
+//! | `LOOP_GUARD_METRIC_NAMESPACE` | `POWERTOOLS_METRICS_NAMESPACE`, else `LoopGuard` | CloudWatch namespace of the drop metric |
+//! | `POWERTOOLS_SERVICE_NAME` | none | the `Service` property of drop lines and logs (Powertools' variable; code: [`LoopGuardConfigBuilder::service`]) |
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
 //! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; below the largest depth limit, that limit plus 256) |
@@ -78,6 +79,10 @@ pub const ENV_SNS_TOPICS: &str = "LOOP_GUARD_SNS_TOPICS";
 /// Environment variable: the DynamoDB item attribute that carries the
 /// lineage (feature `dynamodb`).
 pub const ENV_DYNAMODB_ATTRIBUTE: &str = "LOOP_GUARD_DYNAMODB_ATTRIBUTE";
+/// Powertools' metric namespace: the fallback of `LOOP_GUARD_METRIC_NAMESPACE`.
+pub const ENV_POWERTOOLS_METRICS_NAMESPACE: &str = "POWERTOOLS_METRICS_NAMESPACE";
+/// Powertools' service name: the `Service` of drop lines and logs.
+pub const ENV_POWERTOOLS_SERVICE_NAME: &str = "POWERTOOLS_SERVICE_NAME";
 /// Environment variable set by the Lambda runtime: the Runtime API address
 /// (its presence means the function runs in Lambda).
 pub const ENV_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -165,6 +170,7 @@ pub struct LoopGuardConfig {
     source_max_depth: Vec<SourceLimit>,
     mode: Mode,
     metric_namespace: String,
+    service: Option<String>,
     function_identity: String,
     function_name: String,
     function_id: FunctionId,
@@ -273,6 +279,35 @@ impl LoopGuardConfig {
         &self.metric_namespace
     }
 
+    /// The service name of drop lines and logs: code, else
+    /// `POWERTOOLS_SERVICE_NAME`, else none.
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// Logs the effective configuration once, at `info`: what a guard built
+    /// from it will do (every field a drop line could be compared with).
+    pub(crate) fn announce(&self) {
+        let limits: Vec<String> = self
+            .source_max_depths()
+            .map(|(arn, n)| format!("{arn}={n}"))
+            .collect();
+        tracing::info!(
+            FunctionName = self.function_name(),
+            FunctionId = %self.function_id(),
+            Service = self.service().unwrap_or(""),
+            Mode = self.mode().as_str(),
+            MaxDepth = self.max_depth(),
+            MaxHops = self.max_hops(),
+            SourceMaxDepth = limits.join(",").as_str(),
+            Namespace = self.metric_namespace(),
+            TrustHttp = self.trust_http(),
+            SnsTopicsTrusted = !self.sns_topics().is_empty(),
+            SequentialFallback = self.sequential_fallback(),
+            "loop guard active"
+        );
+    }
+
     /// The identity hashed into [`function_id`](Self::function_id).
     pub fn function_identity(&self) -> &str {
         &self.function_identity
@@ -313,6 +348,7 @@ pub struct LoopGuardConfigBuilder {
     source_max_depth: Vec<(String, u32)>,
     mode: Option<Mode>,
     metric_namespace: Option<String>,
+    service: Option<String>,
     function_identity: Option<String>,
     function_name: Option<String>,
     trust_http: Option<bool>,
@@ -373,6 +409,13 @@ impl LoopGuardConfigBuilder {
     /// The CloudWatch namespace of the drop metric.
     pub fn metric_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.metric_namespace = Some(namespace.into());
+        self
+    }
+
+    /// The service name of drop lines and logs (`Service`); default
+    /// `POWERTOOLS_SERVICE_NAME`.
+    pub fn service(mut self, name: impl Into<String>) -> Self {
+        self.service = Some(name.into());
         self
     }
 
@@ -451,11 +494,12 @@ impl LoopGuardConfigBuilder {
         let env_mode = env::get(env, ENV_MODE)?
             .map(|raw| raw.parse::<Mode>())
             .transpose()?;
-        let env_namespace = env::parse(
+        let env_namespace = env::metric_namespace(env)?;
+        let env_service = env::parse(
             env,
-            ENV_METRIC_NAMESPACE,
-            |raw| env::namespace(raw).map(str::to_owned),
-            env::NAMESPACE_EXPECTED,
+            ENV_POWERTOOLS_SERVICE_NAME,
+            |raw| env::name(raw).map(str::to_owned),
+            env::NAME_EXPECTED,
         )?;
         let env_trust_http = env::parse(env, ENV_TRUST_HTTP, env::boolean, BOOLEAN_EXPECTED)?;
         let env_sns_topics = env::parse(
@@ -508,6 +552,15 @@ impl LoopGuardConfigBuilder {
                 env::NAMESPACE_EXPECTED,
             )?,
             None => env_namespace.unwrap_or_else(|| DEFAULT_METRIC_NAMESPACE.to_owned()),
+        };
+        let service = match self.service {
+            Some(name) => Some(env::check(
+                "service",
+                &name,
+                env::name(&name).map(str::to_owned),
+                env::NAME_EXPECTED,
+            )?),
+            None => env_service,
         };
         let trust_http = self.trust_http.or(env_trust_http).unwrap_or(false);
         let mut sns_topics = env_sns_topics.unwrap_or_default();
@@ -584,6 +637,7 @@ impl LoopGuardConfigBuilder {
             source_max_depth,
             mode,
             metric_namespace,
+            service,
             function_id,
             function_identity,
             function_name,
@@ -737,6 +791,40 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.setting(), Some("trust_sns_topic"));
+    }
+
+    #[test]
+    fn powertools_variables_are_fallbacks() {
+        let c = build(&[
+            (ENV_LAMBDA_FUNCTION_NAME, "f"),
+            (ENV_POWERTOOLS_METRICS_NAMESPACE, "Shop"),
+            (ENV_POWERTOOLS_SERVICE_NAME, "checkout"),
+        ])
+        .unwrap();
+        assert_eq!(c.metric_namespace(), "Shop");
+        assert_eq!(c.service(), Some("checkout"));
+        let c = build(&[
+            (ENV_LAMBDA_FUNCTION_NAME, "f"),
+            (ENV_POWERTOOLS_METRICS_NAMESPACE, "Shop"),
+            (ENV_METRIC_NAMESPACE, "Guard"),
+        ])
+        .unwrap();
+        assert_eq!(c.metric_namespace(), "Guard", "ours wins over Powertools'");
+        assert_eq!(c.service(), None);
+        let err = build(&[
+            (ENV_LAMBDA_FUNCTION_NAME, "f"),
+            (ENV_POWERTOOLS_METRICS_NAMESPACE, "AWS/Lambda"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.setting(), Some(ENV_POWERTOOLS_METRICS_NAMESPACE));
+        let c = LoopGuardConfig::builder()
+            .function_identity("f")
+            .service("billing")
+            .build_from_env_source(|k| {
+                (k == ENV_POWERTOOLS_SERVICE_NAME).then(|| "checkout".to_owned())
+            })
+            .unwrap();
+        assert_eq!(c.service(), Some("billing"), "code wins");
     }
 
     #[test]

@@ -99,6 +99,23 @@ pub(crate) fn namespace(raw: &str) -> Option<&str> {
     (trimmed && raw.len() <= 255 && valid_chars && !raw.starts_with("AWS/")).then_some(raw)
 }
 
+/// The metric namespace from the environment: `LOOP_GUARD_METRIC_NAMESPACE`,
+/// else Powertools' `POWERTOOLS_METRICS_NAMESPACE`, each checked by
+/// [`namespace`]'s rule (the layer and continuations read it this way).
+pub(crate) fn metric_namespace(env: Lookup<'_>) -> Result<Option<String>, ConfigError> {
+    let read = |var| {
+        parse(
+            env,
+            var,
+            |raw| namespace(raw).map(str::to_owned),
+            NAMESPACE_EXPECTED,
+        )
+    };
+    let ours = read(crate::config::ENV_METRIC_NAMESPACE)?;
+    let powertools = read(crate::config::ENV_POWERTOOLS_METRICS_NAMESPACE)?;
+    Ok(ours.or(powertools))
+}
+
 /// Expected-value text of [`name`].
 pub(crate) const NAME_EXPECTED: &str =
     "expected 1-256 bytes of text without spaces at either end or control characters";

@@ -7,12 +7,18 @@
 //! `observe` mode the same line names `RecursiveInvocationsObserved` instead,
 //! so dashboards can tell would-be drops from real ones.
 //!
-//! Properties on every line (searchable in CloudWatch Logs Insights):
-//! `ChainRoot`, `Source`, `Reason` (`depth` or `hops`), `Depth`, `MaxDepth`,
-//! `Hops`, `MaxHops`, `RequestId`, `MessageId`, `Mode`.
+//! Every line has `"level": "WARN"`, so Lambda's JSON log-level filtering
+//! (`ApplicationLogLevel` up to `WARN`) keeps it, and the metric with it;
+//! and these properties (searchable in CloudWatch Logs Insights; the
+//! `tracing` warning of a drop has the same field names): `FunctionName`,
+//! `Service` (when set), `Mode`, `Source`, `SourceArn`, `Reason` (`depth` or
+//! `hops`), `Depth`, `MaxDepth`, `Hops`, `MaxHops`, `Lineage` (the incoming
+//! one, wire format: `loop-guard decode` reads it), `ChainRoot`,
+//! `RequestId`, `MessageId`.
 //!
 //! The writer is a [`MetricSink`]: [`StdoutSink`] by default, `()` to turn the
-//! lines off, or any `Fn(&str)` (tests capture lines this way).
+//! lines off, or any `Fn(&str)` (tests capture lines this way). A
+//! [`DropEvent`] hook (`LoopGuardLayer::on_drop`) sees every drop too.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,6 +28,7 @@ use serde_json::{json, Value};
 use crate::config::Mode;
 use crate::error::Limit;
 use crate::incoming::EventSource;
+use crate::lineage::Lineage;
 
 /// Metric name for a dropped invocation.
 pub const DROPPED_METRIC: &str = "RecursiveInvocationsDropped";
@@ -96,6 +103,8 @@ impl EmfLine {
                 }],
             }),
         );
+        // Lambda's JSON log-level filtering keeps a line by its `level`.
+        doc.insert("level".to_owned(), json!("WARN"));
         doc.insert("FunctionName".to_owned(), json!(function_name));
         doc.insert(metric.to_owned(), json!(1));
         EmfLine { doc }
@@ -128,25 +137,48 @@ impl std::fmt::Display for EmfLine {
     }
 }
 
-/// Everything one drop line says.
-#[derive(Debug)]
-pub(crate) struct DropRecord<'a> {
-    pub(crate) namespace: &'a str,
-    pub(crate) function_name: &'a str,
-    pub(crate) mode: Mode,
-    pub(crate) source: EventSource,
-    pub(crate) limit: Limit,
-    pub(crate) depth: u32,
-    pub(crate) max_depth: u32,
-    pub(crate) hops: u32,
-    pub(crate) max_hops: u32,
-    pub(crate) chain_root: Option<&'a str>,
-    pub(crate) request_id: &'a str,
-    pub(crate) message_id: Option<&'a str>,
+/// One drop (or, in `observe` mode, one would-be drop): what the EMF line,
+/// the `tracing` warning and a drop hook (`LoopGuardLayer::on_drop`) are
+/// told.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DropEvent<'a> {
+    /// The CloudWatch namespace of the metric.
+    pub namespace: &'a str,
+    /// The `FunctionName` dimension.
+    pub function_name: &'a str,
+    /// The service name (`POWERTOOLS_SERVICE_NAME`), when set.
+    pub service: Option<&'a str>,
+    /// `terminate` (dropped) or `observe` (would have been).
+    pub mode: Mode,
+    /// Where the unit came from.
+    pub source: EventSource,
+    /// The queue, topic, stream or table ARN, when the event says.
+    pub source_arn: Option<&'a str>,
+    /// Which limit was passed.
+    pub reason: Limit,
+    /// This function's run number in the chain, counting this one.
+    pub depth: u32,
+    /// Its limit.
+    pub max_depth: u32,
+    /// The chain's hop number, counting this one.
+    pub hops: u32,
+    /// Its limit.
+    pub max_hops: u32,
+    /// The lineage the unit arrived with.
+    pub lineage: &'a Lineage,
+    /// The X-Ray trace root of the chain, when known.
+    pub chain_root: Option<&'a str>,
+    /// The invocation's request id.
+    pub request_id: &'a str,
+    /// The record's id (SQS message id, stream sequence number), if any.
+    pub message_id: Option<&'a str>,
 }
 
-impl DropRecord<'_> {
-    pub(crate) fn metric_name(&self) -> &'static str {
+impl DropEvent<'_> {
+    /// `RecursiveInvocationsDropped`, or `RecursiveInvocationsObserved` in
+    /// `observe` mode.
+    pub fn metric_name(&self) -> &'static str {
         match self.mode {
             Mode::Observe => OBSERVED_METRIC,
             _ => DROPPED_METRIC,
@@ -161,35 +193,75 @@ impl DropRecord<'_> {
             self.function_name,
             timestamp,
         )
+        .property_if("Service", self.service)
+        .property("Mode", self.mode.as_str())
         .property("Source", self.source.as_str())
-        .property("Reason", self.limit.as_str())
+        .property_if("SourceArn", self.source_arn)
+        .property("Reason", self.reason.as_str())
         .property("Depth", self.depth)
         .property("MaxDepth", self.max_depth)
         .property("Hops", self.hops)
         .property("MaxHops", self.max_hops)
-        .property("Mode", self.mode.as_str())
-        .property("RequestId", self.request_id)
+        .property("Lineage", self.lineage.to_string())
         .property_if("ChainRoot", self.chain_root)
+        .property("RequestId", self.request_id)
         .property_if("MessageId", self.message_id)
     }
+
+    /// The `tracing` warning of this drop, with the EMF line's field names.
+    pub(crate) fn trace(&self) {
+        let outcome = match self.mode {
+            Mode::Observe => "recursive loop detected (observe mode: the handler still runs)",
+            _ => "recursive loop stopped: invocation dropped before the handler",
+        };
+        tracing::warn!(
+            FunctionName = self.function_name,
+            Service = self.service.unwrap_or(""),
+            Mode = self.mode.as_str(),
+            Source = self.source.as_str(),
+            SourceArn = self.source_arn.unwrap_or(""),
+            Reason = self.reason.as_str(),
+            Depth = self.depth,
+            MaxDepth = self.max_depth,
+            Hops = self.hops,
+            MaxHops = self.max_hops,
+            Lineage = %self.lineage,
+            ChainRoot = self.chain_root.unwrap_or(""),
+            RequestId = self.request_id,
+            MessageId = self.message_id.unwrap_or(""),
+            "{outcome}"
+        );
+    }
 }
+
+/// A callback told of every drop (see `LoopGuardLayer::on_drop`).
+pub type DropHook = std::sync::Arc<dyn Fn(&DropEvent<'_>) + Send + Sync>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn record(mode: Mode) -> DropRecord<'static> {
-        DropRecord {
+    static LINEAGE: std::sync::LazyLock<Lineage> = std::sync::LazyLock::new(|| {
+        (0..16).fold(Lineage::new(), |l, _| {
+            l.record_run(crate::FunctionId::from_identity("orders"))
+        })
+    });
+
+    fn record(mode: Mode) -> DropEvent<'static> {
+        DropEvent {
             namespace: "LoopGuard",
             function_name: "orders",
+            service: Some("shop"),
             mode,
             source: EventSource::Sqs,
-            limit: Limit::Depth,
+            source_arn: Some("arn:aws:sqs:eu-west-1:123456789012:orders"),
+            reason: Limit::Depth,
             depth: 17,
             max_depth: 16,
             hops: 17,
             max_hops: 256,
+            lineage: &LINEAGE,
             chain_root: Some("1-5759e988-bd862e3fe1be46a994272793"),
             request_id: "req-1",
             message_id: Some("m-1"),
@@ -217,6 +289,59 @@ mod tests {
         assert_eq!(v["MaxHops"], 256);
         assert_eq!(v["RequestId"], "req-1");
         assert_eq!(v["MessageId"], "m-1");
+        assert_eq!(v["level"], "WARN", "kept by Lambda's log-level filtering");
+        assert_eq!(v["SourceArn"], "arn:aws:sqs:eu-west-1:123456789012:orders");
+        assert_eq!(v["Service"], "shop");
+        let lineage: Lineage = v["Lineage"].as_str().unwrap().parse().unwrap();
+        assert_eq!(lineage, *LINEAGE, "the incoming lineage, readable back");
+    }
+
+    /// Records the field names of every event.
+    #[derive(Default)]
+    struct FieldNames(std::sync::Mutex<Vec<String>>);
+
+    impl tracing::field::Visit for &FieldNames {
+        fn record_debug(&mut self, field: &tracing::field::Field, _: &dyn std::fmt::Debug) {
+            self.0.lock().unwrap().push(field.name().to_owned());
+        }
+    }
+
+    struct Recorder(std::sync::Arc<FieldNames>);
+
+    impl tracing::Subscriber for Recorder {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            event.record(&mut &*self.0);
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn the_tracing_warning_uses_the_emf_field_names() {
+        let names = std::sync::Arc::new(FieldNames::default());
+        let event = record(Mode::Terminate);
+        tracing::subscriber::with_default(Recorder(names.clone()), || event.trace());
+        let mut traced: Vec<String> = names.0.lock().unwrap().clone();
+        traced.retain(|n| n != "message");
+        traced.sort();
+        let v: Value = serde_json::from_str(&event.to_emf(SystemTime::now()).to_string()).unwrap();
+        let mut emf: Vec<String> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| !["_aws", "level", DROPPED_METRIC].contains(&k.as_str()))
+            .cloned()
+            .collect();
+        emf.sort();
+        assert_eq!(traced, emf);
     }
 
     #[test]

@@ -1128,6 +1128,48 @@ mod count_correctness {
     }
 
     #[tokio::test]
+    async fn a_drop_hook_sees_every_drop_with_the_emf_lines_facts() {
+        let seen: Arc<Mutex<Vec<(String, u32, u32, String, Option<String>)>>> = Arc::default();
+        let lines = Lines::default();
+        let hook_seen = seen.clone();
+        let svc = layer(Mode::Terminate, 2, &lines)
+            .on_drop(move |drop| {
+                hook_seen.lock().unwrap().push((
+                    drop.metric_name().to_owned(),
+                    drop.depth,
+                    drop.hops,
+                    drop.lineage.to_string(),
+                    drop.message_id.map(str::to_owned),
+                ))
+            })
+            .layer(service_fn(|_: LambdaEvent<SqsEvent>| async {
+                Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+            }));
+        let mut looping = sqs_record("m-1", Some(ran(2)));
+        looping.event_source_arn = Some("arn:aws:sqs:eu-west-1:1:orders".into());
+        let event = sqs_event(vec![looping, sqs_record("m-2", None)]);
+        svc.oneshot(LambdaEvent::new(event, context_with(None)))
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            [(
+                "RecursiveInvocationsDropped".to_owned(),
+                3,
+                3,
+                ran(2).to_string(),
+                Some("m-1".to_owned())
+            )]
+        );
+        let emf = lines.json();
+        assert_eq!(emf.len(), 1);
+        assert_eq!(emf[0]["level"], "WARN");
+        assert_eq!(emf[0]["SourceArn"], "arn:aws:sqs:eu-west-1:1:orders");
+        assert_eq!(emf[0]["Lineage"], ran(2).to_string());
+    }
+
+    #[tokio::test]
     async fn each_record_of_a_batch_keeps_its_own_chain() {
         // One message that already ran 4 times, batched with nine fresh
         // ones, max depth 6: every message the handler sends continues its

@@ -15,9 +15,7 @@ use super::error::ContinuationError;
 use super::event::{ContinuationEvent, ContinuationMeta, StateRef, MAX_ASYNC_PAYLOAD_BYTES};
 use super::ledger::{Claim, ClaimToken, ContinuationLedger, InMemoryLedger};
 use crate::chain::Chain;
-use crate::config::{
-    ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME, ENV_METRIC_NAMESPACE,
-};
+use crate::config::{ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME};
 use crate::env::{self, Lookup};
 use crate::metric::{EmfLine, MetricSink, StdoutSink};
 
@@ -302,12 +300,7 @@ impl ContinuationsBuilder {
             |raw| env::whole_number(raw, 1..=MAX_MAX_CONTINUATIONS),
             MAX_CONTINUATIONS_EXPECTED,
         )?;
-        let namespace = env::parse(
-            env,
-            ENV_METRIC_NAMESPACE,
-            |raw| env::namespace(raw).map(str::to_owned),
-            env::NAMESPACE_EXPECTED,
-        )?;
+        let namespace = env::metric_namespace(env)?;
         let max_continuations = match self.max_continuations {
             Some(n) => env::check(
                 "max_continuations",

@@ -12,7 +12,7 @@ use crate::config::Mode;
 use crate::error::{Limit, RecursiveInvocationError};
 use crate::incoming::{EventSource, Incoming};
 use crate::lineage::Lineage;
-use crate::metric::DropRecord;
+use crate::metric::DropEvent;
 use crate::source::{Batch, GuardedEvent};
 use crate::trace_header::TraceHeader;
 
@@ -196,37 +196,26 @@ fn report(
     request_id: &str,
 ) {
     let config = &shared.config;
-    let record = DropRecord {
+    let event = DropEvent {
         namespace: config.metric_namespace(),
         function_name: config.function_name(),
+        service: config.service(),
         mode: config.mode(),
         source: unit.source(),
-        limit,
+        source_arn: unit.source_arn(),
+        reason: limit,
         depth: over.depth,
         max_depth: over.max_depth,
         hops: over.hops,
         max_hops: over.max_hops,
+        lineage: unit.lineage(),
         chain_root,
         request_id,
         message_id: unit.item_id(),
     };
-    let outcome = match config.mode() {
-        Mode::Observe => "recursive loop detected (observe mode: the handler still runs)",
-        _ => "recursive loop stopped: invocation dropped before the handler",
-    };
-    tracing::warn!(
-        function = config.function_name(),
-        chain_root = chain_root.unwrap_or("unknown"),
-        source = %unit.source(),
-        reason = %limit,
-        depth = over.depth,
-        max_depth = over.max_depth,
-        hops = over.hops,
-        max_hops = over.max_hops,
-        source_arn = unit.source_arn().unwrap_or(""),
-        message_id = unit.item_id().unwrap_or(""),
-        request_id,
-        "{outcome}"
-    );
-    record.to_emf(SystemTime::now()).write_to(&*shared.sink);
+    event.trace();
+    event.to_emf(SystemTime::now()).write_to(&*shared.sink);
+    if let Some(hook) = &shared.on_drop {
+        hook(&event);
+    }
 }

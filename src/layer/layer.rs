@@ -6,7 +6,7 @@ use tower::Layer;
 use super::service::LoopGuard;
 use super::shared::{BatchDropPolicy, Shared};
 use crate::config::{ConfigError, LoopGuardConfig};
-use crate::metric::MetricSink;
+use crate::metric::{DropEvent, MetricSink};
 
 /// Applies [`LoopGuard`] to a handler service. See the [module docs](crate::layer).
 ///
@@ -22,6 +22,7 @@ pub struct LoopGuardLayer {
 impl LoopGuardLayer {
     /// A layer with `config`, EMF lines on stdout and the default policy.
     pub fn new(config: LoopGuardConfig) -> Self {
+        config.announce();
         LoopGuardLayer {
             shared: Arc::new(Shared::new(config)),
         }
@@ -37,6 +38,15 @@ impl LoopGuardLayer {
     #[must_use]
     pub fn metric_sink(self, sink: impl MetricSink) -> Self {
         self.map_shared(|s| s.sink = Arc::new(sink))
+    }
+
+    /// Calls `hook` with every drop (and, in `observe` mode, every would-be
+    /// drop), after the EMF line and the `tracing` warning: for paging
+    /// through a tool of your own. It runs on the invocation's path: keep it
+    /// quick and never let it block (hand the event to a channel or task).
+    #[must_use]
+    pub fn on_drop(self, hook: impl Fn(&DropEvent<'_>) + Send + Sync + 'static) -> Self {
+        self.map_shared(|s| s.on_drop = Some(Arc::new(hook)))
     }
 
     /// Sets the [`BatchDropPolicy`].

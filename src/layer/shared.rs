@@ -1,10 +1,10 @@
-//! What a layer and its services share: the configuration, the metric sink
-//! and the batch drop policy.
+//! What a layer and its services share: the configuration, the metric sink,
+//! the drop hook and the batch drop policy.
 
 use std::sync::Arc;
 
 use crate::config::LoopGuardConfig;
-use crate::metric::{MetricSink, StdoutSink};
+use crate::metric::{DropHook, MetricSink, StdoutSink};
 
 /// What to do with looping records of a batch (SQS, DynamoDB stream, a
 /// custom source) when the handler's response does not report batch item
@@ -31,6 +31,7 @@ pub(crate) struct Shared {
     pub(crate) config: Arc<LoopGuardConfig>,
     pub(crate) sink: Arc<dyn MetricSink>,
     pub(crate) batch_policy: BatchDropPolicy,
+    pub(crate) on_drop: Option<DropHook>,
 }
 
 impl Shared {
@@ -40,6 +41,7 @@ impl Shared {
             config: Arc::new(config),
             sink: Arc::new(StdoutSink),
             batch_policy: BatchDropPolicy::default(),
+            on_drop: None,
         }
     }
 }
