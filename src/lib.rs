@@ -50,10 +50,16 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Error> {
+//!     // Lambda's log format and level (the drop warnings are logs too).
+//!     lambda_runtime::tracing::init_default_subscriber();
 //!     // LOOP_GUARD_MAX_DEPTH, LOOP_GUARD_MODE, ...: a bad value is an error here.
 //!     lambda_loop_guard::run(service_fn(handler)).await
 //! }
 //! ```
+//!
+//! The event source mapping needs `FunctionResponseTypes:
+//! [ReportBatchItemFailures]` and the queue a DLQ (`RedrivePolicy`):
+//! without them a dropped message is deleted (see the README).
 //!
 //! # A drop, in a test
 //!
@@ -159,3 +165,8 @@ pub use crate::source::{for_record, Batch, GuardedEvent, GuardedRecord, GuardedR
 #[cfg(doctest)]
 #[doc = include_str!("../docs/guide.md")]
 mod guide {}
+
+/// The README's quick start, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -1129,7 +1129,9 @@ mod count_correctness {
 
     #[tokio::test]
     async fn a_drop_hook_sees_every_drop_with_the_emf_lines_facts() {
-        let seen: Arc<Mutex<Vec<(String, u32, u32, String, Option<String>)>>> = Arc::default();
+        /// Metric name, depth, hops, incoming lineage, message id.
+        type Seen = (String, u32, u32, String, Option<String>);
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let lines = Lines::default();
         let hook_seen = seen.clone();
         let svc = layer(Mode::Terminate, 2, &lines)
