@@ -189,6 +189,22 @@ impl<'a> TraceHeader<'a> {
         }
     }
 
+    /// This header without our field: every `LoopGuard` field is removed
+    /// with one separator, every other byte is kept (what a redrive sends
+    /// on, so that the message starts a fresh chain).
+    pub fn without_loop_guard(&self) -> String {
+        let mut out = String::with_capacity(self.raw.len());
+        let mut first = true;
+        for segment in segments(self.raw).filter(|s| !is_loop_guard_segment(s)) {
+            if !first {
+                out.push(';');
+            }
+            out.push_str(segment);
+            first = false;
+        }
+        out
+    }
+
     /// This header with our field set to `lineage`. See
     /// [`write_with_lineage`](Self::write_with_lineage).
     pub fn with_lineage(&self, lineage: &Lineage) -> String {
@@ -483,6 +499,17 @@ mod tests {
             let written = TraceHeader::parse(&s).unwrap().with_lineage(&lineage());
             let separator = if s.is_empty() || s.ends_with(';') { "" } else { ";" };
             prop_assert_eq!(written, format!("{s}{separator}LoopGuard={}", lineage()));
+        }
+
+        #[test]
+        fn removing_our_field_gives_back_every_other_byte(s in "[;=a-zA-Z0-9 .:|-]{0,200}") {
+            prop_assume!(!s.contains(LOOP_GUARD_FIELD) && !s.ends_with(';'));
+            let stamped = TraceHeader::parse(&s).unwrap().with_lineage(&lineage());
+            let removed = TraceHeader::parse(&stamped).unwrap().without_loop_guard();
+            prop_assert_eq!(&removed, &s);
+            let in_the_middle = format!("{s};LoopGuard=v1.1.00000001-1;Sampled=1");
+            let removed = TraceHeader::parse(&in_the_middle).unwrap().without_loop_guard();
+            prop_assert_eq!(removed, format!("{s};Sampled=1"));
         }
 
         #[test]

@@ -58,26 +58,7 @@ impl Clients {
     }
 
     pub async fn drain(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut all = Vec::new();
-        loop {
-            let got = self
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .visibility_timeout(30)
-                .send()
-                .await
-                .unwrap()
-                .messages
-                .unwrap_or_default();
-            if got.is_empty() {
-                return all;
-            }
-            all.extend(got);
-        }
+        drain_queue(&self.sqs, url).await
     }
 
     pub async fn log_text(&self, function: &str) -> String {
@@ -178,5 +159,29 @@ pub async fn wait_for_log(
             return logs;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Receives (and leaves invisible for 30 s) every message of the queue at
+/// `url`, with all its attributes.
+pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
     }
 }
