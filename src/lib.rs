@@ -144,6 +144,9 @@ mod run;
 mod sns_trust;
 mod sorted_indices;
 pub mod source;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod trace_header;
 
 pub use crate::carrier::Carrier;
