@@ -173,3 +173,8 @@ mod guide {}
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 mod readme {}
+
+/// The operations runbook's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/operations.md")]
+mod operations {}
