@@ -1,7 +1,7 @@
 //! A Lambda function (`provided.al2023` `bootstrap`) with a recursive-loop
 //! bug: for every SQS record it receives it writes one message back into the
-//! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`; a FIFO queue gets the
-//! record's message group) or to an SNS topic (`LOOP_PUBLISH_TOPIC_ARN`) that
+//! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`, else `QUEUE_URL` as
+//! `deploy/template.yaml` sets it; a FIFO queue gets the record's message group) or to an SNS topic (`LOOP_PUBLISH_TOPIC_ARN`) that
 //! delivers to its own queue.
 //!
 //! It is guarded the shortest way: `lambda_loop_guard::run` around the
@@ -37,7 +37,10 @@ async fn handler(
                 .unwrap_or_default();
             println!("loop-guard-e2e run message_id={id} batch={batch} lineage={lineage}");
             let body = format!("follow-up of {id}");
-            if let Ok(queue_url) = std::env::var("LOOP_SEND_QUEUE_URL") {
+            // `QUEUE_URL` is what deploy/template.yaml sets: its own queue.
+            let queue =
+                std::env::var("LOOP_SEND_QUEUE_URL").or_else(|_| std::env::var("QUEUE_URL"));
+            if let Ok(queue_url) = queue {
                 let mut send = clients.sqs.send_message().message_body(&body);
                 if queue_url.ends_with(".fifo") {
                     // A FIFO queue: the follow-up joins the record's group.

@@ -26,6 +26,10 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 pub const MOTO: &str = "moto[server]==5.2.5";
 pub const MINISTACK: &str = "ministack==1.5.33";
+/// Lints `deploy/template.yaml`.
+pub const CFN_LINT: &str = "cfn-lint==1.58.0";
+/// Lets ministack apply the SAM transform to `deploy/template.yaml`.
+pub const SAM_TRANSLATOR: &str = "aws-sam-translator==1.115.0";
 
 /// The venv with both emulators, created once per test process.
 pub fn venv() -> &'static Path {
@@ -33,12 +37,12 @@ pub fn venv() -> &'static Path {
     VENV.get_or_init(|| {
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulators-venv");
         let marker = venv.join("pinned.txt");
-        let wanted = format!("{MOTO}\n{MINISTACK}\n");
+        let wanted = format!("{MOTO}\n{MINISTACK}\n{CFN_LINT}\n{SAM_TRANSLATOR}\n");
         if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
             return venv;
         }
         eprintln!(
-            "provisioning emulators into {} ({MOTO}, {MINISTACK})",
+            "provisioning emulators into {} ({MOTO}, {MINISTACK}, {CFN_LINT}, {SAM_TRANSLATOR})",
             venv.display()
         );
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
@@ -48,6 +52,8 @@ pub fn venv() -> &'static Path {
             "--disable-pip-version-check",
             MOTO,
             MINISTACK,
+            CFN_LINT,
+            SAM_TRANSLATOR,
         ]));
         std::fs::write(&marker, wanted).expect("write venv marker");
         venv
