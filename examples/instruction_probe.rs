@@ -17,7 +17,9 @@ use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
-use fixtures::{stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL};
+use fixtures::{
+    aws_shaped_sqs_event, json_body_4k, stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL,
+};
 
 fn lineage(entries: u32) -> Lineage {
     (0..entries).fold(Lineage::new(), |l, n| {
@@ -62,6 +64,27 @@ fn main() {
         c
     };
     let event = stamped_sqs_event(100);
+    // AWS-shaped records of a chain in which `probe` ran twice (clean) or
+    // 10 times (looping at the default limit).
+    let probe_at = |runs: u16| {
+        (0..runs)
+            .fold(Lineage::new(), |l, _| {
+                l.record_run(FunctionId::from_identity("probe"))
+            })
+            .to_string()
+    };
+    let aws_small = aws_shaped_sqs_event(100, "{\"order\":1}", &probe_at(2));
+    let aws_4k = aws_shaped_sqs_event(100, &json_body_4k(), &probe_at(2));
+    let clean_1000 = aws_shaped_sqs_event(1000, "{\"order\":1}", &probe_at(2));
+    let looping_1000 = aws_shaped_sqs_event(1000, "{\"order\":1}", &probe_at(10));
+    let run_batch = |guarded: bool, event: &SqsEvent| {
+        let event = LambdaEvent::new(event.clone(), context());
+        if guarded {
+            drop(rt.block_on(guarded_batch.clone().oneshot(event)))
+        } else {
+            drop(rt.block_on(batch.oneshot(event)))
+        }
+    };
     for _ in 0..n {
         match case.as_str() {
             "header_150" => drop(black_box(
@@ -100,6 +123,13 @@ fn main() {
                         .oneshot(LambdaEvent::new(event.clone(), context())),
                 ),
             ),
+            "aws100_bare" => run_batch(false, &aws_small),
+            "aws100_guarded" => run_batch(true, &aws_small),
+            "aws100_4k_bare" => run_batch(false, &aws_4k),
+            "aws100_4k_guarded" => run_batch(true, &aws_4k),
+            "clean1000_bare" => run_batch(false, &clean_1000),
+            "clean1000_guarded" => run_batch(true, &clean_1000),
+            "looping1000_guarded" => run_batch(true, &looping_1000),
             other => {
                 eprintln!("unknown case {other:?}");
                 std::process::exit(2);

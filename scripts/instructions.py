@@ -1,37 +1,74 @@
 #!/usr/bin/env python3
 """Instructions per operation of the guard's hot paths, counted by valgrind's
-callgrind (repeatable, unlike wall time). Each case of
-examples/instruction_probe.rs runs with N=200 and N=1200 iterations; the
-difference divided by 1000 is the cost of one iteration, setup excluded.
+callgrind (exact and repeatable, unlike wall time). Each case of
+examples/instruction_probe.rs runs with a low and a high iteration count;
+the difference divided by the difference of the counts is the cost of one
+iteration, setup excluded.
 
-usage: scripts/instructions.py PROBE_BINARY
+usage: scripts/instructions.py [--check] PROBE_BINARY
+
+With --check, every row with a budget must be within it (a regression gate
+that cannot flake: the counts are exact); exit 1 otherwise. Without
+valgrind, --check says so loudly and exits 0.
 """
-import re, subprocess, sys
+import re, shutil, subprocess, sys
 
-probe = sys.argv[1]
-LOW, HIGH = 200, 1200
+args = [a for a in sys.argv[1:] if a != "--check"]
+check = "--check" in sys.argv[1:]
+if not args:
+    sys.exit(__doc__)
+probe = args[0]
+if shutil.which("valgrind") is None:
+    print("=" * 72)
+    print("instruction budgets NOT CHECKED: valgrind is not installed")
+    print("(apt-get install valgrind)")
+    print("=" * 72)
+    sys.exit(0 if check else 1)
 
 def instructions(case, n):
     run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", probe, case, str(n)],
                          check=True, capture_output=True, text=True)
     return int(re.search(r"Collected : (\d+)", run.stderr).group(1))
 
-def per_iteration(case):
-    return (instructions(case, HIGH) - instructions(case, LOW)) / (HIGH - LOW)
+def per_iteration(case, low=20, high=120):
+    return (instructions(case, high) - instructions(case, low)) / (high - low)
 
+def added_per_record(name, records, low=20, high=120):
+    bare = per_iteration(f"{name}_bare", low, high)
+    guarded = per_iteration(f"{name}_guarded", low, high)
+    return (guarded - bare) / records, f"batch {bare:,.0f} / {guarded:,.0f}"
+
+# (what, instructions, context, budget)
 rows = [
-    ("read Root + our lineage, 150-byte header", per_iteration("header_150"), None),
-    ("read Root + our lineage, 2 KiB header", per_iteration("header_2k"), None),
-    ("stamp a 150-byte header into a reused buffer", per_iteration("stamp_150"), None),
-    ("decode a 1-entry lineage", per_iteration("decode_1"), None),
-    ("decode a 16-entry lineage", per_iteration("decode_16"), None),
-    ("encode a 3-entry lineage", per_iteration("encode_16"), None),
+    ("read Root + our lineage, 150-byte header", per_iteration("header_150", 200, 1200), None, None),
+    ("read Root + our lineage, 2 KiB header", per_iteration("header_2k", 200, 1200), None, None),
+    ("stamp a 150-byte header into a reused buffer", per_iteration("stamp_150", 200, 1200), None, 1_600),
+    ("decode a 1-entry lineage", per_iteration("decode_1", 200, 1200), None, None),
+    ("decode a 16-entry lineage", per_iteration("decode_16", 200, 1200), None, None),
+    ("encode a 3-entry lineage", per_iteration("encode_16", 200, 1200), None, None),
 ]
-bare, guarded = per_iteration("direct_bare"), per_iteration("direct_guarded")
-rows.append(("direct invocation: bare / guarded / added", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}"))
-bare, guarded = per_iteration("sqs100_bare"), per_iteration("sqs100_guarded")
-rows.append(("SQS batch of 100, per record: added by the guard", (guarded - bare) / 100, f"batch {bare:,.0f} / {guarded:,.0f}"))
-print("| operation | instructions | context |")
-print("| --- | ---: | --- |")
-for what, value, context in rows:
-    print(f"| {what} | {value:,.0f} | {context or ''} |")
+bare, guarded = per_iteration("direct_bare", 200, 1200), per_iteration("direct_guarded", 200, 1200)
+rows.append(("direct invocation, per invocation: added by the guard", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", 3_600))
+value, context = added_per_record("sqs100", 100)
+rows.append(("SQS batch of 100, per record: added by the guard", value, context, None))
+value, context = added_per_record("aws100", 100)
+rows.append(("AWS-shaped SQS records (batch 100), per record: added", value, context, 1_400))
+value, context = added_per_record("aws100_4k", 100)
+rows.append(("AWS-shaped records with a 4 KB JSON body, per record: added", value, context, 1_400))
+clean = per_iteration("clean1000_guarded", 2, 12) / 1000
+looping = per_iteration("looping1000_guarded", 2, 12) / 1000
+rows.append(("1,000 records, all looping, per record (guarded)", looping, f"all clean: {clean:,.0f}; ratio {looping / clean:.2f}", 2 * clean))
+
+print("| operation | instructions | context | budget |")
+print("| --- | ---: | --- | ---: |")
+over = []
+for what, value, context, budget in rows:
+    shown = f"{budget:,.0f}" if budget is not None else ""
+    print(f"| {what} | {value:,.0f} | {context or ''} | {shown} |")
+    if budget is not None and value > budget:
+        over.append(f"{what}: {value:,.0f} > {budget:,.0f}")
+if check:
+    if over:
+        print("OVER BUDGET:\n  " + "\n  ".join(over))
+        sys.exit(1)
+    print("every budgeted path is within its instruction budget")

@@ -817,6 +817,17 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.setting(), Some(ENV_POWERTOOLS_METRICS_NAMESPACE));
+        let c = build(&[
+            (ENV_LAMBDA_FUNCTION_NAME, "f"),
+            (ENV_POWERTOOLS_METRICS_NAMESPACE, "AWS/Lambda"),
+            (ENV_METRIC_NAMESPACE, "Guard"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.metric_namespace(),
+            "Guard",
+            "another library's variable, unused, is not checked"
+        );
         let c = LoopGuardConfig::builder()
             .function_identity("f")
             .service("billing")

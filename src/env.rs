@@ -111,9 +111,11 @@ pub(crate) fn metric_namespace(env: Lookup<'_>) -> Result<Option<String>, Config
             NAMESPACE_EXPECTED,
         )
     };
-    let ours = read(crate::config::ENV_METRIC_NAMESPACE)?;
-    let powertools = read(crate::config::ENV_POWERTOOLS_METRICS_NAMESPACE)?;
-    Ok(ours.or(powertools))
+    // Powertools' variable is another library's: checked only when used.
+    match read(crate::config::ENV_METRIC_NAMESPACE)? {
+        Some(ours) => Ok(Some(ours)),
+        None => read(crate::config::ENV_POWERTOOLS_METRICS_NAMESPACE),
+    }
 }
 
 /// Expected-value text of [`name`].

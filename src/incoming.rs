@@ -67,6 +67,9 @@ pub struct Incoming<'a> {
     source: EventSource,
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
+    // A trace header whose `Root` is the chain root, parsed only when asked
+    // (on a drop): most units never need it.
+    root_header: Option<&'a str>,
     source_arn: Option<&'a str>,
     unchanged: bool,
     // The last value decoded: carriers of one hop usually hold the same
@@ -82,6 +85,7 @@ impl<'a> Incoming<'a> {
             source,
             item_id: None,
             chain_root: None,
+            root_header: None,
             source_arn: None,
             unchanged: false,
             last_value: None,
@@ -112,8 +116,17 @@ impl<'a> Incoming<'a> {
     /// Takes `root` (an X-Ray trace `Root`) as the chain root, unless one is
     /// already known: the first carrier read wins.
     pub fn set_chain_root(&mut self, root: Option<&'a str>) -> &mut Self {
-        if self.chain_root.is_none() {
+        if self.chain_root.is_none() && self.root_header.is_none() {
             self.chain_root = root;
+        }
+        self
+    }
+
+    /// Takes the `Root` of the trace header `header` as the chain root,
+    /// unless one is already known; it is parsed only when asked for.
+    pub(crate) fn set_chain_root_header(&mut self, header: &'a str) -> &mut Self {
+        if self.chain_root.is_none() && self.root_header.is_none() {
+            self.root_header = Some(header);
         }
         self
     }
@@ -167,7 +180,10 @@ impl<'a> Incoming<'a> {
 
     /// The trace `Root` of the chain, if a trace header was read.
     pub fn chain_root(&self) -> Option<&'a str> {
-        self.chain_root
+        self.chain_root.or_else(|| {
+            let header = crate::trace_header::TraceHeader::parse(self.root_header?).ok()?;
+            header.root()
+        })
     }
 }
 

@@ -7,8 +7,9 @@
 //! `observe` mode the same line names `RecursiveInvocationsObserved` instead,
 //! so dashboards can tell would-be drops from real ones.
 //!
-//! Every line has `"level": "WARN"`, so Lambda's JSON log-level filtering
-//! (`ApplicationLogLevel` up to `WARN`) keeps it, and the metric with it;
+//! Every line has `"level": "WARN"` and an RFC 3339 `"timestamp"`, so
+//! Lambda's JSON log-level filtering (`ApplicationLogLevel` up to `WARN`)
+//! keeps it, and the metric with it;
 //! and these properties (searchable in CloudWatch Logs Insights; the
 //! `tracing` warning of a drop has the same field names): `FunctionName`,
 //! `Service` (when set), `Mode`, `Source`, `SourceArn`, `Reason` (`depth` or
@@ -103,7 +104,9 @@ impl EmfLine {
                 }],
             }),
         );
-        // Lambda's JSON log-level filtering keeps a line by its `level`.
+        // Lambda's JSON log-level filtering keeps a line by its `level`, and
+        // reads a line without a valid `timestamp` as INFO.
+        doc.insert("timestamp".to_owned(), json!(rfc3339(millis)));
         doc.insert("level".to_owned(), json!("WARN"));
         doc.insert("FunctionName".to_owned(), json!(function_name));
         doc.insert(metric.to_owned(), json!(1));
@@ -135,6 +138,29 @@ impl std::fmt::Display for EmfLine {
         let text = serde_json::to_string(&self.doc).map_err(|_| std::fmt::Error)?;
         f.write_str(&text)
     }
+}
+
+/// `millis` since the epoch as RFC 3339 UTC with milliseconds
+/// (`2026-12-01T14:30:21.123Z`).
+fn rfc3339(millis: u64) -> String {
+    let (days, ms) = (millis / 86_400_000, millis % 86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, f) = (
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1_000 % 60,
+        ms % 1_000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{f:03}Z")
 }
 
 /// One drop (or, in `observe` mode, one would-be drop): what the EMF line,
@@ -290,6 +316,7 @@ mod tests {
         assert_eq!(v["RequestId"], "req-1");
         assert_eq!(v["MessageId"], "m-1");
         assert_eq!(v["level"], "WARN", "kept by Lambda's log-level filtering");
+        assert_eq!(v["timestamp"], "2023-11-14T22:13:20.123Z");
         assert_eq!(v["SourceArn"], "arn:aws:sqs:eu-west-1:123456789012:orders");
         assert_eq!(v["Service"], "shop");
         let lineage: Lineage = v["Lineage"].as_str().unwrap().parse().unwrap();
@@ -337,11 +364,19 @@ mod tests {
             .as_object()
             .unwrap()
             .keys()
-            .filter(|k| !["_aws", "level", DROPPED_METRIC].contains(&k.as_str()))
+            .filter(|k| !["_aws", "timestamp", "level", DROPPED_METRIC].contains(&k.as_str()))
             .cloned()
             .collect();
         emf.sort();
         assert_eq!(traced, emf);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_796_133_209_828), "2026-12-01T13:53:29.828Z");
+        assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Unit-test your own guarded handlers (feature `testing`): events at a
-//! given depth for each source, a capture of the EMF lines, a configuration
+//! given depth (SQS, SNS, direct and asynchronous invokes through the
+//! context, DynamoDB streams), a capture of the EMF lines, a configuration
 //! without environment, and a fake chain for code that stamps calls.
 //!
 //! ```

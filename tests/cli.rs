@@ -330,3 +330,114 @@ async fn count(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
         .parse()
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_that_cannot_send_deletes_nothing() {
+    const N: usize = 5;
+    let moto = support::start_moto();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let dlq = sqs
+        .create_queue()
+        .queue_name("dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    for n in 0..N {
+        sqs.send_message()
+            .queue_url(&dlq)
+            .message_body(format!("order {n}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let missing = dlq.replace("/dlq", "/no-such-queue");
+    let out = Command::new(BIN)
+        .args([
+            "redrive",
+            "--from",
+            &dlq,
+            "--to",
+            &missing,
+            "--visibility-timeout",
+            "1",
+        ])
+        .envs(aws_env(&moto.endpoint()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a failed send is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it stays in the DLQ"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        support::functions::drain_queue(&sqs, &dlq).await.len(),
+        N,
+        "nothing deleted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_redrive_is_not_taken_for_a_duplicate_of_the_original() {
+    let moto = support::start_moto();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let fifo = |name: &'static str| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.create_queue()
+                .queue_name(name)
+                .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap()
+        }
+    };
+    let (queue, dlq) = (fifo("orders.fifo").await, fifo("orders-dlq.fifo").await);
+    // The original went through the queue seconds ago (and looped), its
+    // copy is in the DLQ with the same deduplication id.
+    for url in [&queue, &dlq] {
+        sqs.send_message()
+            .queue_url(url)
+            .message_body("order 1")
+            .message_group_id("g")
+            .message_deduplication_id("order-1")
+            .send()
+            .await
+            .unwrap();
+    }
+    // The original left the queue (moved to the DLQ: here, consumed).
+    let original = support::functions::drain_queue(&sqs, &queue).await;
+    sqs.delete_message()
+        .queue_url(&queue)
+        .receipt_handle(original[0].receipt_handle.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["redrive", "--from", &dlq, "--to", &queue])
+        .envs(aws_env(&moto.endpoint()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let arrived = support::functions::drain_queue(&sqs, &queue).await;
+    assert_eq!(arrived.len(), 1, "the redriven copy arrived");
+    // Its own deduplication id: the original's, within SQS's five-minute
+    // window after the original was sent, would make SQS accept the send and
+    // enqueue nothing (moto forgets deleted messages, so it is checked here).
+    let dedup = &arrived[0].attributes.as_ref().unwrap()
+        [&MessageSystemAttributeName::MessageDeduplicationId];
+    assert!(dedup.starts_with("redrive-"), "{dedup}");
+    assert_eq!(
+        arrived[0].attributes.as_ref().unwrap()[&MessageSystemAttributeName::MessageGroupId],
+        "g"
+    );
+}

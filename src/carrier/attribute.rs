@@ -56,7 +56,8 @@ impl Default for MessageAttribute {
 
 impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {
     fn read<'a>(&self, map: &'a HashMap<String, SqsMessageAttribute>, incoming: &mut Incoming<'a>) {
-        if let Some(value) = map.get(self.name()).and_then(|a| a.string_value.as_deref()) {
+        let attribute = super::small_map_get(map, self.name());
+        if let Some(value) = attribute.and_then(|a| a.string_value.as_deref()) {
             incoming.read_lineage_value(value, "sqs message attribute");
         }
     }
@@ -77,7 +78,7 @@ impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {
 
 impl Carrier<HashMap<String, SnsEventAttribute>> for MessageAttribute {
     fn read<'a>(&self, map: &'a HashMap<String, SnsEventAttribute>, incoming: &mut Incoming<'a>) {
-        if let Some(attribute) = map.get(self.name()) {
+        if let Some(attribute) = super::small_map_get(map, self.name()) {
             incoming.read_lineage_value(&attribute.value, "sns message attribute");
         }
     }

@@ -182,6 +182,22 @@ pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
     tracing::warn!(%error, carrier, "loop guard stamp skipped; the call goes on without it");
 }
 
+/// `map[key]` for the small maps of events (message attributes, system
+/// attributes: ten entries at most): a walk comparing lengths first costs
+/// less than hashing the key.
+pub(crate) fn small_map_get<'a, V, S>(
+    map: &'a std::collections::HashMap<String, V, S>,
+    key: &str,
+) -> Option<&'a V>
+where
+    S: std::hash::BuildHasher,
+{
+    if map.len() > 16 {
+        return map.get(key);
+    }
+    map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

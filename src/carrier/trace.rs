@@ -20,11 +20,11 @@ impl TraceField {
     /// read side for headers held as `&str`.
     pub fn read_header<'a>(&self, header: &'a str, incoming: &mut Incoming<'a>) {
         match TraceHeader::parse(header) {
-            Ok(header) => {
-                let root = header.root_and_loop_guard_values(|value| {
+            Ok(parsed) => {
+                parsed.each_loop_guard_value(|value| {
                     incoming.read_lineage_value(value, "trace header");
                 });
-                incoming.set_chain_root(root);
+                incoming.set_chain_root_header(header);
             }
             Err(error) => tracing::warn!(%error, "ignoring oversized trace header"),
         }

@@ -43,7 +43,8 @@ impl LoopGuardLayer {
     /// Calls `hook` with every drop (and, in `observe` mode, every would-be
     /// drop), after the EMF line and the `tracing` warning: for paging
     /// through a tool of your own. It runs on the invocation's path: keep it
-    /// quick and never let it block (hand the event to a channel or task).
+    /// quick, never let it block (hand the event to a channel or task), and
+    /// never let it panic (a panic fails the invocation).
     #[must_use]
     pub fn on_drop(self, hook: impl Fn(&DropEvent<'_>) + Send + Sync + 'static) -> Self {
         self.map_shared(|s| s.on_drop = Some(Arc::new(hook)))

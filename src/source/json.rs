@@ -93,11 +93,17 @@ fn read_record<'a>(r: &'a Value, shape: Shape, config: &LoopGuardConfig) -> Opti
             if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
                 TraceField.read_header(h, &mut incoming);
             }
-            if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
-                incoming.read_lineage_value(v, "sqs message attribute");
-            }
-            if let Some(body) = str_at(r, &["body"]) {
-                read_sns_envelope(body, config, &mut incoming);
+            match str_at(r, &["messageAttributes", KEY, "stringValue"]) {
+                Some(v) => {
+                    incoming.read_lineage_value(v, "sqs message attribute");
+                }
+                // Only a message without our attribute may be an envelope
+                // of ours (as for typed events).
+                None => {
+                    if let Some(body) = str_at(r, &["body"]) {
+                        read_sns_envelope(body, config, &mut incoming);
+                    }
+                }
             }
             incoming
         }

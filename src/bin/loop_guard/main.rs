@@ -16,6 +16,7 @@ mod redrive;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use lambda_loop_guard::carrier::KEY;
 use lambda_loop_guard::trace_header::LOOP_GUARD_FIELD;
 use lambda_loop_guard::{FunctionId, Lineage};
 
@@ -63,7 +64,9 @@ enum Command {
     },
     /// Moves messages from a DLQ back to their queue without our attribute
     /// and our trace field (every other attribute kept), deleting each from
-    /// the DLQ only after it was sent: killed halfway, nothing is lost.
+    /// the DLQ only after it was sent: killed halfway, nothing is lost. A
+    /// lineage inside an SNS envelope in the body is not removed (the dry
+    /// run names such messages).
     Redrive {
         /// The DLQ's URL.
         #[arg(long)]
@@ -120,9 +123,9 @@ async fn main() -> ExitCode {
             let lineage = (0..depth).fold(Lineage::new(), |l, _| l.record_run(id));
             match format {
                 ForgeFormat::Lineage => println!("{lineage}"),
-                ForgeFormat::Attribute => println!(
-                    r#"{{"loop-guard":{{"DataType":"String","StringValue":"{lineage}"}}}}"#
-                ),
+                ForgeFormat::Attribute => {
+                    println!(r#"{{"{KEY}":{{"DataType":"String","StringValue":"{lineage}"}}}}"#)
+                }
                 ForgeFormat::Header => println!("{LOOP_GUARD_FIELD}={lineage}"),
             }
             Ok(())

@@ -26,12 +26,27 @@ pub(crate) struct Options {
 /// succeeded: a redrive killed between the two leaves the message in both
 /// queues (at least once), never in neither.
 pub(crate) async fn run(options: &Options) -> Result<usize, String> {
+    if options.from == options.to {
+        return Err("--from and --to are the same queue".to_owned());
+    }
     let config = aws_config::load_from_env().await;
     let sqs = aws_sdk_sqs::Client::new(&config);
+    // A dry run hides what it lists (SQS has no other way to page through a
+    // queue) and shows it all again at the end, whatever happened.
+    let mut listed = Vec::new();
+    let result = move_messages(&sqs, options, &mut listed).await;
+    show_again(&sqs, &options.from, &listed).await;
+    result
+}
+
+async fn move_messages(
+    sqs: &aws_sdk_sqs::Client,
+    options: &Options,
+    listed: &mut Vec<Message>,
+) -> Result<usize, String> {
     let fifo = options.to.ends_with(".fifo");
     let limit = options.max.unwrap_or(usize::MAX);
     let mut seen = HashSet::new();
-    let mut listed = Vec::new();
     let mut moved = 0;
     while moved < limit {
         // A gentle redrive takes one message at a time: none waits hidden.
@@ -60,9 +75,9 @@ pub(crate) async fn run(options: &Options) -> Result<usize, String> {
             let id = message.message_id.clone().unwrap_or_default();
             if options.dry_run {
                 println!("would move {id}: {}", what_changes(&message));
-                listed.extend(message.receipt_handle.clone());
+                listed.push(message);
             } else {
-                send_back(&sqs, &options.to, fifo, &message).await?;
+                send_back(sqs, &options.to, fifo, &message).await?;
                 let receipt = message.receipt_handle.as_deref().unwrap_or_default();
                 sqs.delete_message()
                     .queue_url(&options.from)
@@ -80,17 +95,30 @@ pub(crate) async fn run(options: &Options) -> Result<usize, String> {
             }
         }
     }
-    // A dry run hid what it listed for the visibility timeout: show it again.
-    for receipt in listed {
-        sqs.change_message_visibility()
-            .queue_url(&options.from)
+    Ok(moved)
+}
+
+/// Makes `messages` (listed by a dry run) visible again; a failure is a
+/// warning (they come back after the visibility timeout anyway).
+async fn show_again(sqs: &aws_sdk_sqs::Client, queue: &str, messages: &[Message]) {
+    for message in messages {
+        let Some(receipt) = message.receipt_handle.as_deref() else {
+            continue;
+        };
+        let shown = sqs
+            .change_message_visibility()
+            .queue_url(queue)
             .receipt_handle(receipt)
             .visibility_timeout(0)
             .send()
-            .await
-            .map_err(|e| format!("making a listed message visible again: {}", show(e)))?;
+            .await;
+        if let Err(e) = shown {
+            eprintln!(
+                "warning: a listed message stays hidden for the visibility timeout: {}",
+                show(e)
+            );
+        }
     }
-    Ok(moved)
 }
 
 /// Sends `message` to `to` as it was, but for our attribute and our trace
@@ -140,8 +168,10 @@ async fn send_back(
     if fifo {
         let group = system(MessageSystemAttributeName::MessageGroupId)
             .ok_or_else(|| format!("{id} has no MessageGroupId for the FIFO queue {to}"))?;
-        let dedup = system(MessageSystemAttributeName::MessageDeduplicationId)
-            .unwrap_or_else(|| id.to_owned());
+        // Not the original's id: SQS would take the send, within five
+        // minutes of the original, for a duplicate and enqueue nothing. The
+        // same id on a re-run (after a kill) keeps a redrive at most once.
+        let dedup = format!("redrive-{id}");
         send = send.message_group_id(group).message_deduplication_id(dedup);
     }
     send.send()
@@ -163,6 +193,14 @@ fn what_changes(message: &Message) -> String {
         .and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader))
         .and_then(|h| TraceHeader::parse(h).ok())
         .and_then(|h| h.lineage());
+    let envelope = message.body.as_deref().is_some_and(|b| {
+        b.trim_start().starts_with('{') && b.contains("\"MessageAttributes\"") && b.contains(KEY)
+    });
+    if envelope {
+        return "its body looks like an SNS envelope with our lineage inside: that lineage is \
+                NOT removed (a trusted topic's envelope is read again); send it by hand"
+            .to_owned();
+    }
     match (attribute, header) {
         (None, None) => "no lineage: sent as it is".to_owned(),
         (attribute, header) => format!(

@@ -78,7 +78,10 @@ impl GuardedRecord for SqsMessage {
             &self.attributes,
             &self.message_attributes,
         );
-        if let Some(body) = self.body.as_deref() {
+        // A message with our attribute was sent by a guarded producer (or
+        // delivered raw): its body is not an envelope of ours to read.
+        let attribute = crate::carrier::small_map_get(&self.message_attributes, KEY);
+        if let (Some(body), None) = (self.body.as_deref(), attribute) {
             read_sns_envelope(body, config, &mut incoming);
         }
         incoming.set_source_arn(self.event_source_arn.as_deref());
@@ -134,7 +137,7 @@ fn read_record<'a>(
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sqs);
     incoming.set_item_id(message_id);
-    if let Some(header) = attributes.get(AWS_TRACE_HEADER_ATTRIBUTE) {
+    if let Some(header) = crate::carrier::small_map_get(attributes, AWS_TRACE_HEADER_ATTRIBUTE) {
         TraceField.read(header, &mut incoming);
     }
     MessageAttribute::default().read(message_attributes, &mut incoming);
@@ -170,9 +173,9 @@ pub(crate) struct SnsEnvelopeLineage<'a> {
 }
 
 /// The `loop-guard` attribute value inside an SNS notification envelope (a
-/// JSON object with `"Type": "Notification"`, a `TopicArn` and that
-/// attribute), if `body` is one. Cheap for other bodies: no JSON parse
-/// unless the body is a JSON object that mentions the attribute name.
+/// JSON object whose first member is `"Type": "Notification"`, with a
+/// `TopicArn` and that attribute), if `body` is one. Cheap for other bodies:
+/// a look at their first bytes, no scan and no JSON parse.
 pub(crate) fn sns_envelope_lineage(body: &str) -> Option<SnsEnvelopeLineage<'_>> {
     #[derive(Deserialize)]
     struct Envelope<'a> {
@@ -194,7 +197,13 @@ pub(crate) fn sns_envelope_lineage(body: &str) -> Option<SnsEnvelopeLineage<'_>>
         value: &'a str,
     }
 
-    if !body.trim_start().starts_with('{') || !body.contains(KEY) {
+    // SNS writes `{"Type" : ...` first (spaces aside): any other body is
+    // passed over without a scan.
+    let shaped = body
+        .trim_start()
+        .strip_prefix('{')
+        .is_some_and(|rest| rest.trim_start().starts_with("\"Type\""));
+    if !shaped || !body.contains(KEY) {
         return None;
     }
     let envelope = serde_json::from_str::<Envelope<'_>>(body).ok()?;
