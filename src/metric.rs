@@ -24,8 +24,6 @@
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
-
 use crate::config::Mode;
 use crate::error::Limit;
 use crate::incoming::EventSource;
@@ -74,10 +72,70 @@ where
 }
 
 /// One EMF document: a `Count` metric of 1 with dimension `FunctionName`,
-/// plus properties. The one place EMF lines are built.
+/// plus properties. The one place EMF lines are built: written straight as
+/// JSON text (no intermediate document), so a batch of looping records
+/// costs little more than a clean one.
 #[derive(Debug)]
 pub(crate) struct EmfLine {
-    doc: serde_json::Map<String, Value>,
+    /// The document so far, without its closing brace.
+    text: String,
+}
+
+/// A property value of an [`EmfLine`]: a JSON string or number.
+pub(crate) trait EmfValue {
+    /// Appends the value as JSON.
+    fn write_json(&self, out: &mut String);
+}
+
+impl EmfValue for &str {
+    fn write_json(&self, out: &mut String) {
+        json_string(self, out);
+    }
+}
+
+impl EmfValue for String {
+    fn write_json(&self, out: &mut String) {
+        json_string(self, out);
+    }
+}
+
+macro_rules! emf_numbers {
+    ($($ty:ty),*) => {$(
+        impl EmfValue for $ty {
+            fn write_json(&self, out: &mut String) {
+                push_digits(out, u64::from(*self), 1);
+            }
+        }
+    )*};
+}
+emf_numbers!(u16, u32, u64);
+
+/// Appends `n` in decimal, zero-padded to `width` digits (no formatting
+/// machinery: a drop line has a dozen numbers).
+fn push_digits(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while n > 0 || start == digits.len() {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    start = start.min(digits.len().saturating_sub(width));
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
+/// `value` as a JSON string: copied between quotes when nothing needs
+/// escaping (the usual case), escaped by serde_json otherwise.
+fn json_string(value: &str, out: &mut String) {
+    let plain = value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else if let Ok(escaped) = serde_json::to_string(value) {
+        out.push_str(&escaped);
+    }
 }
 
 impl EmfLine {
@@ -92,35 +150,39 @@ impl EmfLine {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or_default();
-        let mut doc = serde_json::Map::new();
-        doc.insert(
-            "_aws".to_owned(),
-            json!({
-                "Timestamp": millis,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": [{ "Name": metric, "Unit": "Count" }],
-                }],
-            }),
-        );
+        let mut text = String::with_capacity(768);
+        text.push_str(r#"{"_aws":{"Timestamp":"#);
+        push_digits(&mut text, millis, 1);
+        text.push_str(r#","CloudWatchMetrics":[{"Namespace":"#);
+        json_string(namespace, &mut text);
+        text.push_str(r#","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"#);
+        json_string(metric, &mut text);
+        text.push_str(r#","Unit":"Count"}]}]}"#);
         // Lambda's JSON log-level filtering keeps a line by its `level`, and
         // reads a line without a valid `timestamp` as INFO.
-        doc.insert("timestamp".to_owned(), json!(rfc3339(millis)));
-        doc.insert("level".to_owned(), json!("WARN"));
-        doc.insert("FunctionName".to_owned(), json!(function_name));
-        doc.insert(metric.to_owned(), json!(1));
-        EmfLine { doc }
+        text.push_str(r#","timestamp":""#);
+        write_rfc3339(millis, &mut text);
+        text.push_str(r#"","level":"WARN","FunctionName":"#);
+        json_string(function_name, &mut text);
+        text.push(',');
+        json_string(metric, &mut text);
+        text.push_str(":1");
+        EmfLine { text }
     }
 
-    /// Adds a property (searchable in CloudWatch Logs Insights).
-    pub(crate) fn property(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.doc.insert(key.to_owned(), value.into());
+    /// Adds a property (searchable in CloudWatch Logs Insights). Each key
+    /// once.
+    pub(crate) fn property(mut self, key: &'static str, value: impl EmfValue) -> Self {
+        // Keys are this crate's own names: no escaping needed.
+        self.text.push_str(",\"");
+        self.text.push_str(key);
+        self.text.push_str("\":");
+        value.write_json(&mut self.text);
         self
     }
 
     /// Adds a property when there is a value.
-    pub(crate) fn property_if(self, key: &str, value: Option<&str>) -> Self {
+    pub(crate) fn property_if(self, key: &'static str, value: Option<&str>) -> Self {
         match value {
             Some(value) => self.property(key, value),
             None => self,
@@ -128,21 +190,22 @@ impl EmfLine {
     }
 
     /// Writes the line to `sink`.
-    pub(crate) fn write_to(&self, sink: &dyn MetricSink) {
-        sink.write_line(&self.to_string());
+    pub(crate) fn write_to(mut self, sink: &dyn MetricSink) {
+        self.text.push('}');
+        sink.write_line(&self.text);
     }
 }
 
 impl std::fmt::Display for EmfLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = serde_json::to_string(&self.doc).map_err(|_| std::fmt::Error)?;
-        f.write_str(&text)
+        f.write_str(&self.text)?;
+        f.write_str("}")
     }
 }
 
-/// `millis` since the epoch as RFC 3339 UTC with milliseconds
+/// Appends `millis` since the epoch as RFC 3339 UTC with milliseconds
 /// (`2026-12-01T14:30:21.123Z`).
-fn rfc3339(millis: u64) -> String {
+fn write_rfc3339(millis: u64, out: &mut String) {
     let (days, ms) = (millis / 86_400_000, millis % 86_400_000);
     // Howard Hinnant's civil_from_days.
     let z = days as i64 + 719_468;
@@ -160,7 +223,19 @@ fn rfc3339(millis: u64) -> String {
         ms / 1_000 % 60,
         ms % 1_000,
     );
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{f:03}Z")
+    let fields = [
+        (year.max(0) as u64, 4, '-'),
+        (month as u64, 2, '-'),
+        (day as u64, 2, 'T'),
+        (h, 2, ':'),
+        (m, 2, ':'),
+        (s, 2, '.'),
+        (f, 3, 'Z'),
+    ];
+    for (n, width, after) in fields {
+        push_digits(out, n, width);
+        out.push(after);
+    }
 }
 
 /// One drop (or, in `observe` mode, one would-be drop): what the EMF line,
@@ -228,7 +303,7 @@ impl DropEvent<'_> {
         .property("MaxDepth", self.max_depth)
         .property("Hops", self.hops)
         .property("MaxHops", self.max_hops)
-        .property("Lineage", self.lineage.to_string())
+        .property("Lineage", self.lineage.encode().as_str())
         .property_if("ChainRoot", self.chain_root)
         .property("RequestId", self.request_id)
         .property_if("MessageId", self.message_id)
@@ -266,6 +341,7 @@ pub type DropHook = std::sync::Arc<dyn Fn(&DropEvent<'_>) + Send + Sync>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
     use std::time::Duration;
 
     static LINEAGE: std::sync::LazyLock<Lineage> = std::sync::LazyLock::new(|| {
@@ -373,10 +449,39 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
+        let rfc3339 = |ms| {
+            let mut out = String::new();
+            write_rfc3339(ms, &mut out);
+            out
+        };
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(rfc3339(1_796_133_209_828), "2026-12-01T13:53:29.828Z");
         assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn digits_are_written_padded() {
+        let digits = |n, width| {
+            let mut out = String::new();
+            push_digits(&mut out, n, width);
+            out
+        };
+        assert_eq!(digits(0, 1), "0");
+        assert_eq!(digits(7, 3), "007");
+        assert_eq!(digits(1234, 2), "1234");
+        assert_eq!(digits(u64::MAX, 1), u64::MAX.to_string());
+    }
+
+    #[test]
+    fn strings_that_need_escaping_are_escaped() {
+        let line = EmfLine::count("N\"s", "M", "f\\n\n", UNIX_EPOCH)
+            .property("K", "a\"b")
+            .to_string();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["FunctionName"], "f\\n\n");
+        assert_eq!(v["K"], "a\"b");
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Namespace"], "N\"s");
     }
 
     #[test]
