@@ -93,6 +93,17 @@ fn sqs_record(id: &str, lineage: Option<Lineage>) -> SqsMessage {
     m
 }
 
+/// `a` looping, a looping record without a message id, and a fresh `b`.
+fn looping_batch_with_an_anonymous_record() -> SqsEvent {
+    let mut anonymous = sqs_record("x", Some(ran(5)));
+    anonymous.message_id = None;
+    sqs_event(vec![
+        sqs_record("a", Some(ran(7))),
+        anonymous,
+        sqs_record("b", None),
+    ])
+}
+
 fn sqs_event(records: Vec<SqsMessage>) -> SqsEvent {
     let mut e = SqsEvent::default();
     e.records = records;
@@ -954,13 +965,7 @@ mod count_correctness {
         let lines = Lines::default();
         let seen: Seen = Default::default();
         let svc = layer(Mode::Terminate, 3, &lines).layer(recording_batch_handler(&seen));
-        let mut anonymous = sqs_record("x", Some(ran(5)));
-        anonymous.message_id = None;
-        let event = sqs_event(vec![
-            sqs_record("a", Some(ran(7))),
-            anonymous,
-            sqs_record("b", None),
-        ]);
+        let event = looping_batch_with_an_anonymous_record();
         let err = svc
             .oneshot(LambdaEvent::new(event, context_with(None)))
             .await
@@ -1279,13 +1284,7 @@ mod count_correctness {
         let svc = layer(Mode::Terminate, 3, &lines)
             .batch_drop_policy(BatchDropPolicy::DiscardLoopingRecords)
             .layer(recording_batch_handler(&seen));
-        let mut anonymous = sqs_record("x", Some(ran(5)));
-        anonymous.message_id = None;
-        let event = sqs_event(vec![
-            sqs_record("a", Some(ran(7))),
-            anonymous,
-            sqs_record("b", None),
-        ]);
+        let event = looping_batch_with_an_anonymous_record();
         let resp = svc
             .oneshot(LambdaEvent::new(event, context_with(None)))
             .await
