@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per operation of the guard's hot paths, counted by valgrind's
 callgrind (exact and repeatable, unlike wall time). Each case of
-examples/instruction_probe.rs runs with a low and a high iteration count;
+probe/src/main.rs runs with a low and a high iteration count;
 the difference divided by the difference of the counts is the cost of one
 iteration, setup excluded.
 

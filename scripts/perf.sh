@@ -24,5 +24,5 @@ cargo build --release --all-features --example cold_start_bare --example cold_st
 RUNS="${RUNS:-200}" python3 scripts/cold_start.py target/release/examples | tee "$out/cold_start.md"
 
 echo "== instruction counts (valgrind callgrind)"
-cargo build --release --all-features --example instruction_probe
-python3 scripts/instructions.py target/release/examples/instruction_probe | tee "$out/instructions.md"
+cargo build --release --manifest-path probe/Cargo.toml --target-dir target/probe-gate
+python3 scripts/instructions.py target/probe-gate/release/lambda-loop-guard-probe | tee "$out/instructions.md"

@@ -3,10 +3,10 @@
 //! different N and divides the difference, so setup cancels out).
 //!
 //! ```text
-//! cargo run --release --all-features --example instruction_probe -- header_150 1000
+//! cargo run --release --manifest-path probe/Cargo.toml -- header_150 1000
 //! ```
 
-#[path = "../tests/support/fixtures.rs"]
+#[path = "../../tests/support/fixtures.rs"]
 mod fixtures;
 
 use std::hint::black_box;
