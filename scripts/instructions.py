@@ -51,10 +51,14 @@ bare, guarded = per_iteration("direct_bare", 200, 1200), per_iteration("direct_g
 rows.append(("direct invocation, per invocation: added by the guard", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", 3_500))
 value, context = added_per_record("sqs100", 100)
 rows.append(("SQS batch of 100, per record: added by the guard", value, context, 1_700))
+value, context = added_per_record("aws10", 10, 200, 1200)
+rows.append(("AWS-shaped SQS records (batch 10), per record: added, invocation share included", value, context, None))
 value, context = added_per_record("aws100", 100)
 rows.append(("AWS-shaped SQS records (batch 100), per record: added", value, context, 1_400))
 value, context = added_per_record("aws100_4k", 100)
 rows.append(("AWS-shaped records with a 4 KB JSON body, per record: added", value, context, 1_400))
+bare, guarded = per_iteration("hooks_bare", 200, 1200), per_iteration("hooks_guarded", 200, 1200)
+rows.append(("interceptor hooks on one SendMessage, per call", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", None))
 clean = per_iteration("clean1000_guarded", 2, 12) / 1000
 looping = per_iteration("looping1000_guarded", 2, 12) / 1000
 rows.append(("1,000 records, all looping, per record (guarded)", looping, f"all clean: {clean:,.0f}; ratio {looping / clean:.2f}", 2 * clean))

@@ -7,10 +7,11 @@
 //!
 //! [`Carrier`]: crate::Carrier
 
+use std::cell::RefCell;
 use std::fmt;
 
 use crate::excerpt;
-use crate::lineage::Lineage;
+use crate::lineage::{Lineage, MAX_ENCODED_LEN};
 
 /// Where an invocation or record came from (the metric's `Source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +58,37 @@ impl EventSource {
 impl fmt::Display for EventSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
+    }
+}
+
+/// Where a [`GuardedEvent`](crate::GuardedEvent) hands its units, in order.
+/// The guard decides on each unit as it arrives, so a batch of any size is
+/// read without a buffer of its units.
+pub struct Units<'a, 's> {
+    sink: &'s mut dyn FnMut(Incoming<'a>),
+}
+
+impl<'a, 's> Units<'a, 's> {
+    /// Units handed to `sink`, one call per unit.
+    pub fn new(sink: &'s mut dyn FnMut(Incoming<'a>)) -> Self {
+        Units { sink }
+    }
+
+    /// Hands over the next unit.
+    pub fn push(&mut self, unit: Incoming<'a>) {
+        (self.sink)(unit);
+    }
+}
+
+impl<'a> Extend<Incoming<'a>> for Units<'a, '_> {
+    fn extend<I: IntoIterator<Item = Incoming<'a>>>(&mut self, units: I) {
+        units.into_iter().for_each(|unit| self.push(unit));
+    }
+}
+
+impl fmt::Debug for Units<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Units").finish_non_exhaustive()
     }
 }
 
@@ -190,13 +222,60 @@ impl<'a> Incoming<'a> {
 /// Decodes a lineage value read from `carrier`, logging (at `warn`) and
 /// returning `None` when it is malformed.
 pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineage> {
+    if let Some(lineage) = last_decoded(value) {
+        return Some(lineage);
+    }
     match Lineage::decode(value) {
-        Ok(lineage) => Some(lineage),
+        Ok(lineage) => {
+            remember_decoded(value, &lineage);
+            Some(lineage)
+        }
         Err(error) => {
             tracing::warn!(%error, carrier, value = %excerpt::head(value), "ignoring malformed loop guard lineage");
             None
         }
     }
+}
+
+/// The last lineage text this thread decoded, and its lineage. The records
+/// of one batch usually carry the same text (one producer run stamped them
+/// all), so a batch decodes it once: a hit costs a length test and a
+/// comparison of at most [`MAX_ENCODED_LEN`] bytes, a fraction of a decode.
+/// Decoding is a pure function of the text, so the memo cannot change a
+/// result; it holds no heap memory.
+struct LastDecoded {
+    text: [u8; MAX_ENCODED_LEN],
+    len: usize,
+    lineage: Lineage,
+}
+
+thread_local! {
+    static LAST_DECODED: RefCell<LastDecoded> = const {
+        RefCell::new(LastDecoded {
+            text: [0; MAX_ENCODED_LEN],
+            len: 0,
+            lineage: Lineage::new(),
+        })
+    };
+}
+
+fn last_decoded(value: &str) -> Option<Lineage> {
+    LAST_DECODED.with(|memo| {
+        let memo = memo.borrow();
+        (memo.len != 0 && memo.text[..memo.len] == *value.as_bytes()).then_some(memo.lineage)
+    })
+}
+
+fn remember_decoded(value: &str, lineage: &Lineage) {
+    if value.is_empty() || value.len() > MAX_ENCODED_LEN {
+        return;
+    }
+    LAST_DECODED.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        memo.text[..value.len()].copy_from_slice(value.as_bytes());
+        memo.len = value.len();
+        memo.lineage = *lineage;
+    });
 }
 
 #[cfg(test)]
@@ -218,5 +297,27 @@ mod tests {
         assert_eq!(l.count(FunctionId::from_u32(2)), 1);
         assert_eq!(l.hops(), 5);
         assert_eq!(incoming.chain_root(), Some("1-a"));
+    }
+
+    #[test]
+    fn the_decode_memo_never_changes_a_result() {
+        let texts = [
+            "v1.3.00000001-3.00000002-1",
+            "v1.3.00000001-3.00000002-2",
+            "v1.3.00000001-3",
+            "v1.3.00000001-3.00000002-1",
+            "v1.3.00000001-3.00000002-1",
+            "garbage",
+            "v1.3.00000001-3.00000002-1",
+            "",
+            "v1.9.00000001-3.00000002-1",
+        ];
+        for text in texts.iter().chain(texts.iter().rev()) {
+            assert_eq!(
+                decode_logged(text, "test"),
+                Lineage::decode(text).ok(),
+                "{text}"
+            );
+        }
     }
 }

@@ -153,7 +153,7 @@ pub use crate::carrier::Carrier;
 pub use crate::chain::Chain;
 pub use crate::config::{ConfigError, LoopGuardConfig, LoopGuardConfigBuilder, Mode};
 pub use crate::error::{LoopGuardError, RecursiveInvocationError};
-pub use crate::incoming::{EventSource, Incoming};
+pub use crate::incoming::{EventSource, Incoming, Units};
 #[cfg(feature = "interceptor")]
 pub use crate::interceptor::LoopGuardInterceptor;
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
@@ -162,7 +162,9 @@ pub use crate::lineage::{FunctionId, Lineage};
 pub use crate::run::run_concurrent;
 pub use crate::run::{run, run_with};
 pub use crate::source::async_payload::AsyncPayloadLayer;
-pub use crate::source::{for_record, Batch, GuardedEvent, GuardedRecord, GuardedResponse};
+pub use crate::source::{
+    for_record, read_units, Batch, GuardedEvent, GuardedRecord, GuardedResponse,
+};
 
 /// The user guide's examples, compiled and run as doctests.
 #[cfg(doctest)]

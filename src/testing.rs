@@ -215,7 +215,6 @@ impl MetricSink for CapturedMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::GuardedEvent;
 
     #[test]
     fn events_carry_the_lineage_they_were_built_with() {
@@ -223,26 +222,22 @@ mod tests {
         let me = FunctionId::from_identity("orders");
         let ctx = context();
         let sqs = sqs_event(vec![sqs_message("a", Some(&deep)), sqs_message("b", None)]);
-        let mut units = Vec::new();
-        sqs.read_incoming(&ctx, &config("orders", 5), &mut units);
+        let units = crate::source::read_units(&sqs, &ctx, &config("orders", 5));
         assert_eq!(units[0].lineage().count(me), 4);
         assert!(units[1].lineage().is_empty());
         let sns = sns_event(Some(&deep));
-        let mut units = Vec::new();
-        sns.read_incoming(&ctx, &config("orders", 5), &mut units);
+        let units = crate::source::read_units(&sns, &ctx, &config("orders", 5));
         assert_eq!(units[0].lineage().count(me), 4);
         let direct = serde_json::json!({});
         let ctx = context_with(&deep);
-        let mut units = Vec::new();
-        direct.read_incoming(&ctx, &config("orders", 5), &mut units);
+        let units = crate::source::read_units(&direct, &ctx, &config("orders", 5));
         assert_eq!(units[0].lineage().count(me), 4);
         #[cfg(feature = "dynamodb")]
         {
             let mut stream = aws_lambda_events::event::dynamodb::Event::default();
             stream.records = vec![dynamodb_record("100", Some(&deep))];
             let ctx = context();
-            let mut units = Vec::new();
-            stream.read_incoming(&ctx, &config("orders", 5), &mut units);
+            let units = crate::source::read_units(&stream, &ctx, &config("orders", 5));
             assert_eq!(units[0].lineage().count(me), 4);
             assert_eq!(units[0].item_id(), Some("100"));
         }

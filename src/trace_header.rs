@@ -132,22 +132,36 @@ impl<'a> TraceHeader<'a> {
     /// [`loop_guard_values`](Self::loop_guard_values), without visiting the
     /// other fields.
     pub(crate) fn each_loop_guard_value(&self, mut on_value: impl FnMut(&'a str)) {
-        // Headers are short: a SIMD scan for the first byte, then a prefix
-        // test, costs less than setting up a substring search.
+        let raw = self.raw;
+        self.each_loop_guard_segment(|segment| {
+            if let Some(value) = value_of(raw[segment].trim_ascii_start(), LOOP_GUARD_FIELD) {
+                on_value(value);
+            }
+        });
+    }
+
+    /// Calls `on_segment` with the byte range of each of our field's
+    /// segments, in order, from the start of the segment (after the `;`,
+    /// leading spaces included) to its separator. Headers are short: a SIMD
+    /// scan for the first byte of the name, then a prefix test, costs less
+    /// than setting up a substring search.
+    #[inline]
+    fn each_loop_guard_segment(&self, mut on_segment: impl FnMut(std::ops::Range<usize>)) {
         let raw = self.raw;
         let bytes = raw.as_bytes();
         let field = LOOP_GUARD_FIELD.as_bytes();
-        let hits =
-            memchr::memchr_iter(field[0], bytes).filter(|&at| bytes[at..].starts_with(field));
-        for at in hits {
+        for at in memchr::memchr_iter(field[0], bytes) {
+            if !bytes[at..].starts_with(field) {
+                continue;
+            }
             // Our field starts a segment: only spaces since the last `;`.
             let before = raw[..at].trim_ascii_end();
             if !(before.is_empty() || before.ends_with(';')) {
                 continue;
             }
             let end = at + next_separator(&bytes[at..]);
-            if let Some(value) = value_of(&raw[at..end], LOOP_GUARD_FIELD) {
-                on_value(value);
+            if value_of(&raw[at..end], LOOP_GUARD_FIELD).is_some() {
+                on_segment(before.len()..end);
             }
         }
     }
@@ -179,32 +193,32 @@ impl<'a> TraceHeader<'a> {
     /// the field is appended (after a `;`, unless the header is empty or
     /// already ends with one).
     pub fn write_with_lineage(&self, lineage: &Lineage, out: &mut String) {
-        out.clear();
-        out.reserve(self.raw.len() + LOOP_GUARD_FIELD.len() + 2 + 64);
         let encoded = lineage.encode();
+        let raw = self.raw;
+        out.clear();
+        // Room for the longest result: a header that ends without a
+        // separator, plus `;LoopGuard=<value>` (one allocation, and a
+        // string that becomes a header value without a copy to shrink it).
+        out.reserve_exact(raw.len() + 1 + LOOP_GUARD_FIELD.len() + 1 + encoded.as_str().len());
+        // The bytes up to `copied` are written (or dropped) already.
+        let mut copied = 0;
         let mut replaced = false;
-        let mut first = true;
-        for segment in segments(self.raw) {
-            if is_loop_guard_segment(segment) {
-                if replaced {
-                    continue;
-                }
-                replaced = true;
-                if !first {
-                    out.push(';');
-                }
-                // The key as written (`LoopGuard`, maybe with spaces), then ours.
-                let key_end = segment.find('=').map_or(segment.len(), |i| i + 1);
-                out.push_str(&segment[..key_end]);
-                out.push_str(encoded.as_str());
+        self.each_loop_guard_segment(|segment| {
+            if replaced {
+                // A later field of ours goes, with the `;` before it.
+                out.push_str(&raw[copied..segment.start - 1]);
             } else {
-                if !first {
-                    out.push(';');
-                }
-                out.push_str(segment);
+                // The key as written (`LoopGuard`, maybe with spaces), then ours.
+                let key_end = raw[segment.clone()]
+                    .find('=')
+                    .map_or(segment.end, |i| segment.start + i + 1);
+                out.push_str(&raw[copied..key_end]);
+                out.push_str(encoded.as_str());
+                replaced = true;
             }
-            first = false;
-        }
+            copied = segment.end;
+        });
+        out.push_str(&raw[copied..]);
         if !replaced {
             if !out.is_empty() && !out.ends_with(';') {
                 out.push(';');
@@ -356,6 +370,44 @@ mod tests {
 
     fn lineage() -> Lineage {
         Lineage::new().record_run(FunctionId::from_u32(0xabcdef01))
+    }
+
+    /// The stamping rule written as a walk over every segment: the
+    /// reference the scan in `write_with_lineage` must match.
+    fn stamped_by_field_walk(raw: &str, lineage: &Lineage) -> String {
+        let encoded = lineage.to_string();
+        let mut out = String::new();
+        let mut replaced = false;
+        let mut first = true;
+        for segment in segments(raw) {
+            if is_loop_guard_segment(segment) {
+                if replaced {
+                    continue;
+                }
+                replaced = true;
+                if !first {
+                    out.push(';');
+                }
+                let key_end = segment.find('=').map_or(segment.len(), |i| i + 1);
+                out.push_str(&segment[..key_end]);
+                out.push_str(&encoded);
+            } else {
+                if !first {
+                    out.push(';');
+                }
+                out.push_str(segment);
+            }
+            first = false;
+        }
+        if !replaced {
+            if !out.is_empty() && !out.ends_with(';') {
+                out.push(';');
+            }
+            out.push_str(LOOP_GUARD_FIELD);
+            out.push('=');
+            out.push_str(&encoded);
+        }
+        out
     }
 
     /// (input, root, parent, sampled, Lambda's Lineage, expected output after stamping)
@@ -545,6 +597,24 @@ mod tests {
             h.each_loop_guard_value(|v| fast.push(v));
             let by_fields: Vec<&str> = h.loop_guard_values().collect();
             prop_assert_eq!(fast, by_fields, "{:?}", raw);
+        }
+
+        #[test]
+        fn stamping_by_scan_writes_what_the_field_walk_writes(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    "[ ]{0,2}LoopGuard[ ]{0,2}=[ ]{0,2}[a-z0-9.-]{0,12}",
+                    "[A-Za-z]{0,10}=[a-zA-Z0-9 =-]{0,12}",
+                    "x?LoopGuard[=a-z]{0,6}",
+                    "[ ;=]{0,3}",
+                ],
+                0..8,
+            )
+        ) {
+            let raw = parts.join(";");
+            let mut fast = String::new();
+            TraceHeader::parse(&raw).unwrap().write_with_lineage(&lineage(), &mut fast);
+            prop_assert_eq!(fast, stamped_by_field_walk(&raw, &lineage()), "{:?}", raw);
         }
 
         #[test]

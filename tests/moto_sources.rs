@@ -25,9 +25,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodbstreams::types::AttributeValue as StreamValue;
 use lambda_loop_guard::chain::Chain;
-use lambda_loop_guard::{
-    FunctionId, GuardedEvent, Incoming, Lineage, LoopGuardError, LoopGuardInterceptor,
-};
+use lambda_loop_guard::{FunctionId, GuardedEvent, Lineage, LoopGuardError, LoopGuardInterceptor};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use support::setup::{create_streamed_table, guard};
@@ -53,8 +51,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 fn counts<E: GuardedEvent>(event: &E, me: FunctionId) -> Vec<u16> {
     let ctx = Context::default();
-    let mut out: Vec<Incoming<'_>> = Vec::new();
-    event.read_incoming(&ctx, &test_config(), &mut out);
+    let out = lambda_loop_guard::read_units(event, &ctx, &test_config());
     out.iter().map(|i| i.lineage().count(me)).collect()
 }
 
@@ -561,8 +558,7 @@ async fn eventbridge_events_carry_the_chain_to_their_targets() {
     }
     let typed: EventBridgeEvent<Order> = serde_json::from_value(cleaned).unwrap();
     assert_eq!(typed.detail.order, 7);
-    let mut units = Vec::new();
-    typed.read_incoming(&seen.1, &test_config(), &mut units);
+    let units = lambda_loop_guard::read_units(&typed, &seen.1, &test_config());
     assert_eq!(units[0].lineage().count(me), 2);
 }
 

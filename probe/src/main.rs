@@ -8,6 +8,7 @@
 
 #[path = "../../tests/support/fixtures.rs"]
 mod fixtures;
+mod hooks;
 
 use std::hint::black_box;
 
@@ -85,8 +86,14 @@ fn main() {
             drop(rt.block_on(batch.oneshot(event)))
         }
     };
+    let hooks = hooks::Hooks::new(TYPICAL);
+    let aws_10 = aws_shaped_sqs_event(10, "{\"order\":1}", &probe_at(2));
     for _ in 0..n {
         match case.as_str() {
+            "hooks_bare" => hooks.run(false),
+            "hooks_guarded" => hooks.run(true),
+            "aws10_bare" => run_batch(false, &aws_10),
+            "aws10_guarded" => run_batch(true, &aws_10),
             "header_150" => drop(black_box(
                 TraceHeader::parse(black_box(TYPICAL))
                     .unwrap()

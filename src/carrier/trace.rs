@@ -29,17 +29,11 @@ impl TraceField {
             Err(error) => tracing::warn!(%error, "ignoring oversized trace header"),
         }
     }
-}
 
-impl Carrier<String> for TraceField {
-    fn read<'a>(&self, header: &'a String, incoming: &mut Incoming<'a>) {
-        self.read_header(header, incoming);
-    }
-
-    /// Refuses ([`StampError::Invalid`], the header unchanged) a header
-    /// that is, or would become, longer than the next hop reads
-    /// ([`MAX_TRACE_HEADER_LEN`]).
-    fn write(&self, header: &mut String, lineage: &Lineage) -> Result<(), StampError> {
+    /// `header` with our field set to `lineage`, in a string of its own
+    /// (what [`Carrier::write`] stores, without copying `header` first);
+    /// the same refusals.
+    pub(crate) fn stamped(&self, header: &str, lineage: &Lineage) -> Result<String, StampError> {
         let stamped = TraceHeader::parse(header)
             .map_err(|error| StampError::Invalid {
                 reason: error.to_string(),
@@ -53,7 +47,20 @@ impl Carrier<String> for TraceField {
                 ),
             });
         }
-        *header = stamped;
+        Ok(stamped)
+    }
+}
+
+impl Carrier<String> for TraceField {
+    fn read<'a>(&self, header: &'a String, incoming: &mut Incoming<'a>) {
+        self.read_header(header, incoming);
+    }
+
+    /// Refuses ([`StampError::Invalid`], the header unchanged) a header
+    /// that is, or would become, longer than the next hop reads
+    /// ([`MAX_TRACE_HEADER_LEN`]).
+    fn write(&self, header: &mut String, lineage: &Lineage) -> Result<(), StampError> {
+        *header = self.stamped(header, lineage)?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@ use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LoopGuardConfig;
-use crate::incoming::Incoming;
+use crate::incoming::{Incoming, Units};
 use crate::source::GuardedEvent;
 
 /// Key of the continuation metadata in the payload.
@@ -71,7 +71,7 @@ impl<S> GuardedEvent for ContinuationEvent<S> {
         &'a self,
         context: &'a Context,
         _config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         out.push(self.meta.read_incoming(context));
     }

@@ -55,14 +55,14 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
 };
-use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::{dyn_dispatch_hint, Intercept};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Headers;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use std::sync::Arc;
 
-use crate::carrier::{Carrier, TraceField};
+use crate::carrier::TraceField;
 use crate::chain::Chain;
 use crate::source::{clear_sdk_input, stamp_sdk_input, StampOptions};
 use crate::trace_header::TRACE_ID_HEADER;
@@ -186,6 +186,10 @@ impl LoopGuardInterceptor {
     }
 }
 
+// The hint tells the SDK which two hooks this interceptor implements: it then
+// skips the other hook points for it (each costs a dynamic call and a
+// configuration lookup per SDK call), as the SDK's own interceptors do.
+#[dyn_dispatch_hint]
 impl Intercept for LoopGuardInterceptor {
     fn name(&self) -> &'static str {
         "LoopGuardInterceptor"
@@ -230,15 +234,17 @@ impl Intercept for LoopGuardInterceptor {
 /// the request, else from the invocation's incoming trace header.
 fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
     let existing = headers.get(TRACE_ID_HEADER);
-    let mut stamped = existing
-        .or(chain.incoming_trace_header())
-        .unwrap_or("")
-        .to_owned();
-    if let Err(error) = TraceField.write(&mut stamped, chain.lineage()) {
-        tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
-        return;
-    }
-    if let Err(error) = headers.try_insert(TRACE_ID_HEADER, stamped) {
+    let source = existing.or(chain.incoming_trace_header()).unwrap_or("");
+    let stamped = match TraceField.stamped(source, chain.lineage()) {
+        Ok(stamped) => stamped,
+        Err(error) => {
+            tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
+            return;
+        }
+    };
+    // A header name the SDK takes as is, not parsed again on every call.
+    const NAME: http::HeaderName = http::HeaderName::from_static(TRACE_ID_HEADER);
+    if let Err(error) = headers.try_insert(NAME, stamped) {
         tracing::warn!(%error, "x-amzn-trace-id left as is: the stamped value is not a valid header");
     }
 }

@@ -10,7 +10,7 @@ use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::{Limit, RecursiveInvocationError};
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::lineage::Lineage;
 use crate::metric::DropEvent;
 use crate::source::{Batch, GuardedEvent};
@@ -54,41 +54,68 @@ pub(super) fn inspect<T: GuardedEvent>(
     context: &Context,
     reports_failures: bool,
 ) -> Verdict {
-    let config = &shared.config;
-    let mode = config.mode();
-    let per_record = payload.batch().drops_per_record();
-    let cut_at_first_drop = reports_failures && payload.batch() == Batch::Ordered;
+    let batch = payload.batch();
+    let mut inspection = Inspection {
+        shared,
+        context,
+        per_record: batch.drops_per_record(),
+        cut_at_first_drop: reports_failures && batch == Batch::Ordered,
+        units: 0,
+        merged: Lineage::new(),
+        runner_source: None,
+        dropped: Vec::new(),
+        error: None,
+    };
+    // Each unit is decided as the event hands it over: no buffer of units.
+    payload.read_incoming(
+        context,
+        &shared.config,
+        &mut Units::new(&mut |unit| inspection.unit(unit)),
+    );
+    inspection.finish()
+}
 
-    let mut units: Vec<Incoming<'_>> = Vec::new();
-    payload.read_incoming(context, config, &mut units);
-
-    let mut merged = Lineage::new();
+/// The decision so far, unit by unit.
+struct Inspection<'s, 'a> {
+    shared: &'s Shared,
+    context: &'a Context,
+    per_record: bool,
+    cut_at_first_drop: bool,
+    units: usize,
+    merged: Lineage,
     // The source this invocation's runs count under: the units of one
     // invocation come from one event source (a mixed custom batch counts
     // under its first counted unit's).
-    let mut runner_source = None;
-    let mut dropped = Vec::new();
-    let mut error = None;
-    for (index, unit) in units.iter().enumerate() {
-        if cut_at_first_drop && error.is_some() {
-            dropped.push(DroppedUnit {
+    runner_source: Option<Option<&'a str>>,
+    dropped: Vec<DroppedUnit>,
+    error: Option<RecursiveInvocationError>,
+}
+
+impl<'a> Inspection<'_, 'a> {
+    fn unit(&mut self, unit: Incoming<'a>) {
+        let index = self.units;
+        self.units += 1;
+        let config = &self.shared.config;
+        let mode = config.mode();
+        if self.cut_at_first_drop && self.error.is_some() {
+            self.dropped.push(DroppedUnit {
                 index,
                 item_id: unit.item_id().map(str::to_owned),
                 unchanged: false,
             });
-            continue;
+            return;
         }
-        if unit.is_unchanged() && per_record {
+        if unit.is_unchanged() && self.per_record {
             tracing::debug!(
                 item = unit.item_id().unwrap_or(""),
                 "a write that changed nothing but the loop guard stamp: not passed to the handler"
             );
-            dropped.push(DroppedUnit {
+            self.dropped.push(DroppedUnit {
                 index,
                 item_id: None,
                 unchanged: true,
             });
-            continue;
+            return;
         }
         if unit.source() == EventSource::Http && !config.trust_http() {
             if !unit.lineage().is_empty() {
@@ -96,10 +123,10 @@ pub(super) fn inspect<T: GuardedEvent>(
                     "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
                 );
             }
-            continue;
+            return;
         }
         let (me, max_depth) = config.limit_for(unit.source_arn());
-        runner_source.get_or_insert(unit.source_arn());
+        self.runner_source.get_or_insert(unit.source_arn());
         let over = Over {
             depth: u32::from(unit.lineage().count(me)) + 1,
             max_depth,
@@ -111,20 +138,27 @@ pub(super) fn inspect<T: GuardedEvent>(
             // A batch record's chain is not the invocation's (the context
             // holds the event source mapping's own trace): no fallback.
             let chain_root = unit.chain_root().or_else(|| {
-                (!per_record)
-                    .then_some(context.xray_trace_id.as_deref())
+                (!self.per_record)
+                    .then_some(self.context.xray_trace_id.as_deref())
                     .flatten()
                     .and_then(|h| TraceHeader::parse(h).ok())
                     .and_then(|h| h.root())
             });
-            report(shared, unit, limit, &over, chain_root, &context.request_id);
+            report(
+                self.shared,
+                &unit,
+                limit,
+                &over,
+                chain_root,
+                &self.context.request_id,
+            );
             if mode == Mode::Terminate {
-                dropped.push(DroppedUnit {
+                self.dropped.push(DroppedUnit {
                     index,
                     item_id: unit.item_id().map(str::to_owned),
                     unchanged: false,
                 });
-                error.get_or_insert_with(|| RecursiveInvocationError {
+                self.error.get_or_insert_with(|| RecursiveInvocationError {
                     function_name: config.function_name().to_owned(),
                     limit,
                     depth: over.depth,
@@ -135,34 +169,38 @@ pub(super) fn inspect<T: GuardedEvent>(
                     source_arn: unit.source_arn().map(str::to_owned),
                     chain_root: chain_root.map(str::to_owned),
                 });
-                continue;
+                return;
             }
         }
-        merged.merge(unit.lineage());
+        self.merged.merge(unit.lineage());
     }
 
-    if cut_at_first_drop {
-        let looping = error.as_ref().map_or(0, |_| 1);
-        let after = dropped
-            .iter()
-            .filter(|d| !d.unchanged)
-            .count()
-            .saturating_sub(looping);
-        if after > 0 {
-            tracing::info!(
-                records = after,
-                "ordered batch cut at its first looping record: the later ones are reported \
-                 for retry, in order, not run"
-            );
+    fn finish(self) -> Verdict {
+        let config = &self.shared.config;
+        if self.cut_at_first_drop {
+            let looping = self.error.as_ref().map_or(0, |_| 1);
+            let after = self
+                .dropped
+                .iter()
+                .filter(|d| !d.unchanged)
+                .count()
+                .saturating_sub(looping);
+            if after > 0 {
+                tracing::info!(
+                    records = after,
+                    "ordered batch cut at its first looping record: the later ones are reported \
+                     for retry, in order, not run"
+                );
+            }
         }
-    }
-    let outgoing = config.record_run(&merged, runner_source.flatten());
-    let incoming_trace_header = context.xray_trace_id.as_deref().map(Arc::<str>::from);
-    Verdict {
-        chain: Chain::guarded(outgoing, incoming_trace_header, config.clone()),
-        units: units.len(),
-        dropped,
-        error,
+        let outgoing = config.record_run(&self.merged, self.runner_source.flatten());
+        let incoming_trace_header = self.context.xray_trace_id.as_deref().map(Arc::<str>::from);
+        Verdict {
+            chain: Chain::guarded(outgoing, incoming_trace_header, config.clone()),
+            units: self.units,
+            dropped: self.dropped,
+            error: self.error,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::sqs::{queue_batch, read_sns_envelope};
 use crate::carrier::{Carrier, JsonKey, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::record::NOT_A_RECORD;
 use crate::source::{retain_by_index, Batch, GuardedEvent, GuardedRecord};
 
@@ -93,17 +93,17 @@ fn read_record<'a>(r: &'a Value, shape: Shape, config: &LoopGuardConfig) -> Opti
             if let Some(h) = str_at(r, &["attributes", AWS_TRACE_HEADER_ATTRIBUTE]) {
                 TraceField.read_header(h, &mut incoming);
             }
-            match str_at(r, &["messageAttributes", KEY, "stringValue"]) {
-                Some(v) => {
-                    incoming.read_lineage_value(v, "sqs message attribute");
-                }
-                // Only a message without our attribute may be an envelope
-                // of ours (as for typed events).
-                None => {
-                    if let Some(body) = str_at(r, &["body"]) {
-                        read_sns_envelope(body, config, &mut incoming);
-                    }
-                }
+            if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
+                incoming.read_lineage_value(v, "sqs message attribute");
+            }
+            // Only a message without our attribute may be an envelope of
+            // ours (as for typed events).
+            if let Some(body) = str_at(r, &["body"]) {
+                read_sns_envelope(body, config, &mut incoming, || {
+                    r.get("messageAttributes")
+                        .and_then(|attributes| attributes.get(KEY))
+                        .is_some()
+                });
             }
             incoming
         }
@@ -139,7 +139,7 @@ impl GuardedEvent for Value {
         &'a self,
         context: &'a Context,
         config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         let records = records(self).map(Vec::as_slice).unwrap_or_default();
         match shape(self) {
@@ -212,8 +212,7 @@ mod tests {
         ctx: &Context,
         config: &LoopGuardConfig,
     ) -> Vec<(EventSource, u16, Option<String>)> {
-        let mut out = Vec::new();
-        value.read_incoming(ctx, config, &mut out);
+        let out = crate::source::read_units(value, ctx, config);
         out.iter()
             .map(|i| {
                 (
@@ -273,8 +272,7 @@ mod tests {
         #[test]
         fn any_json_payload_is_read_without_panicking(mut v in arb_json()) {
             let ctx = Context::default();
-            let mut out = Vec::new();
-            v.read_incoming(&ctx, &test_config(), &mut out);
+            let out = crate::source::read_units(&v, &ctx, &test_config());
             let units = out.len();
             drop(out);
             let expected = match shape(&v) {
@@ -371,8 +369,7 @@ mod tests {
             "dynamodb": {"SequenceNumber": "1",
                 "OldImage": {"id": {"S": "a"}, "loop-guard": {"S": "v1.1.00000001-1"}},
                 "NewImage": {"id": {"S": "a"}, "loop-guard": {"S": "v1.2.00000001-2"}}}}]});
-        let mut out = Vec::new();
-        modify.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&modify, &ctx, &test_config());
         assert!(out[0].is_unchanged());
 
         let event = json!({"detail-type": "t", "source": "s", "id": "e-1",

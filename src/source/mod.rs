@@ -31,7 +31,7 @@
 use lambda_runtime::Context;
 
 use crate::config::LoopGuardConfig;
-use crate::incoming::Incoming;
+use crate::incoming::{Incoming, Units};
 
 pub mod async_payload;
 #[cfg(feature = "dynamodb")]
@@ -90,14 +90,14 @@ impl Batch {
 /// [`Context`], so `impl GuardedEvent for MyEvent {}` is a complete opt-in.
 /// Batch sources override all three methods.
 pub trait GuardedEvent {
-    /// Appends one [`Incoming`] per unit of work, in order. `config` holds
-    /// the settings some sources read with (the DynamoDB attribute, whether
-    /// HTTP is trusted).
+    /// Hands one [`Incoming`] per unit of work to `out`, in order. `config`
+    /// holds the settings some sources read with (the DynamoDB attribute,
+    /// whether HTTP is trusted). [`read_units`] collects them, for tests.
     fn read_incoming<'a>(
         &'a self,
         context: &'a Context,
         config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         let _ = config;
         out.push(Incoming::from_context(context));
@@ -113,6 +113,22 @@ pub trait GuardedEvent {
     fn remove_units(&mut self, remove: &mut dyn FnMut(usize) -> bool) {
         let _ = remove;
     }
+}
+
+/// Every unit of `event`, in order, collected into a vector: what the guard
+/// decides on one by one. For tests of a custom [`GuardedEvent`].
+pub fn read_units<'a, E: GuardedEvent + ?Sized>(
+    event: &'a E,
+    context: &'a Context,
+    config: &LoopGuardConfig,
+) -> Vec<Incoming<'a>> {
+    let mut units = Vec::new();
+    event.read_incoming(
+        context,
+        config,
+        &mut Units::new(&mut |unit| units.push(unit)),
+    );
+    units
 }
 
 impl GuardedEvent for () {}

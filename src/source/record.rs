@@ -30,7 +30,7 @@ use std::future::Future;
 
 use crate::chain::{Chain, Scoped};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 
 /// One record of a batch event, read on its own: what
 /// [`Chain::for_record`] needs. Implemented for SQS messages (typed bodies
@@ -52,9 +52,11 @@ pub(crate) const NOT_A_RECORD: EventSource = EventSource::Custom("\0not a record
 pub(crate) fn read_records<'a, R: GuardedRecord>(
     records: &'a [R],
     config: &LoopGuardConfig,
-    out: &mut Vec<Incoming<'a>>,
+    out: &mut Units<'a, '_>,
 ) {
-    out.extend(records.iter().map(|record| record.read_record(config)));
+    for record in records {
+        out.push(record.read_record(config));
+    }
 }
 
 impl Chain {

@@ -26,7 +26,7 @@ use lambda_runtime::Context;
 
 use crate::carrier::Carrier;
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::record::read_records;
 use crate::source::{retain_by_index, Batch, GuardedEvent, GuardedRecord};
 
@@ -39,7 +39,7 @@ impl GuardedEvent for DynamoDbEvent {
         &'a self,
         _context: &'a Context,
         config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         read_records(&self.records, config, out);
     }
@@ -111,8 +111,7 @@ mod tests {
     fn each_record_is_read_from_its_new_image() {
         let event = event();
         let ctx = Context::default();
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&event, &ctx, &test_config());
         let counts: Vec<_> = out
             .iter()
             .map(|i| (i.item_id(), i.lineage().count(FunctionId::from_u32(1))))
@@ -132,8 +131,7 @@ mod tests {
             .dynamodb_attribute("custom")
             .build()
             .unwrap();
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, &custom, &mut out);
+        let out = crate::source::read_units(&event, &ctx, &custom);
         assert_eq!(out[1].lineage().count(FunctionId::from_u32(1)), 9);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 0);
         drop(out);
@@ -156,8 +154,7 @@ mod tests {
         };
         let unchanged = |e: &DynamoDbEvent| {
             let ctx = Context::default();
-            let mut out = Vec::new();
-            e.read_incoming(&ctx, &test_config(), &mut out);
+            let out = crate::source::read_units(e, &ctx, &test_config());
             out[0].is_unchanged()
         };
         let v = |n: &str, stamp: Option<&str>| {

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::carrier::{Carrier, JsonKey};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::GuardedEvent;
 
 pub(crate) mod stamp;
@@ -32,7 +32,7 @@ where
         &'a self,
         context: &'a Context,
         _config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         let mut incoming = Incoming::new(EventSource::EventBridge);
         incoming.set_item_id(self.id.as_deref());
@@ -61,8 +61,7 @@ mod tests {
         .unwrap();
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-e-1;LoopGuard=v1.2.00000002-2".into());
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&event, &ctx, &test_config());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].source(), EventSource::EventBridge);
         assert_eq!(out[0].item_id(), Some("e-1"));
@@ -78,8 +77,7 @@ mod tests {
             "detail-type": "placed", "source": "orders", "detail": {"order": 1}
         }))
         .unwrap();
-        let mut out = Vec::new();
-        typed.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&typed, &ctx, &test_config());
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 2);
     }
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::carrier::{Carrier, HttpHeader, TraceField};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::{GuardedEvent, GuardedResponse};
 use crate::trace_header::TRACE_ID_HEADER;
 
@@ -51,7 +51,7 @@ macro_rules! http_event {
                 &'a self,
                 context: &'a Context,
                 _config: &LoopGuardConfig,
-                out: &mut Vec<Incoming<'a>>,
+                out: &mut Units<'a, '_>,
             ) {
                 out.push(read_request(&self.headers, context));
             }
@@ -105,8 +105,7 @@ mod tests {
         let mut url = LambdaFunctionUrlRequest::default();
         url.headers = headers;
         fn check<E: GuardedEvent>(event: &E, ctx: &Context) {
-            let mut out = Vec::new();
-            event.read_incoming(ctx, &crate::config::test_config(), &mut out);
+            let out = crate::source::read_units(event, ctx, &crate::config::test_config());
             assert_eq!(out.len(), 1);
             assert_eq!(out[0].source(), EventSource::Http);
             assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 3);

@@ -22,7 +22,7 @@ use aws_sdk_s3::operation::head_object::HeadObjectError;
 
 use crate::carrier::{Carrier, MapKey};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::GuardedEvent;
 
 pub(crate) mod stamp;
@@ -32,7 +32,7 @@ impl GuardedEvent for S3Event {
         &'a self,
         context: &'a Context,
         _config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         out.extend(self.records.iter().map(|r| read_record(r, None, context)));
     }
@@ -50,7 +50,7 @@ impl GuardedEvent for WithMetadata<'_> {
         &'a self,
         context: &'a Context,
         _config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         out.extend(
             self.event.records.iter().enumerate().map(|(i, r)| {
@@ -216,13 +216,11 @@ mod tests {
             metadata: &metadata,
         };
         let ctx = Context::default();
-        let mut out = Vec::new();
-        view.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&view, &ctx, &test_config());
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);
         assert_eq!(out[0].source(), EventSource::S3);
         assert_eq!(out[0].source_arn(), Some("arn:aws:s3:::b"));
-        let mut out = Vec::new();
-        created.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&created, &ctx, &test_config());
         assert!(out[0].lineage().is_empty());
     }
 

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::carrier::{Carrier, MessageAttribute};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::GuardedEvent;
 
 #[cfg(feature = "sns")]
@@ -28,7 +28,7 @@ impl GuardedEvent for SnsEvent {
         &'a self,
         context: &'a Context,
         _config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         out.extend(self.records.iter().map(|r| {
             read_record(
@@ -46,7 +46,7 @@ impl<T: Serialize> GuardedEvent for SnsEventObj<T> {
         &'a self,
         context: &'a Context,
         _config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         out.extend(self.records.iter().map(|r| {
             read_record(
@@ -101,8 +101,7 @@ pub(crate) mod tests {
         let event = sns_event(Some("v1.2.00000001-2"));
         let mut ctx = Context::default();
         ctx.xray_trace_id = Some("Root=1-s-1;LoopGuard=v1.3.00000002-3".into());
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&event, &ctx, &test_config());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].source(), EventSource::Sns);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);

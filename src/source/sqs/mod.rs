@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::carrier::{Carrier, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming};
+use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::record::read_records;
 use crate::source::{
     add_missing, retain_by_index, Batch, GuardedEvent, GuardedRecord, GuardedResponse,
@@ -38,7 +38,7 @@ impl GuardedEvent for SqsEvent {
         &'a self,
         _context: &'a Context,
         config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         read_records(&self.records, config, out);
     }
@@ -57,7 +57,7 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
         &'a self,
         _context: &'a Context,
         config: &LoopGuardConfig,
-        out: &mut Vec<Incoming<'a>>,
+        out: &mut Units<'a, '_>,
     ) {
         read_records(&self.records, config, out);
     }
@@ -80,9 +80,10 @@ impl GuardedRecord for SqsMessage {
         );
         // A message with our attribute was sent by a guarded producer (or
         // delivered raw): its body is not an envelope of ours to read.
-        let attribute = crate::carrier::small_map_get(&self.message_attributes, KEY);
-        if let (Some(body), None) = (self.body.as_deref(), attribute) {
-            read_sns_envelope(body, config, &mut incoming);
+        if let Some(body) = self.body.as_deref() {
+            read_sns_envelope(body, config, &mut incoming, || {
+                crate::carrier::small_map_get(&self.message_attributes, KEY).is_some()
+            });
         }
         incoming.set_source_arn(self.event_source_arn.as_deref());
         incoming
@@ -146,16 +147,22 @@ fn read_record<'a>(
 
 /// Reads the lineage of the SNS notification envelope `body`, if it is one
 /// from a topic `config` trusts (see
-/// [`TrustedTopics`](crate::config::TrustedTopics)); an envelope with a
-/// lineage from any other topic is ignored, with a warning once per process.
+/// [`TrustedTopics`](crate::config::TrustedTopics)) and the message does not
+/// carry our attribute (`has_attribute`, asked only of a body that is an
+/// envelope); an envelope with a lineage from any other topic is ignored,
+/// with a warning once per process.
 pub(crate) fn read_sns_envelope<'a>(
     body: &'a str,
     config: &LoopGuardConfig,
     incoming: &mut Incoming<'a>,
+    has_attribute: impl FnOnce() -> bool,
 ) {
     let Some(envelope) = sns_envelope_lineage(body) else {
         return;
     };
+    if has_attribute() {
+        return;
+    }
     if config.sns_topics().trusts(envelope.topic_arn) {
         incoming.read_lineage_value(envelope.lineage, "sns envelope in sqs body");
     } else {
@@ -252,8 +259,7 @@ pub(crate) mod tests {
             record("c", Some("broken"), Some("Root=1-r-c")),
         ];
         let ctx = Context::default();
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&event, &ctx, &test_config());
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 2);
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(2)), 3);
@@ -278,8 +284,7 @@ pub(crate) mod tests {
         let mut event = SqsEvent::default();
         event.records = vec![m];
         let ctx = Context::default();
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, config, &mut out);
+        let out = crate::source::read_units(&event, &ctx, config);
         let from_batch = out[0].lineage().count(FunctionId::from_u32(10));
         let from_record = event.records[0]
             .read_record(config)
@@ -363,8 +368,7 @@ pub(crate) mod tests {
             ]}))
             .unwrap();
         let ctx = Context::default();
-        let mut out = Vec::new();
-        event.read_incoming(&ctx, &test_config(), &mut out);
+        let out = crate::source::read_units(&event, &ctx, &test_config());
         assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 1);
         drop(out);
         event.remove_units(&mut |i| i == 0);

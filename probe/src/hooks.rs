@@ -1,0 +1,77 @@
+//! The interceptor's own work on one `SendMessage`: both of its hooks on an
+//! input and a request, inside a chain (`hooks_guarded`), against the same
+//! contexts built and dropped without it (`hooks_bare`).
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use aws_sdk_sqs::operation::send_message::SendMessageInput;
+use aws_smithy_runtime_api::client::interceptors::context::{Input, InterceptorContext};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::ConfigBag;
+use lambda_loop_guard::chain::Chain;
+use lambda_loop_guard::{FunctionId, Lineage, LoopGuardInterceptor};
+
+pub struct Hooks {
+    components: RuntimeComponents,
+    interceptor: LoopGuardInterceptor,
+    chain: Chain,
+    input: SendMessageInput,
+    header: &'static str,
+}
+
+impl Hooks {
+    pub fn new(header: &'static str) -> Hooks {
+        Hooks {
+            components: RuntimeComponentsBuilder::for_tests().build().unwrap(),
+            interceptor: LoopGuardInterceptor::new(),
+            chain: Chain::new(
+                Lineage::new().record_run(FunctionId::from_identity("probe")),
+                Some(Arc::from(header)),
+            ),
+            input: SendMessageInput::builder()
+                .queue_url("https://sqs.us-east-1.amazonaws.com/000000000000/q")
+                .message_body("hello")
+                .build()
+                .unwrap(),
+            header,
+        }
+    }
+
+    pub fn run(&self, guarded: bool) {
+        let mut cfg = ConfigBag::base();
+        let mut context = InterceptorContext::new(Input::erase(self.input.clone()));
+        let request = http::Request::builder()
+            .header("x-amzn-trace-id", self.header)
+            .body(SdkBody::empty())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        // Both variants run in a chain (a handler's task-local holds one):
+        // they differ only by the two hooks.
+        self.chain.clone().sync_scope(|| {
+            if guarded {
+                let mut ctx = (&mut context).into();
+                self.interceptor
+                    .modify_before_serialization(&mut ctx, &self.components, &mut cfg)
+                    .unwrap();
+            }
+            let input = context.take_input();
+            context.enter_serialization_phase();
+            context.set_request(request);
+            context.enter_before_transmit_phase();
+            if guarded {
+                let mut ctx = (&mut context).into();
+                self.interceptor
+                    .modify_before_transmit(&mut ctx, &self.components, &mut cfg)
+                    .unwrap();
+            }
+            black_box(input);
+        });
+        black_box(context);
+    }
+}
