@@ -4,10 +4,12 @@
 //! * `trace_header/*`: parse a header, read our field, write it back stamped;
 //! * `lineage/*`: decode and encode at 1 and 16 entries;
 //! * `layer/*`: the same handler bare and behind `LoopGuardLayer`, for a
-//!   direct invocation and SQS batches of 10 and 10,000 records;
+//!   direct invocation and AWS-shaped SQS batches of 10 and 10,000 records
+//!   (small and 4 KB JSON bodies), next to what lambda_runtime spends
+//!   deserializing the same event; 10,000 looping records;
 //! * `interceptor/*`: `SendMessage` on an in-process HTTP client (no
 //!   network): bare, with the SDK's own recursion detection active, with ours,
-//!   and with both.
+//!   and with both; and the paired differences guarded - bare (median, IQR).
 
 mod common;
 #[path = "../tests/support/fixtures.rs"]
@@ -27,8 +29,8 @@ use lambda_loop_guard::{
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
-use common::interleaved;
-use fixtures::{stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL};
+use common::{interleaved, paired_differences};
+use fixtures::{aws_shaped_sqs_event, json_body_4k, TYPICAL_TRACE_HEADER as TYPICAL};
 
 fn big_header() -> String {
     let mut h =
@@ -140,31 +142,74 @@ fn layer(c: &mut Criterion) {
         Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
     });
     let guarded_batch = guard().layer(batch_handler);
-    // For scale: what lambda_runtime already spends per record, deserializing
-    // the event JSON before any handler (or guard) runs.
-    let json = serde_json::to_string(&stamped_sqs_event(10)).unwrap();
-    group.throughput(Throughput::Elements(10));
-    group.bench_function("sqs_10/deserialize_event_json", |b| {
-        b.iter(|| serde_json::from_str::<SqsEvent>(black_box(&json)).unwrap())
-    });
-    for records in [10usize, 10_000] {
-        let event = stamped_sqs_event(records);
-        group.throughput(Throughput::Elements(records as u64));
-        group.bench_function(format!("sqs_{records}/bare"), |b| {
-            b.iter_batched(
-                || LambdaEvent::new(event.clone(), context()),
-                |e| rt.block_on(batch_handler.oneshot(e)).unwrap(),
-                BatchSize::LargeInput,
-            )
-        });
-        group.bench_function(format!("sqs_{records}/guarded"), |b| {
-            b.iter_batched(
-                || LambdaEvent::new(event.clone(), context()),
-                |e| rt.block_on(guarded_batch.clone().oneshot(e)).unwrap(),
-                BatchSize::LargeInput,
-            )
-        });
+    // Records shaped as AWS delivers them (receipt handle, md5s, five
+    // system attributes with a 150-byte AWSTraceHeader carrying our field,
+    // our attribute), from a chain in which this function ran twice; with a
+    // small body and with a 4 KB JSON body.
+    let at = |runs: u16| {
+        (0..runs)
+            .fold(Lineage::new(), |l, _| {
+                l.record_run(FunctionId::from_identity("bench-fn"))
+            })
+            .to_string()
+    };
+    let body_4k = json_body_4k();
+    for (shape, body) in [("small", "{\"order\":1}"), ("body_4k", body_4k.as_str())] {
+        for records in [10usize, 10_000] {
+            let event = aws_shaped_sqs_event(records, body, &at(2));
+            // What lambda_runtime spends before any handler (or guard) runs:
+            // the event's bytes through serde_path_to_error, as it does.
+            let json = serde_json::to_vec(&event).unwrap();
+            group.throughput(Throughput::Elements(records as u64));
+            group.sample_size(if records > 1000 { 20 } else { 100 });
+            group.bench_function(format!("sqs_{shape}_{records}/runtime_deserialize"), |b| {
+                b.iter(|| {
+                    let jd = &mut serde_json::Deserializer::from_slice(black_box(&json));
+                    let event: SqsEvent = serde_path_to_error::deserialize(jd).unwrap();
+                    event
+                })
+            });
+            // The floor: iterate the records and look one key up in each.
+            group.bench_function(
+                format!("sqs_{shape}_{records}/floor_iterate_and_lookup"),
+                |b| {
+                    b.iter(|| {
+                        black_box(&event)
+                            .records
+                            .iter()
+                            .filter(|r| r.message_attributes.contains_key("loop-guard"))
+                            .count()
+                    })
+                },
+            );
+            group.bench_function(format!("sqs_{shape}_{records}/bare"), |b| {
+                b.iter_batched(
+                    || LambdaEvent::new(event.clone(), context()),
+                    |e| rt.block_on(batch_handler.oneshot(e)).unwrap(),
+                    BatchSize::LargeInput,
+                )
+            });
+            group.bench_function(format!("sqs_{shape}_{records}/guarded"), |b| {
+                b.iter_batched(
+                    || LambdaEvent::new(event.clone(), context()),
+                    |e| rt.block_on(guarded_batch.clone().oneshot(e)).unwrap(),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
     }
+    // Linear everywhere: 10,000 records that all loop (each reported,
+    // metric and log line included) against 10,000 clean ones.
+    let looping = aws_shaped_sqs_event(10_000, "{\"order\":1}", &at(16));
+    group.throughput(Throughput::Elements(10_000));
+    group.sample_size(20);
+    group.bench_function("sqs_looping_10000/guarded", |b| {
+        b.iter_batched(
+            || LambdaEvent::new(looping.clone(), context()),
+            |e| rt.block_on(guarded_batch.clone().oneshot(e)).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
     group.finish();
 }
 
@@ -229,6 +274,23 @@ fn interceptor(c: &mut Criterion) {
             || drop(rt.block_on(send(&bare))),
         )
     });
+    // Everything the interceptor causes, as paired differences: each pair
+    // runs both clients back to back, in alternating order, so drift hits
+    // both; the median and IQR of (guarded - bare) are printed with the
+    // median bare call for the ratio.
+    let (bare_median, difference) = paired_differences(
+        2_000,
+        || drop(rt.block_on(send(&bare))),
+        || drop(rt.block_on(send(&ours))),
+    );
+    println!(
+        "interceptor/send_message/paired: bare median {bare_median:.0} ns; guarded - bare: \
+         median {:.0} ns ({:.2} %), IQR {:.0} .. {:.0} ns",
+        difference.median,
+        100.0 * difference.median / bare_median,
+        difference.q1,
+        difference.q3,
+    );
     // The SDK's RecursionDetectionInterceptor works only with both variables
     // set; set them for the rest of this (single-threaded) benchmark run.
     std::env::set_var("AWS_LAMBDA_FUNCTION_NAME", "bench-fn");

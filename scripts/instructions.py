@@ -8,7 +8,9 @@ iteration, setup excluded.
 usage: scripts/instructions.py [--check] PROBE_BINARY
 
 With --check, every row with a budget must be within it (a regression gate
-that cannot flake: the counts are exact); exit 1 otherwise. Without
+that cannot flake: the counts are exact, up to the order of the events'
+hash maps, which moves a batch's count by a few percent between processes;
+the budgets leave about 10 % of room); exit 1 otherwise. Without
 valgrind, --check says so loudly and exits 0.
 """
 import re, shutil, subprocess, sys
@@ -42,7 +44,7 @@ def added_per_record(name, records, low=20, high=120):
 rows = [
     ("read Root + our lineage, 150-byte header", per_iteration("header_150", 200, 1200), None, None),
     ("read Root + our lineage, 2 KiB header", per_iteration("header_2k", 200, 1200), None, None),
-    ("stamp a 150-byte header into a reused buffer", per_iteration("stamp_150", 200, 1200), None, 1_600),
+    ("stamp a 150-byte header into a reused buffer", per_iteration("stamp_150", 200, 1200), None, 1_500),
     ("decode a 1-entry lineage", per_iteration("decode_1", 200, 1200), None, None),
     ("decode a 16-entry lineage", per_iteration("decode_16", 200, 1200), None, None),
     ("encode a 3-entry lineage", per_iteration("encode_16", 200, 1200), None, None),
@@ -50,15 +52,15 @@ rows = [
 bare, guarded = per_iteration("direct_bare", 200, 1200), per_iteration("direct_guarded", 200, 1200)
 rows.append(("direct invocation, per invocation: added by the guard", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", 3_500))
 value, context = added_per_record("sqs100", 100)
-rows.append(("SQS batch of 100, per record: added by the guard", value, context, 1_700))
+rows.append(("SQS batch of 100, per record: added by the guard", value, context, 1_400))
 value, context = added_per_record("aws10", 10, 200, 1200)
-rows.append(("AWS-shaped SQS records (batch 10), per record: added, invocation share included", value, context, None))
+rows.append(("AWS-shaped SQS records (batch 10), per record: added, invocation share included", value, context, 1_500))
 value, context = added_per_record("aws100", 100)
-rows.append(("AWS-shaped SQS records (batch 100), per record: added", value, context, 1_400))
+rows.append(("AWS-shaped SQS records (batch 100), per record: added", value, context, 1_300))
 value, context = added_per_record("aws100_4k", 100)
-rows.append(("AWS-shaped records with a 4 KB JSON body, per record: added", value, context, 1_400))
+rows.append(("AWS-shaped records with a 4 KB JSON body, per record: added", value, context, 1_300))
 bare, guarded = per_iteration("hooks_bare", 200, 1200), per_iteration("hooks_guarded", 200, 1200)
-rows.append(("interceptor hooks on one SendMessage, per call", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", None))
+rows.append(("interceptor hooks on one SendMessage, per call", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", 7_200))
 clean = per_iteration("clean1000_guarded", 2, 12) / 1000
 looping = per_iteration("looping1000_guarded", 2, 12) / 1000
 rows.append(("1,000 records, all looping, per record (guarded)", looping, f"all clean: {clean:,.0f}; ratio {looping / clean:.2f}", 2 * clean))

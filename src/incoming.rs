@@ -7,11 +7,10 @@
 //!
 //! [`Carrier`]: crate::Carrier
 
-use std::cell::RefCell;
 use std::fmt;
 
 use crate::excerpt;
-use crate::lineage::{Lineage, MAX_ENCODED_LEN};
+use crate::lineage::Lineage;
 
 /// Where an invocation or record came from (the metric's `Source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,7 +94,13 @@ impl fmt::Debug for Units<'_, '_> {
 /// The chain one unit of work (a record, or the whole invocation) arrived with.
 #[derive(Debug, Clone)]
 pub struct Incoming<'a> {
-    lineage: Lineage,
+    // Lineages decoded on the way in: a second, different text, or one
+    // merged already decoded.
+    decoded: Lineage,
+    // The first lineage text read (and its carrier, for the warning when it
+    // is malformed), decoded only when the lineage is asked for: the guard
+    // decodes the text a batch's records share once per batch.
+    text: Option<(&'a str, &'static str)>,
     source: EventSource,
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
@@ -104,36 +109,36 @@ pub struct Incoming<'a> {
     root_header: Option<&'a str>,
     source_arn: Option<&'a str>,
     unchanged: bool,
-    // The last value decoded: carriers of one hop usually hold the same
-    // text, which is then decoded once.
-    last_value: Option<&'a str>,
 }
 
 impl<'a> Incoming<'a> {
     /// Nothing read yet: an empty lineage from `source`.
     pub fn new(source: EventSource) -> Self {
         Incoming {
-            lineage: Lineage::new(),
+            decoded: Lineage::new(),
+            text: None,
             source,
             item_id: None,
             chain_root: None,
             root_header: None,
             source_arn: None,
             unchanged: false,
-            last_value: None,
         }
     }
 
     /// Merges an encoded lineage (a message attribute value, a client context
     /// entry, a custom field). `carrier` names it in the warning logged when
-    /// the value is malformed (and then ignored).
+    /// the value is malformed (and then ignored). The carriers of one hop
+    /// usually hold the same text, which is then decoded once.
     pub fn read_lineage_value(&mut self, value: &'a str, carrier: &'static str) -> &mut Self {
-        if self.last_value == Some(value) {
-            return self;
-        }
-        self.last_value = Some(value);
-        if let Some(lineage) = decode_logged(value, carrier) {
-            self.lineage.merge(&lineage);
+        match self.text {
+            None => self.text = Some((value, carrier)),
+            Some((text, _)) if text == value => return self,
+            Some(_) => {
+                if let Some(lineage) = decode_logged(value, carrier) {
+                    self.decoded.merge(&lineage);
+                }
+            }
         }
         self
     }
@@ -141,7 +146,7 @@ impl<'a> Incoming<'a> {
     /// Merges an already decoded lineage (for carriers that cannot lend the
     /// encoded text, e.g. one read from a value built on the fly).
     pub fn merge_lineage(&mut self, lineage: &Lineage) -> &mut Self {
-        self.lineage.merge(lineage);
+        self.decoded.merge(lineage);
         self
     }
 
@@ -195,9 +200,23 @@ impl<'a> Incoming<'a> {
         self.source_arn
     }
 
-    /// The lineage merged from every carrier read so far.
-    pub fn lineage(&self) -> &Lineage {
-        &self.lineage
+    /// The lineage merged from every carrier read so far (the first text
+    /// read is decoded now: the guard decodes it once per batch).
+    pub fn lineage(&self) -> Lineage {
+        self.resolve(&mut DecodeCache::default())
+    }
+
+    /// [`lineage`](Self::lineage), decoding the pending text through
+    /// `cache`: the guard passes one cache through a whole batch.
+    pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a>) -> Lineage {
+        let mut lineage = self.decoded;
+        if let Some(decoded) = self
+            .text
+            .and_then(|(text, carrier)| cache.decode(text, carrier))
+        {
+            lineage.merge(&decoded);
+        }
+        lineage
     }
 
     /// Where this unit came from.
@@ -222,14 +241,8 @@ impl<'a> Incoming<'a> {
 /// Decodes a lineage value read from `carrier`, logging (at `warn`) and
 /// returning `None` when it is malformed.
 pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineage> {
-    if let Some(lineage) = last_decoded(value) {
-        return Some(lineage);
-    }
     match Lineage::decode(value) {
-        Ok(lineage) => {
-            remember_decoded(value, &lineage);
-            Some(lineage)
-        }
+        Ok(lineage) => Some(lineage),
         Err(error) => {
             tracing::warn!(%error, carrier, value = %excerpt::head(value), "ignoring malformed loop guard lineage");
             None
@@ -237,45 +250,26 @@ pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineag
     }
 }
 
-/// The last lineage text this thread decoded, and its lineage. The records
-/// of one batch usually carry the same text (one producer run stamped them
-/// all), so a batch decodes it once: a hit costs a length test and a
-/// comparison of at most [`MAX_ENCODED_LEN`] bytes, a fraction of a decode.
-/// Decoding is a pure function of the text, so the memo cannot change a
-/// result; it holds no heap memory.
-struct LastDecoded {
-    text: [u8; MAX_ENCODED_LEN],
-    len: usize,
-    lineage: Lineage,
+/// The last lineage text decoded and what it decoded to (a malformed text
+/// too: it is then warned about once). The records of a batch usually carry
+/// the text one producer run stamped on all of them: a hit costs a
+/// comparison of the texts instead of a decode.
+#[derive(Debug, Default)]
+pub(crate) struct DecodeCache<'a> {
+    last: Option<(&'a str, Option<Lineage>)>,
 }
 
-thread_local! {
-    static LAST_DECODED: RefCell<LastDecoded> = const {
-        RefCell::new(LastDecoded {
-            text: [0; MAX_ENCODED_LEN],
-            len: 0,
-            lineage: Lineage::new(),
-        })
-    };
-}
-
-fn last_decoded(value: &str) -> Option<Lineage> {
-    LAST_DECODED.with(|memo| {
-        let memo = memo.borrow();
-        (memo.len != 0 && memo.text[..memo.len] == *value.as_bytes()).then_some(memo.lineage)
-    })
-}
-
-fn remember_decoded(value: &str, lineage: &Lineage) {
-    if value.is_empty() || value.len() > MAX_ENCODED_LEN {
-        return;
+impl<'a> DecodeCache<'a> {
+    pub(crate) fn decode(&mut self, text: &'a str, carrier: &'static str) -> Option<Lineage> {
+        match self.last {
+            Some((last, lineage)) if last == text => lineage,
+            _ => {
+                let lineage = decode_logged(text, carrier);
+                self.last = Some((text, lineage));
+                lineage
+            }
+        }
     }
-    LAST_DECODED.with(|memo| {
-        let mut memo = memo.borrow_mut();
-        memo.text[..value.len()].copy_from_slice(value.as_bytes());
-        memo.len = value.len();
-        memo.lineage = *lineage;
-    });
 }
 
 #[cfg(test)]
@@ -300,7 +294,7 @@ mod tests {
     }
 
     #[test]
-    fn the_decode_memo_never_changes_a_result() {
+    fn the_decode_cache_never_changes_a_result() {
         let texts = [
             "v1.3.00000001-3.00000002-1",
             "v1.3.00000001-3.00000002-2",
@@ -312,12 +306,16 @@ mod tests {
             "",
             "v1.9.00000001-3.00000002-1",
         ];
+        let mut cache = DecodeCache::default();
         for text in texts.iter().chain(texts.iter().rev()) {
             assert_eq!(
-                decode_logged(text, "test"),
+                cache.decode(text, "test"),
                 Lineage::decode(text).ok(),
                 "{text}"
             );
+            let mut incoming = Incoming::new(EventSource::Sqs);
+            incoming.read_lineage_value(text, "a");
+            assert_eq!(incoming.resolve(&mut cache), incoming.lineage(), "{text}");
         }
     }
 }

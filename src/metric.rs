@@ -121,15 +121,43 @@ fn push_digits(out: &mut String, mut n: u64, width: usize) {
         n /= 10;
     }
     start = start.min(digits.len().saturating_sub(width));
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+    out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
+}
+
+/// Whether `bytes` holds a byte JSON must escape (`"`, `\\`, or a control
+/// character), tested 8 bytes at a time (SWAR): every property of a drop
+/// line passes through here.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `x` is zero (or, for `below`, under n) exactly where the
+    // high bit of the result is set, when no byte of `x` has its high bit.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes >= 0x80 (UTF-8 beyond ASCII) never need escaping: mask them
+        // out of the tests, which assume 7-bit bytes.
+        let ascii = !x & HIGH;
+        let below_space = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let quote = zero(x ^ (ONES * u64::from(b'"')));
+        let backslash = zero(x ^ (ONES * u64::from(b'\\')));
+        if (below_space | quote | backslash) & ascii != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// `value` as a JSON string: copied between quotes when nothing needs
 /// escaping (the usual case), escaped by serde_json otherwise.
 fn json_string(value: &str, out: &mut String) {
-    let plain = value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
-    if plain {
+    if !needs_escape(value.as_bytes()) {
         out.push('"');
         out.push_str(value);
         out.push('"');
@@ -343,6 +371,26 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
     use std::time::Duration;
+
+    proptest::proptest! {
+        #[test]
+        fn the_escape_test_by_words_agrees_with_the_one_by_bytes(
+            s in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}-\u{ff}]){0,40}"
+        ) {
+            let by_bytes = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+            proptest::prop_assert_eq!(needs_escape(s.as_bytes()), by_bytes, "{:?}", s);
+            let mut out = String::new();
+            json_string(&s, &mut out);
+            proptest::prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+        }
+
+        #[test]
+        fn digits_are_written_with_their_width(n in proptest::num::u64::ANY, width in 0usize..=20) {
+            let mut out = String::new();
+            push_digits(&mut out, n, width);
+            proptest::prop_assert_eq!(out, format!("{n:0width$}"));
+        }
+    }
 
     static LINEAGE: std::sync::LazyLock<Lineage> = std::sync::LazyLock::new(|| {
         (0..16).fold(Lineage::new(), |l, _| {

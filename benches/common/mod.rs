@@ -19,3 +19,57 @@ pub fn interleaved(b: &mut Bencher<'_>, mut timed: impl FnMut(), mut other: impl
         total
     })
 }
+
+/// The median, first and third quartiles of a sample, in nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Spread {
+    pub median: f64,
+    pub q1: f64,
+    pub q3: f64,
+}
+
+impl Spread {
+    fn of(mut sample: Vec<f64>) -> Spread {
+        sample.sort_by(f64::total_cmp);
+        let at = |q: f64| sample[((sample.len() - 1) as f64 * q).round() as usize];
+        Spread {
+            median: at(0.5),
+            q1: at(0.25),
+            q3: at(0.75),
+        }
+    }
+}
+
+/// Runs `pairs` pairs of `bare` and `guarded`, back to back in alternating
+/// order, after a warm-up; returns the median `bare` call and the spread of
+/// the per-pair differences `guarded - bare` (what `guarded` adds, with the
+/// drift common to both cancelled pair by pair).
+pub fn paired_differences(
+    pairs: usize,
+    mut bare: impl FnMut(),
+    mut guarded: impl FnMut(),
+) -> (f64, Spread) {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_nanos() as f64
+    };
+    for _ in 0..pairs / 10 {
+        bare();
+        guarded();
+    }
+    let mut bare_times = Vec::with_capacity(pairs);
+    let mut differences = Vec::with_capacity(pairs);
+    for i in 0..pairs {
+        let (b, g) = if i % 2 == 0 {
+            let b = time(&mut bare);
+            (b, time(&mut guarded))
+        } else {
+            let g = time(&mut guarded);
+            (time(&mut bare), g)
+        };
+        bare_times.push(b);
+        differences.push(g - b);
+    }
+    (Spread::of(bare_times).median, Spread::of(differences))
+}

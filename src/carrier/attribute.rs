@@ -70,7 +70,7 @@ impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {
         self.check_room(map)?;
         let mut attribute = SqsMessageAttribute::default();
         attribute.data_type = Some("String".into());
-        attribute.string_value = Some(lineage.to_string());
+        attribute.string_value = Some(lineage.encode().as_str().to_owned());
         map.insert(self.name().to_owned(), attribute);
         Ok(())
     }
@@ -91,7 +91,7 @@ impl Carrier<HashMap<String, SnsEventAttribute>> for MessageAttribute {
         self.check_room(map)?;
         let mut attribute = SnsEventAttribute::default();
         attribute.data_type = "String".into();
-        attribute.value = lineage.to_string();
+        attribute.value = lineage.encode().as_str().to_owned();
         map.insert(self.name().to_owned(), attribute);
         Ok(())
     }
@@ -117,7 +117,7 @@ macro_rules! sdk_attribute_carrier {
                 self.check_room(map)?;
                 let attribute = <$value>::builder()
                     .data_type("String")
-                    .string_value(lineage.to_string())
+                    .string_value(lineage.encode().as_str().to_owned())
                     .build()
                     .map_err(|error| StampError::Invalid {
                         reason: error.to_string(),
@@ -236,13 +236,13 @@ mod tests {
         carrier.write(&mut sqs, &lineage).unwrap();
         let mut incoming = Incoming::new(EventSource::Sqs);
         carrier.read(&sqs, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
 
         let mut sns = HashMap::<String, SnsEventAttribute>::new();
         carrier.write(&mut sns, &lineage).unwrap();
         let mut incoming = Incoming::new(EventSource::Sns);
         carrier.read(&sns, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
 
         let mut sqs_full = full::<SqsMessageAttribute>();
         assert_eq!(
@@ -271,6 +271,6 @@ mod tests {
         assert_eq!(map[KEY].data_type(), "String");
         let mut incoming = Incoming::new(EventSource::Sqs);
         MessageAttribute::default().read(&map, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
     }
 }

@@ -70,6 +70,6 @@ mod tests {
         assert_eq!(headers.get_all(HTTP_HEADER).iter().count(), 1);
         let mut incoming = Incoming::new(EventSource::Http);
         HttpHeader::default().read(&headers, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
     }
 }

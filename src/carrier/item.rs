@@ -50,7 +50,7 @@ impl Carrier<StreamItem> for ItemAttribute {
     fn write(&self, item: &mut StreamItem, lineage: &Lineage) -> Result<(), StampError> {
         item.insert(
             self.name().to_owned(),
-            StreamAttributeValue::S(lineage.to_string()),
+            StreamAttributeValue::S(lineage.encode().as_str().to_owned()),
         );
         Ok(())
     }
@@ -70,7 +70,7 @@ impl Carrier<HashMap<String, SdkAttributeValue>> for ItemAttribute {
     ) -> Result<(), StampError> {
         item.insert(
             self.name().to_owned(),
-            SdkAttributeValue::S(lineage.to_string()),
+            SdkAttributeValue::S(lineage.encode().as_str().to_owned()),
         );
         Ok(())
     }
@@ -89,7 +89,7 @@ mod tests {
         ItemAttribute::default().write(&mut sdk, &lineage).unwrap();
         let mut incoming = Incoming::new(EventSource::DynamoDb);
         ItemAttribute::default().read(&sdk, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
 
         let mut stream = StreamItem::from(HashMap::<String, StreamAttributeValue>::new());
         ItemAttribute::default()
@@ -97,7 +97,7 @@ mod tests {
             .unwrap();
         let mut incoming = Incoming::new(EventSource::DynamoDb);
         ItemAttribute::default().read(&stream, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
 
         stream.insert("loop-guard".into(), StreamAttributeValue::N("3".into()));
         let mut incoming = Incoming::new(EventSource::DynamoDb);

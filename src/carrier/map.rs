@@ -46,7 +46,7 @@ impl Carrier<HashMap<String, String>> for MapKey {
         map: &mut HashMap<String, String>,
         lineage: &Lineage,
     ) -> Result<(), StampError> {
-        map.insert(self.name().to_owned(), lineage.to_string());
+        map.insert(self.name().to_owned(), lineage.encode().as_str().to_owned());
         Ok(())
     }
 }
@@ -65,7 +65,7 @@ mod tests {
         assert_eq!(map["theirs"], "kept");
         let mut incoming = Incoming::new(EventSource::Invoke);
         MapKey::default().read(&map, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
 
         map.insert("loop-guard".into(), "v1.zz".into());
         let mut incoming = Incoming::new(EventSource::Invoke);

@@ -213,7 +213,7 @@ mod tests {
     fn read_with<M: ?Sized, C: Carrier<M>>(carrier: &C, medium: &M) -> Lineage {
         let mut incoming = Incoming::new(EventSource::Custom("test"));
         carrier.read(medium, &mut incoming);
-        *incoming.lineage()
+        incoming.lineage()
     }
 
     proptest::proptest! {

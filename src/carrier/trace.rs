@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(header, format!("Root=1-a-b;Sampled=1;LoopGuard={lineage}"));
         let mut incoming = Incoming::new(EventSource::Invoke);
         TraceField.read(&header, &mut incoming);
-        assert_eq!(incoming.lineage(), &lineage);
+        assert_eq!(incoming.lineage(), lineage);
         assert_eq!(incoming.chain_root(), Some("1-a-b"));
         let mut huge = "x".repeat(9000);
         assert!(matches!(

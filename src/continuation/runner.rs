@@ -505,7 +505,7 @@ impl Continuations {
 
         let sequence = payload.meta.sequence.saturating_add(1);
         // Carry the lineage the job arrived with, unchanged.
-        let arrived = *payload.meta.read_incoming(context).lineage();
+        let arrived = payload.meta.read_incoming(context).lineage();
         let mut next = ContinuationEvent {
             meta: ContinuationMeta {
                 sequence,

@@ -10,7 +10,7 @@ use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::{Limit, RecursiveInvocationError};
-use crate::incoming::{EventSource, Incoming, Units};
+use crate::incoming::{DecodeCache, EventSource, Incoming, Units};
 use crate::lineage::Lineage;
 use crate::metric::DropEvent;
 use crate::source::{Batch, GuardedEvent};
@@ -62,6 +62,7 @@ pub(super) fn inspect<T: GuardedEvent>(
         cut_at_first_drop: reports_failures && batch == Batch::Ordered,
         units: 0,
         merged: Lineage::new(),
+        decoded: DecodeCache::default(),
         runner_source: None,
         dropped: Vec::new(),
         error: None,
@@ -83,6 +84,7 @@ struct Inspection<'s, 'a> {
     cut_at_first_drop: bool,
     units: usize,
     merged: Lineage,
+    decoded: DecodeCache<'a>,
     // The source this invocation's runs count under: the units of one
     // invocation come from one event source (a mixed custom batch counts
     // under its first counted unit's).
@@ -117,8 +119,9 @@ impl<'a> Inspection<'_, 'a> {
             });
             return;
         }
+        let lineage = unit.resolve(&mut self.decoded);
         if unit.source() == EventSource::Http && !config.trust_http() {
-            if !unit.lineage().is_empty() {
+            if !lineage.is_empty() {
                 tracing::debug!(
                     "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
                 );
@@ -128,9 +131,9 @@ impl<'a> Inspection<'_, 'a> {
         let (me, max_depth) = config.limit_for(unit.source_arn());
         self.runner_source.get_or_insert(unit.source_arn());
         let over = Over {
-            depth: u32::from(unit.lineage().count(me)) + 1,
+            depth: u32::from(lineage.count(me)) + 1,
             max_depth,
-            hops: u32::from(unit.lineage().hops()) + 1,
+            hops: u32::from(lineage.hops()) + 1,
             max_hops: config.max_hops(),
         };
         if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
@@ -144,14 +147,13 @@ impl<'a> Inspection<'_, 'a> {
                     .and_then(|h| TraceHeader::parse(h).ok())
                     .and_then(|h| h.root())
             });
-            report(
-                self.shared,
-                &unit,
+            let drop = Drop {
                 limit,
-                &over,
+                over: &over,
+                lineage: &lineage,
                 chain_root,
-                &self.context.request_id,
-            );
+            };
+            report(self.shared, &unit, &drop, &self.context.request_id);
             if mode == Mode::Terminate {
                 self.dropped.push(DroppedUnit {
                     index,
@@ -172,7 +174,11 @@ impl<'a> Inspection<'_, 'a> {
                 return;
             }
         }
-        self.merged.merge(unit.lineage());
+        // The records of a batch usually carry one lineage: merging it again
+        // changes nothing, and a comparison costs less.
+        if lineage != self.merged {
+            self.merged.merge(&lineage);
+        }
     }
 
     fn finish(self) -> Verdict {
@@ -225,14 +231,21 @@ impl Over {
     }
 }
 
-fn report(
-    shared: &Shared,
-    unit: &Incoming<'_>,
+/// A unit past a limit: which, by how much, and the chain it arrived with.
+struct Drop<'u> {
     limit: Limit,
-    over: &Over,
-    chain_root: Option<&str>,
-    request_id: &str,
-) {
+    over: &'u Over,
+    lineage: &'u Lineage,
+    chain_root: Option<&'u str>,
+}
+
+fn report(shared: &Shared, unit: &Incoming<'_>, drop: &Drop<'_>, request_id: &str) {
+    let Drop {
+        limit,
+        over,
+        lineage,
+        chain_root,
+    } = *drop;
     let config = &shared.config;
     let event = DropEvent {
         namespace: config.metric_namespace(),
@@ -246,7 +259,7 @@ fn report(
         max_depth: over.max_depth,
         hops: over.hops,
         max_hops: over.max_hops,
-        lineage: unit.lineage(),
+        lineage,
         chain_root,
         request_id,
         message_id: unit.item_id(),

@@ -72,7 +72,7 @@ impl Chain {
         if untrusted || incoming.source() == NOT_A_RECORD {
             return self.clone();
         }
-        self.with_lineage(config.record_run(incoming.lineage(), incoming.source_arn()))
+        self.with_lineage(config.record_run(&incoming.lineage(), incoming.source_arn()))
     }
 }
 

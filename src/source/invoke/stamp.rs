@@ -64,7 +64,10 @@ pub(crate) fn merged_client_context(
         .or_insert_with(|| Value::Object(Map::new()));
     match custom {
         Value::Object(custom) => {
-            custom.insert(KEY.to_owned(), Value::String(lineage.to_string()));
+            custom.insert(
+                KEY.to_owned(),
+                Value::String(lineage.encode().as_str().to_owned()),
+            );
         }
         _ => return Err("client context `custom` is not a JSON object"),
     }

@@ -204,12 +204,12 @@ pub(crate) fn sns_envelope_lineage(body: &str) -> Option<SnsEnvelopeLineage<'_>>
         value: &'a str,
     }
 
-    // SNS writes `{"Type" : ...` first (spaces aside): any other body is
-    // passed over without a scan.
+    // SNS writes `{"Type" : ...` first (JSON whitespace, which is ASCII,
+    // aside): any other body is passed over without a scan.
     let shaped = body
-        .trim_start()
+        .trim_ascii_start()
         .strip_prefix('{')
-        .is_some_and(|rest| rest.trim_start().starts_with("\"Type\""));
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with("\"Type\""));
     if !shaped || !body.contains(KEY) {
         return None;
     }
