@@ -43,6 +43,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
+use crate::budget::Shares;
 use crate::carrier::{Carrier, StampError};
 use crate::config::LoopGuardConfig;
 use crate::lineage::Lineage;
@@ -112,6 +113,9 @@ pub struct Chain {
     // The guard's configuration, to derive a record's own chain
     // (`Chain::for_record`); shared, never copied.
     config: Option<Arc<LoopGuardConfig>>,
+    // A budgeted chain: what is left of this run's budget for its sends,
+    // shared by every clone (the task-local one, carried ones).
+    shares: Option<Arc<Shares>>,
 }
 
 impl PartialEq for Chain {
@@ -136,6 +140,7 @@ impl Chain {
     /// `incoming_trace_header` (the invocation's `X-Amzn-Trace-Id`).
     pub fn new(lineage: Lineage, incoming_trace_header: Option<Arc<str>>) -> Self {
         Chain {
+            shares: shares_of(&lineage),
             lineage,
             incoming_trace_header,
             config: None,
@@ -149,6 +154,7 @@ impl Chain {
         config: Arc<LoopGuardConfig>,
     ) -> Self {
         Chain {
+            shares: shares_of(&lineage),
             lineage,
             incoming_trace_header,
             config: Some(config),
@@ -156,12 +162,52 @@ impl Chain {
     }
 
     /// This chain with another outgoing lineage (the header and the
-    /// configuration are shared).
+    /// configuration are shared; the budget is the new lineage's own).
     pub(crate) fn with_lineage(&self, lineage: Lineage) -> Self {
+        Chain {
+            shares: shares_of(&lineage),
+            lineage,
+            incoming_trace_header: self.incoming_trace_header.clone(),
+            config: self.config.clone(),
+        }
+    }
+
+    /// The lineage one call that sends `messages` messages stamps on each of
+    /// them: in a budgeted chain, with the share of the budget each gets
+    /// (see [`declare_sends`](Self::declare_sends)), taken now.
+    pub(crate) fn lineage_for_send(&self, messages: u32) -> Lineage {
+        match &self.shares {
+            Some(shares) => self.lineage.with_share(shares.take(messages)),
+            None => self.lineage,
+        }
+    }
+
+    /// This chain, carrying `lineage` (one send's, with its share of the
+    /// budget) instead of its own: what one call stamps. The budget left is
+    /// still this run's.
+    pub(crate) fn with_lineage_of_send(&self, lineage: Lineage) -> Self {
         Chain {
             lineage,
             ..self.clone()
         }
+    }
+
+    /// Declares that this run's next `sends` messages are all it will send
+    /// in this chain: in a budgeted chain (`LOOP_GUARD_CHAIN_BUDGET`), what
+    /// is left of the budget is shared equally among them, instead of each
+    /// undeclared send taking half of what is left. A call that sends
+    /// several messages (`SendMessageBatch`) counts each. Without a budget
+    /// it does nothing.
+    pub fn declare_sends(&self, sends: u32) {
+        if let Some(shares) = &self.shares {
+            shares.declare(sends);
+        }
+    }
+
+    /// In a budgeted chain, the runs left to share out among this run's
+    /// sends.
+    pub fn budget_left(&self) -> Option<u32> {
+        self.shares.as_ref().map(|shares| shares.remaining())
     }
 
     /// The configuration of the guard that set this chain, if a guard did.
@@ -214,6 +260,21 @@ impl Chain {
     }
 }
 
+fn shares_of(lineage: &Lineage) -> Option<Arc<Shares>> {
+    lineage.budget().map(|left| Arc::new(Shares::new(left)))
+}
+
+/// [`Chain::declare_sends`] on the current chain: the next `sends` messages
+/// are all this run sends, and share its budget equally. Outside a guarded
+/// handler, or without a chain budget, it does nothing.
+pub fn declare_sends(sends: u32) {
+    Chain::with_current(|chain| {
+        if let Some(chain) = chain {
+            chain.declare_sends(sends);
+        }
+    });
+}
+
 /// Carries the current chain (if any) into `future`, for `tokio::spawn`:
 ///
 /// ```
@@ -229,7 +290,8 @@ pub fn carry<F: Future>(future: F) -> Scoped<F> {
     }
 }
 
-/// Writes the current [`Chain`]'s lineage on `medium` with `carrier`.
+/// Writes the current [`Chain`]'s lineage on `medium` with `carrier`: one
+/// message sent (in a budgeted chain, it takes this message's share).
 ///
 /// Returns `Ok(false)`, changing nothing, outside a guarded handler.
 pub fn stamp_current<M: ?Sized, C: Carrier<M> + ?Sized>(
@@ -237,7 +299,9 @@ pub fn stamp_current<M: ?Sized, C: Carrier<M> + ?Sized>(
     medium: &mut M,
 ) -> Result<bool, StampError> {
     Chain::with_current(|chain| match chain {
-        Some(chain) => carrier.write(medium, chain.lineage()).map(|()| true),
+        Some(chain) => carrier
+            .write(medium, &chain.lineage_for_send(1))
+            .map(|()| true),
         None => Ok(false),
     })
 }

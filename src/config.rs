@@ -10,6 +10,7 @@
 //! | `LOOP_GUARD_FUNCTION_ID` | `AWS_LAMBDA_FUNCTION_NAME` | identity hashed into the wire format |
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
 //! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; below the largest depth limit, that limit plus 256) |
+//! | `LOOP_GUARD_CHAIN_BUDGET` | none (off) | runs of a whole chain's tree, all functions, counted without shared state: each message carries the runs left to its subtree and each run shares what it has left among its sends (see [`chain::declare_sends`](crate::chain::declare_sends)); bounds fan-out loops, which depth alone lets grow exponentially (1 to 4294967295) |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
 //! | `LOOP_GUARD_SNS_TOPICS` | none | SNS topics whose notification envelopes in SQS bodies are read (non-raw delivery): topic ARNs, `arn:...:*` prefixes, or `*`; see [`TrustedTopics`] |
 //! | `LOOP_GUARD_DYNAMODB_ATTRIBUTE` | `loop-guard` | the DynamoDB item attribute the layer reads and the interceptor writes (feature `dynamodb`) |
@@ -54,7 +55,7 @@ use std::str::FromStr;
 
 pub use crate::env::ConfigError;
 use crate::env::{self, Lookup};
-use crate::lineage::{FunctionId, Lineage};
+use crate::lineage::{ChainId, FunctionId, Lineage};
 pub use crate::sns_trust::TrustedTopics;
 
 /// Environment variable: maximum runs of this function per chain.
@@ -69,6 +70,8 @@ pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
 pub const ENV_SOURCE_MAX_DEPTH: &str = "LOOP_GUARD_SOURCE_MAX_DEPTH";
 /// Environment variable: hops of a whole chain before the next is dropped.
 pub const ENV_MAX_HOPS: &str = "LOOP_GUARD_MAX_HOPS";
+/// Environment variable: the budget of runs of a chain's whole tree.
+pub const ENV_CHAIN_BUDGET: &str = "LOOP_GUARD_CHAIN_BUDGET";
 /// Environment variable: whether lineage read from HTTP events (API Gateway, Function URL, ALB)
 /// counts: `true` or `false` (default). Only set it when every caller of the
 /// endpoint is your own code.
@@ -115,6 +118,7 @@ const SOURCE_MAX_DEPTH_EXPECTED: &str =
     "expected <event source ARN>=<1 to 10000>, separated by commas, an ARN without = or spaces";
 const BOOLEAN_EXPECTED: &str = "expected true or false";
 const MAX_HOPS_EXPECTED: &str = "expected a whole number from 1 to 65535";
+const CHAIN_BUDGET_EXPECTED: &str = "expected a whole number from 1 to 4294967295";
 
 /// What the guard does with an invocation past the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -167,6 +171,7 @@ impl FromStr for Mode {
 pub struct LoopGuardConfig {
     max_depth: u32,
     max_hops: u32,
+    chain_budget: Option<u32>,
     source_max_depth: Vec<SourceLimit>,
     mode: Mode,
     metric_namespace: String,
@@ -257,9 +262,27 @@ impl LoopGuardConfig {
     /// identity (`allow` only), one hop further.
     pub(crate) fn record_run(&self, lineage: &Lineage, source_arn: Option<&str>) -> Lineage {
         if self.counts_runs() {
-            lineage.record_run(self.limit_for(source_arn).0)
+            self.with_budget(lineage)
+                .record_run(self.limit_for(source_arn).0)
         } else {
             lineage.add_hop()
+        }
+    }
+
+    /// The runs a whole chain's tree may make (`LOOP_GUARD_CHAIN_BUDGET`),
+    /// if the chain budget is on.
+    pub fn chain_budget(&self) -> Option<u32> {
+        self.chain_budget
+    }
+
+    /// `lineage`, which arrived without a budget, as the start of a
+    /// budgeted chain (a fresh chain id) when the budget is on; else as is.
+    pub(crate) fn with_budget(&self, lineage: &Lineage) -> Lineage {
+        match (self.chain_budget, lineage.budget()) {
+            (Some(budget), None) => {
+                lineage.with_budget(lineage.chain().unwrap_or_else(ChainId::random), budget)
+            }
+            _ => *lineage,
         }
     }
 
@@ -299,6 +322,7 @@ impl LoopGuardConfig {
             Mode = self.mode().as_str(),
             MaxDepth = self.max_depth(),
             MaxHops = self.max_hops(),
+            ChainBudget = self.chain_budget().unwrap_or(0),
             SourceMaxDepth = limits.join(",").as_str(),
             Namespace = self.metric_namespace(),
             TrustHttp = self.trust_http(),
@@ -345,6 +369,7 @@ impl LoopGuardConfig {
 pub struct LoopGuardConfigBuilder {
     max_depth: Option<u32>,
     max_hops: Option<u32>,
+    chain_budget: Option<u32>,
     source_max_depth: Vec<(String, u32)>,
     mode: Option<Mode>,
     metric_namespace: Option<String>,
@@ -388,6 +413,14 @@ impl LoopGuardConfigBuilder {
     /// largest depth limit, that limit plus 256 is used.
     pub fn max_hops(mut self, max_hops: u32) -> Self {
         self.max_hops = Some(max_hops);
+        self
+    }
+
+    /// The runs a whole chain's tree may make, all functions (1 to
+    /// 4294967295; off by default): see `LOOP_GUARD_CHAIN_BUDGET` and the
+    /// guide's "Three limits".
+    pub fn chain_budget(mut self, budget: u32) -> Self {
+        self.chain_budget = Some(budget);
         self
     }
 
@@ -484,6 +517,12 @@ impl LoopGuardConfigBuilder {
             ENV_MAX_HOPS,
             |raw| env::whole_number(raw, 1..=MAX_MAX_HOPS),
             MAX_HOPS_EXPECTED,
+        )?;
+        let env_chain_budget = env::parse(
+            env,
+            ENV_CHAIN_BUDGET,
+            |raw| env::whole_number(raw, 1..=u32::MAX),
+            CHAIN_BUDGET_EXPECTED,
         )?;
         let env_source_max_depth = env::parse(
             env,
@@ -609,6 +648,15 @@ impl LoopGuardConfigBuilder {
             )?,
             None => env_max_hops.unwrap_or(DEFAULT_MAX_HOPS),
         };
+        let chain_budget = match self.chain_budget {
+            Some(n) => Some(env::check(
+                "chain_budget",
+                &n.to_string(),
+                (n >= 1).then_some(n),
+                CHAIN_BUDGET_EXPECTED,
+            )?),
+            None => env_chain_budget,
+        };
         let largest_depth = source_max_depth
             .iter()
             .map(|(_, n)| *n)
@@ -634,6 +682,7 @@ impl LoopGuardConfigBuilder {
         Ok(LoopGuardConfig {
             max_depth,
             max_hops,
+            chain_budget,
             source_max_depth,
             mode,
             metric_namespace,

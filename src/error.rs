@@ -20,14 +20,18 @@ pub enum Limit {
     /// The whole chain's hops, any functions (`LOOP_GUARD_MAX_HOPS`): a
     /// cycle through more functions than a lineage tracks.
     Hops,
+    /// The chain's budget (`LOOP_GUARD_CHAIN_BUDGET`): runs of the whole
+    /// tree, all functions; the message's sender had none left for it.
+    ChainBudget,
 }
 
 impl Limit {
-    /// `depth` or `hops` (the metric's `Reason`).
+    /// `depth`, `hops` or `chain_budget` (the metric's `Reason`).
     pub const fn as_str(self) -> &'static str {
         match self {
             Limit::Depth => "depth",
             Limit::Hops => "hops",
+            Limit::ChainBudget => "chain_budget",
         }
     }
 }
@@ -105,6 +109,17 @@ impl RecursiveInvocationError {
 impl fmt::Display for RecursiveInvocationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let root = self.chain_root.as_deref().unwrap_or("unknown");
+        if self.limit == Limit::ChainBudget {
+            return write!(
+                f,
+                "loop guard stopped a chain past its budget: function {:?} received a message \
+                 whose sender had no runs left in the chain's budget of runs for its whole tree \
+                 (source: {}, chain root: {}); its handler was not called. If this fan-out is \
+                 intended, raise LOOP_GUARD_CHAIN_BUDGET, declare the sends of each run \
+                 (chain::declare_sends), or set LOOP_GUARD_MODE=observe to only log it",
+                self.function_name, self.source, root,
+            );
+        }
         if self.limit == Limit::Hops {
             return write!(
                 f,

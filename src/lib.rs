@@ -121,6 +121,7 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod budget;
 pub mod carrier;
 pub mod chain;
 pub mod config;

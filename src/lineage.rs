@@ -7,10 +7,14 @@
 //!
 //! ```text
 //! v1.<hops>.<id>-<count>.<id>-<count>...
+//! v2.<hops>.<chain>.<budget>.<id>-<count>...
 //! ```
 //!
-//! * `v1` is the version. Any other version is rejected (and therefore ignored
-//!   by readers), so a future format can be rolled out side by side.
+//! * `v1` or `v2` is the version. Any other version is rejected (and
+//!   therefore ignored by readers), so a future format can be rolled out side
+//!   by side. `v2` is written for a budgeted chain
+//!   (`LOOP_GUARD_CHAIN_BUDGET`): its [`ChainId`] (16 hex digits) and the runs
+//!   left to the subtree (decimal, or `-` for none); `v1` otherwise.
 //! * `<hops>` is the total number of hops, decimal, `0..=65535`.
 //! * each entry is a [`FunctionId`] (8 hex digits) and how many times that
 //!   function ran in the chain, decimal, `1..=65535`.
@@ -41,9 +45,18 @@ pub const MAX_ENTRIES: usize = 16;
 
 /// An encoded lineage is never longer than this many bytes, and longer input
 /// is rejected by the decoder without being scanned.
-pub const MAX_ENCODED_LEN: usize = 256;
+pub const MAX_ENCODED_LEN: usize = 288;
 
 const VERSION: &str = "v1";
+const VERSION_2: &str = "v2";
+
+/// The smaller of two optional values, `None` only when both are.
+fn min_some<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 /// A short, stable, non-reversible identifier of a guarded function.
 ///
@@ -101,6 +114,58 @@ pub struct Lineage {
     counts: [u16; MAX_ENTRIES],
     len: u8,
     hops: u16,
+    chain: Option<ChainId>,
+    budget: Option<u32>,
+}
+
+/// Identifies one chain of invocations across every hop: a random 64-bit
+/// value minted where a budgeted chain starts (16 hex digits on the wire).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChainId(u64);
+
+impl ChainId {
+    /// A fresh random id (never zero). Not a secret: it names a chain in
+    /// logs and metrics, it does not authenticate one.
+    pub fn random() -> Self {
+        use std::hash::BuildHasher;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static MINTED: AtomicU64 = AtomicU64::new(0);
+        // RandomState draws its keys from the operating system once per
+        // thread and varies them per instance: hashing a process-wide
+        // counter and the time with it gives ids no two chains share.
+        let n = MINTED.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let id = std::collections::hash_map::RandomState::new().hash_one((n, now));
+        ChainId(id.max(1))
+    }
+
+    /// The id `raw`, as read from the wire; `None` for zero, which no chain has.
+    pub const fn from_u64(raw: u64) -> Option<Self> {
+        if raw == 0 {
+            None
+        } else {
+            Some(ChainId(raw))
+        }
+    }
+
+    /// The raw 64-bit id.
+    pub const fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChainId({:016x})", self.0)
+    }
+}
+
+impl fmt::Display for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
 }
 
 impl Default for Lineage {
@@ -117,6 +182,8 @@ impl Lineage {
             counts: [0; MAX_ENTRIES],
             len: 0,
             hops: 0,
+            chain: None,
+            budget: None,
         }
     }
 
@@ -131,6 +198,37 @@ impl Lineage {
             Ok(i) => self.counts[i],
             Err(_) => 0,
         }
+    }
+
+    /// The chain's id, if it has one (a budgeted chain: `v2` on the wire).
+    pub const fn chain(&self) -> Option<ChainId> {
+        self.chain
+    }
+
+    /// The runs left to the subtree this lineage starts, this one
+    /// included, if the chain has a budget: `Some(0)` is a message its
+    /// sender had no budget left for, which the receiver drops.
+    pub const fn budget(&self) -> Option<u32> {
+        self.budget
+    }
+
+    /// This lineage as the start of a chain `chain` with `budget` runs for
+    /// the whole tree (this run included).
+    #[must_use]
+    pub const fn with_budget(mut self, chain: ChainId, budget: u32) -> Self {
+        self.chain = Some(chain);
+        self.budget = Some(budget);
+        self
+    }
+
+    /// This lineage with `budget` runs for the subtree of one message (a
+    /// share of what its sender had left); the chain is kept.
+    #[must_use]
+    pub(crate) const fn with_share(mut self, budget: u32) -> Self {
+        if self.chain.is_some() {
+            self.budget = Some(budget);
+        }
+        self
     }
 
     /// Number of functions tracked.
@@ -166,6 +264,8 @@ impl Lineage {
         }
         self.set_at_least(function, next);
         self.hops = self.hops.saturating_add(1);
+        // The run consumes one of its chain's budget.
+        self.budget = self.budget.map(|b| b.saturating_sub(1));
         self
     }
 
@@ -180,12 +280,20 @@ impl Lineage {
     /// Merges `other` into `self`: the maximum count per function, the
     /// maximum hop count. This is how disagreeing carriers are reconciled.
     pub fn merge(&mut self, other: &Lineage) {
+        // The chain: the smaller id (any order of merging agrees); the
+        // budget: the smaller one, which never lets a subtree grow.
+        let chain = min_some(self.chain, other.chain);
+        let budget = min_some(self.budget, other.budget);
         if self.is_empty() {
             let hops = self.hops.max(other.hops);
             *self = *other;
             self.hops = hops;
+            self.chain = chain;
+            self.budget = budget;
             return;
         }
+        self.chain = chain;
+        self.budget = budget;
         if self.ids[..self.len()] == other.ids[..other.len()] {
             // Same functions (the usual case: carriers of one chain, records
             // of one batch): an element-wise maximum.
@@ -206,14 +314,31 @@ impl Lineage {
             buf: [0; MAX_ENCODED_LEN],
             len: 0,
         };
-        out.push_str(VERSION);
-        out.push_byte(b'.');
-        out.push_decimal(self.hops);
+        match self.chain {
+            None => {
+                out.push_str(VERSION);
+                out.push_byte(b'.');
+                out.push_decimal(u32::from(self.hops));
+            }
+            Some(chain) => {
+                out.push_str(VERSION_2);
+                out.push_byte(b'.');
+                out.push_decimal(u32::from(self.hops));
+                out.push_byte(b'.');
+                out.push_hex((chain.0 >> 32) as u32);
+                out.push_hex(chain.0 as u32);
+                out.push_byte(b'.');
+                match self.budget {
+                    Some(budget) => out.push_decimal(budget),
+                    None => out.push_byte(b'-'),
+                }
+            }
+        }
         for (id, count) in self.entries() {
             out.push_byte(b'.');
             out.push_hex(id.0);
             out.push_byte(b'-');
-            out.push_decimal(count);
+            out.push_decimal(u32::from(count));
         }
         out
     }
@@ -224,14 +349,40 @@ impl Lineage {
             return Err(LineageError(ErrorKind::TooLong));
         }
         let bytes = text.as_bytes();
-        let rest = match bytes.strip_prefix(b"v1.") {
-            Some(rest) => rest,
-            None => return Err(LineageError(ErrorKind::UnknownVersion)),
+        let (v2, rest) = match (bytes.strip_prefix(b"v1."), bytes.strip_prefix(b"v2.")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return Err(LineageError(ErrorKind::UnknownVersion)),
         };
         let mut cursor = Cursor { bytes: rest, at: 0 };
         let hops = cursor.decimal().ok_or(LineageError(ErrorKind::BadHops))?;
         let mut lineage = Lineage::new();
         lineage.hops = hops;
+        if v2 {
+            if !cursor.eat(b'.') {
+                return Err(LineageError(ErrorKind::BadChain));
+            }
+            let high = cursor.hex8();
+            let low = cursor.hex8();
+            let chain = high
+                .zip(low)
+                .and_then(|(high, low)| ChainId::from_u64(u64::from(high) << 32 | u64::from(low)))
+                .ok_or(LineageError(ErrorKind::BadChain))?;
+            lineage.chain = Some(chain);
+            if !cursor.eat(b'.') {
+                return Err(LineageError(ErrorKind::BadBudget));
+            }
+            if !cursor.eat(b'-') {
+                lineage.budget = Some(
+                    cursor
+                        .decimal_u32()
+                        .ok_or(LineageError(ErrorKind::BadBudget))?,
+                );
+            }
+            if !cursor.done() && cursor.peek() != Some(b'.') {
+                return Err(LineageError(ErrorKind::BadBudget));
+            }
+        }
         let mut seen = 0usize;
         while !cursor.done() {
             if !cursor.eat(b'.') {
@@ -317,10 +468,12 @@ impl Lineage {
 
 impl fmt::Debug for Lineage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Lineage")
-            .field("hops", &self.hops)
-            .field("entries", &DebugEntries(self))
-            .finish()
+        let mut debug = f.debug_struct("Lineage");
+        debug.field("hops", &self.hops);
+        if let Some(chain) = self.chain {
+            debug.field("chain", &chain).field("budget", &self.budget);
+        }
+        debug.field("entries", &DebugEntries(self)).finish()
     }
 }
 
@@ -372,19 +525,29 @@ impl Cursor<'_> {
 
     /// 1 to 5 decimal digits, at most 65535.
     fn decimal(&mut self) -> Option<u16> {
-        let mut value: u32 = 0;
+        self.digits(5).and_then(|value| u16::try_from(value).ok())
+    }
+
+    /// 1 to 10 decimal digits, at most 4294967295.
+    fn decimal_u32(&mut self) -> Option<u32> {
+        self.digits(10).and_then(|value| u32::try_from(value).ok())
+    }
+
+    /// 1 to `max` decimal digits.
+    fn digits(&mut self, max: usize) -> Option<u64> {
+        let mut value: u64 = 0;
         let start = self.at;
         while let Some(b @ b'0'..=b'9') = self.peek() {
-            if self.at - start == 5 {
+            if self.at - start == max {
                 return None;
             }
-            value = value * 10 + u32::from(b - b'0');
+            value = value * 10 + u64::from(b - b'0');
             self.at += 1;
         }
         if self.at == start {
             return None;
         }
-        u16::try_from(value).ok()
+        Some(value)
     }
 
     /// Exactly 8 hex digits, either case.
@@ -422,7 +585,7 @@ impl EncodedLineage {
     }
 
     fn push_byte(&mut self, b: u8) {
-        // The bounds (16 entries of at most 15 bytes + 9) keep us under 256.
+        // The bounds (16 entries of at most 15 bytes + 37) keep us under 288.
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = b;
             self.len += 1;
@@ -435,8 +598,8 @@ impl EncodedLineage {
         }
     }
 
-    fn push_decimal(&mut self, mut n: u16) {
-        let mut digits = [0u8; 5];
+    fn push_decimal(&mut self, mut n: u32) {
+        let mut digits = [0u8; 10];
         let mut i = digits.len();
         loop {
             i -= 1;
@@ -490,16 +653,22 @@ enum ErrorKind {
     BadHops,
     BadEntry,
     TooManyEntries,
+    BadChain,
+    BadBudget,
 }
 
 impl fmt::Display for LineageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(match self.0 {
-            ErrorKind::TooLong => "lineage value is longer than 256 bytes",
-            ErrorKind::UnknownVersion => "lineage value does not start with a known version (v1)",
+            ErrorKind::TooLong => "lineage value is longer than 288 bytes",
+            ErrorKind::UnknownVersion => {
+                "lineage value does not start with a known version (v1, v2)"
+            }
             ErrorKind::BadHops => "lineage hop count is not a number from 0 to 65535",
             ErrorKind::BadEntry => "lineage entry is not <8 hex digits>-<count from 1 to 65535>",
             ErrorKind::TooManyEntries => "lineage has more than 16 entries",
+            ErrorKind::BadChain => "lineage chain id is not 16 hex digits (and not zero)",
+            ErrorKind::BadBudget => "lineage budget is not `-` or a number from 0 to 4294967295",
         })
     }
 }
@@ -661,15 +830,75 @@ mod tests {
         (
             proptest::collection::vec((any::<u32>(), 1u16..), 0..40),
             any::<u16>(),
+            // Half of them budgeted chains (`v2`), some without a budget.
+            proptest::option::of((1u64.., proptest::option::of(any::<u32>()))),
         )
-            .prop_map(|(entries, hops)| {
+            .prop_map(|(entries, hops, chain)| {
                 let mut l = Lineage::new();
                 for (i, c) in entries {
                     l.set_at_least(id(i), c);
                 }
                 l.hops = hops;
+                if let Some((chain, budget)) = chain {
+                    l.chain = ChainId::from_u64(chain);
+                    l.budget = budget;
+                }
                 l
             })
+    }
+
+    #[test]
+    fn v2_carries_the_chain_and_its_budget() {
+        let chain = ChainId::from_u64(0x00c0_ffee_0000_0001).unwrap();
+        let start = Lineage::new().with_budget(chain, 20);
+        let run = start.record_run(id(0xbb68_7fa2));
+        assert_eq!(run.to_string(), "v2.1.00c0ffee00000001.19.bb687fa2-1");
+        assert_eq!(run.budget(), Some(19));
+        assert_eq!(run.chain(), Some(chain));
+        assert_eq!(
+            Lineage::decode("v2.1.00c0ffee00000001.-.bb687fa2-1")
+                .unwrap()
+                .budget(),
+            None
+        );
+        // The budget never goes below zero; a run at zero stays at zero.
+        assert_eq!(
+            Lineage::new()
+                .with_budget(chain, 0)
+                .record_run(id(1))
+                .budget(),
+            Some(0)
+        );
+        // A v1 value (queues and DLQs hold them) is still read.
+        assert_eq!(Lineage::decode("v1.3.bb687fa2-2").unwrap().chain(), None);
+        for bad in [
+            "v2.1",
+            "v2.1.00c0ffee0000001.19",
+            "v2.1.0000000000000000.19",
+            "v2.1.00c0ffee00000001",
+            "v2.1.00c0ffee00000001.",
+            "v2.1.00c0ffee00000001.4294967296",
+            "v2.1.00c0ffee00000001.1x",
+            "v2.1.00c0ffee00000001.12345678901",
+            "v3.1",
+        ] {
+            assert!(Lineage::decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn merging_keeps_the_smaller_chain_and_budget() {
+        let a = Lineage::new().with_budget(ChainId::from_u64(9).unwrap(), 5);
+        let b = Lineage::new().with_budget(ChainId::from_u64(4).unwrap(), 8);
+        let mut ab = a;
+        ab.merge(&b);
+        let mut ba = b;
+        ba.merge(&a);
+        assert_eq!(ab, ba);
+        assert_eq!((ab.chain(), ab.budget()), (ChainId::from_u64(4), Some(5)));
+        let mut with_v1 = a;
+        with_v1.merge(&Lineage::new().record_run(id(3)));
+        assert_eq!((with_v1.chain(), with_v1.budget()), (a.chain(), Some(5)));
     }
 
     proptest! {
@@ -679,9 +908,10 @@ mod tests {
         }
 
         #[test]
-        fn decode_never_panics_on_near_valid_input(s in "v1\\.[0-9]{0,6}(\\.[0-9a-fA-F]{0,9}-[0-9]{0,6}){0,18}") {
+        fn decode_never_panics_on_near_valid_input(s in "v[12]\\.[0-9]{0,6}(\\.[0-9a-fA-F]{15,17})?(\\.(-|[0-9]{0,11}))?(\\.[0-9a-fA-F]{0,9}-[0-9]{0,6}){0,18}") {
             if let Ok(l) = Lineage::decode(&s) {
                 prop_assert!(l.len() <= MAX_ENTRIES);
+                prop_assert_eq!(l.chain().is_some(), s.starts_with("v2."));
             }
         }
 
@@ -699,6 +929,8 @@ mod tests {
             m.merge(&b);
             prop_assert!(m.len() <= MAX_ENTRIES);
             prop_assert_eq!(m.hops(), a.hops().max(b.hops()));
+            prop_assert_eq!(m.budget(), min_some(a.budget(), b.budget()));
+            prop_assert_eq!(m.chain(), min_some(a.chain(), b.chain()));
             for (i, c) in m.entries() {
                 prop_assert_eq!(c, a.count(i).max(b.count(i)));
             }

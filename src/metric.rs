@@ -316,6 +316,7 @@ impl DropEvent<'_> {
 
     /// The EMF document for this drop, stamped with `timestamp`.
     pub(crate) fn to_emf(&self, timestamp: SystemTime) -> EmfLine {
+        let chain_id = self.lineage.chain().map(|chain| chain.to_string());
         EmfLine::count(
             self.namespace,
             self.metric_name(),
@@ -332,6 +333,7 @@ impl DropEvent<'_> {
         .property("Hops", self.hops)
         .property("MaxHops", self.max_hops)
         .property("Lineage", self.lineage.encode().as_str())
+        .property_if("ChainId", chain_id.as_deref())
         .property_if("ChainRoot", self.chain_root)
         .property("RequestId", self.request_id)
         .property_if("MessageId", self.message_id)
@@ -355,6 +357,7 @@ impl DropEvent<'_> {
             Hops = self.hops,
             MaxHops = self.max_hops,
             Lineage = %self.lineage,
+            ChainId = self.lineage.chain().map(|c| c.to_string()).unwrap_or_default(),
             ChainRoot = self.chain_root.unwrap_or(""),
             RequestId = self.request_id,
             MessageId = self.message_id.unwrap_or(""),
@@ -392,8 +395,10 @@ mod tests {
         }
     }
 
+    // A budgeted chain, so that every optional property is present.
     static LINEAGE: std::sync::LazyLock<Lineage> = std::sync::LazyLock::new(|| {
-        (0..16).fold(Lineage::new(), |l, _| {
+        let chain = crate::lineage::ChainId::from_u64(0x0123_4567_89ab_cdef).unwrap();
+        (0..16).fold(Lineage::new().with_budget(chain, 40), |l, _| {
             l.record_run(crate::FunctionId::from_identity("orders"))
         })
     });

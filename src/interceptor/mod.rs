@@ -58,13 +58,13 @@ use aws_smithy_runtime_api::client::interceptors::context::{
 use aws_smithy_runtime_api::client::interceptors::{dyn_dispatch_hint, Intercept};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Headers;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use std::sync::Arc;
 
 use crate::carrier::TraceField;
 use crate::chain::Chain;
-use crate::source::{clear_sdk_input, stamp_sdk_input, StampOptions};
+use crate::source::{clear_sdk_input, messages_sent, stamp_sdk_input, StampOptions};
 use crate::trace_header::TRACE_ID_HEADER;
 
 mod sdk_config;
@@ -199,11 +199,22 @@ impl Intercept for LoopGuardInterceptor {
         &self,
         context: &mut BeforeSerializationInterceptorContextMut<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         Chain::with_current(|chain| match chain {
             Some(chain) => {
-                stamp_sdk_input(&self.options, context.input_mut(), chain);
+                // In a budgeted chain each message of this call gets its
+                // share now; the header, stamped later, carries the same.
+                let messages = messages_sent(&self.options, context.input());
+                let call = if messages > 0 {
+                    let call = chain.with_lineage_of_send(chain.lineage_for_send(messages));
+                    cfg.interceptor_state()
+                        .store_put(CallLineage(*call.lineage()));
+                    call
+                } else {
+                    chain.clone()
+                };
+                stamp_sdk_input(&self.options, context.input_mut(), &call);
             }
             // Only while no invocation runs: a write from a task the chain
             // did not reach must not wipe a stamp that belongs to one.
@@ -219,23 +230,35 @@ impl Intercept for LoopGuardInterceptor {
         &self,
         context: &mut BeforeTransmitInterceptorContextMut<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         Chain::with_current(|chain| {
             if let Some(chain) = chain {
-                stamp_trace_header(context.request_mut().headers_mut(), chain);
+                let lineage = cfg
+                    .load::<CallLineage>()
+                    .map_or(*chain.lineage(), |call| call.0);
+                stamp_trace_header(context.request_mut().headers_mut(), chain, &lineage);
             }
         });
         Ok(())
     }
 }
 
+/// The lineage the messages of one call carry (with their share of a
+/// budgeted chain), from the serialization hook to the transmit hook.
+#[derive(Debug, Clone, Copy)]
+struct CallLineage(crate::lineage::Lineage);
+
+impl Storable for CallLineage {
+    type Storer = StoreReplace<Self>;
+}
+
 /// Sets our field in `x-amzn-trace-id`, starting from the header already on
 /// the request, else from the invocation's incoming trace header.
-fn stamp_trace_header(headers: &mut Headers, chain: &Chain) {
+fn stamp_trace_header(headers: &mut Headers, chain: &Chain, lineage: &crate::lineage::Lineage) {
     let existing = headers.get(TRACE_ID_HEADER);
     let source = existing.or(chain.incoming_trace_header()).unwrap_or("");
-    let stamped = match TraceField.stamped(source, chain.lineage()) {
+    let stamped = match TraceField.stamped(source, lineage) {
         Ok(stamped) => stamped,
         Err(error) => {
             tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
@@ -347,6 +370,83 @@ pub(crate) mod tests {
         );
         let out = transmit(None, Some(chain(2, None))).await.unwrap();
         assert_eq!(out, format!("LoopGuard={}", chain(2, None).lineage()));
+    }
+
+    /// In a budgeted chain one call's messages each get one share, and the
+    /// header of that call carries the same: both hooks see one ConfigBag.
+    #[cfg(feature = "sqs")]
+    #[tokio::test]
+    async fn a_budgeted_call_carries_one_share_in_every_carrier() {
+        use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput;
+        use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+
+        let chain_id = crate::lineage::ChainId::from_u64(0xabc).unwrap();
+        let me = FunctionId::from_identity("f");
+        // 17 for the tree; this run took one: 16 to share out.
+        let c = Chain::new(
+            Lineage::new().with_budget(chain_id, 17).record_run(me),
+            None,
+        );
+        let entries = (0..4).map(|i| {
+            SendMessageBatchRequestEntry::builder()
+                .id(format!("e{i}"))
+                .message_body("hello")
+                .build()
+                .unwrap()
+        });
+        let input = SendMessageBatchInput::builder()
+            .queue_url("https://sqs.us-east-1.amazonaws.com/1/q")
+            .set_entries(Some(entries.collect()))
+            .build()
+            .unwrap();
+        let rc = RuntimeComponentsBuilder::for_tests().build().unwrap();
+        let mut cfg = ConfigBag::base();
+        let mut context = InterceptorContext::new(Input::erase(input));
+        let interceptor = LoopGuardInterceptor::new();
+        c.clone().sync_scope(|| {
+            let mut ctx = (&mut context).into();
+            interceptor
+                .modify_before_serialization(&mut ctx, &rc, &mut cfg)
+                .unwrap();
+            let request = http::Request::builder()
+                .body(SdkBody::empty())
+                .unwrap()
+                .try_into()
+                .unwrap();
+            context.enter_serialization_phase();
+            let input = context.take_input();
+            context.set_request(request);
+            context.enter_before_transmit_phase();
+            let mut ctx = (&mut context).into();
+            interceptor
+                .modify_before_transmit(&mut ctx, &rc, &mut cfg)
+                .unwrap();
+            let input = input.unwrap().downcast::<SendMessageBatchInput>().unwrap();
+            for entry in input.entries.unwrap() {
+                let value = entry.message_attributes.unwrap()["loop-guard"]
+                    .string_value
+                    .clone()
+                    .unwrap();
+                let lineage = Lineage::decode(&value).unwrap();
+                // Undeclared: half of 16, split among the 4 messages.
+                assert_eq!(
+                    (lineage.chain(), lineage.budget()),
+                    (Some(chain_id), Some(2))
+                );
+            }
+        });
+        let header = context
+            .request()
+            .unwrap()
+            .headers()
+            .get(TRACE_ID_HEADER)
+            .unwrap();
+        let lineage = crate::trace_header::TraceHeader::parse(header)
+            .unwrap()
+            .lineage()
+            .unwrap();
+        assert_eq!(lineage.budget(), Some(2));
+        assert_eq!(c.budget_left(), Some(8));
     }
 
     #[tokio::test]

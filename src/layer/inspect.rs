@@ -135,6 +135,9 @@ impl<'a> Inspection<'_, 'a> {
             max_depth,
             hops: u32::from(lineage.hops()) + 1,
             max_hops: config.max_hops(),
+            // Arrived without a budget: the chain starts here (with the
+            // configured one) or is not budgeted.
+            budget: lineage.budget().or(config.chain_budget()),
         };
         if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
             // Only a drop needs the root: the context's header is read then.
@@ -216,6 +219,7 @@ struct Over {
     max_depth: u32,
     hops: u32,
     max_hops: u32,
+    budget: Option<u32>,
 }
 
 impl Over {
@@ -225,6 +229,8 @@ impl Over {
             Some(Limit::Depth)
         } else if self.hops > self.max_hops {
             Some(Limit::Hops)
+        } else if self.budget == Some(0) {
+            Some(Limit::ChainBudget)
         } else {
             None
         }

@@ -57,7 +57,7 @@ pub use record::{for_record, GuardedRecord};
 #[cfg(feature = "interceptor")]
 mod stamp;
 #[cfg(feature = "interceptor")]
-pub(crate) use stamp::{clear_sdk_input, stamp_sdk_input, StampOptions};
+pub(crate) use stamp::{clear_sdk_input, messages_sent, stamp_sdk_input, StampOptions};
 
 /// How the units of an event may be dropped, one by one or not at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -19,8 +19,9 @@ pub(crate) struct StampOptions {
     pub(crate) s3: super::s3::stamp::S3Stamping,
 }
 
-/// Adds the operation-specific carriers of the running `chain` to a typed
-/// operation input. Returns whether the input was one this build knows.
+/// Adds the operation-specific carriers of `chain` (the running chain, its
+/// lineage the one this call's messages carry) to a typed operation input.
+/// Returns whether the input was one this build knows.
 #[allow(unused_variables)]
 pub(crate) fn stamp_sdk_input(options: &StampOptions, input: &mut Input, chain: &Chain) -> bool {
     let lineage = chain.lineage();
@@ -62,4 +63,69 @@ pub(crate) fn stamp_sdk_input(options: &StampOptions, input: &mut Input, chain: 
 pub(crate) fn clear_sdk_input(options: &StampOptions, input: &mut Input) {
     #[cfg(feature = "dynamodb")]
     super::dynamodb::stamp::stamp(input, options, super::dynamodb::stamp::Action::Clear);
+}
+
+/// How many messages a call sends that can start a run of a guarded
+/// function (each one gets a share of a budgeted chain): the messages of
+/// SQS, SNS, Lambda and EventBridge calls, and the writes to opted-in
+/// DynamoDB tables and S3 buckets. Every write request of a DynamoDB batch
+/// or transaction counts (an over-count only makes shares smaller). Other
+/// calls send none.
+#[allow(unused_variables)]
+pub(crate) fn messages_sent(options: &StampOptions, input: &Input) -> u32 {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    #[cfg(feature = "sqs")]
+    {
+        use aws_sdk_sqs::operation::{send_message, send_message_batch};
+        if input
+            .downcast_ref::<send_message::SendMessageInput>()
+            .is_some()
+        {
+            return 1;
+        }
+        if let Some(batch) = input.downcast_ref::<send_message_batch::SendMessageBatchInput>() {
+            return count(batch.entries.as_ref().map_or(0, Vec::len));
+        }
+    }
+    #[cfg(feature = "sns")]
+    {
+        use aws_sdk_sns::operation::{publish, publish_batch};
+        if input.downcast_ref::<publish::PublishInput>().is_some() {
+            return 1;
+        }
+        if let Some(batch) = input.downcast_ref::<publish_batch::PublishBatchInput>() {
+            return count(
+                batch
+                    .publish_batch_request_entries
+                    .as_ref()
+                    .map_or(0, Vec::len),
+            );
+        }
+    }
+    #[cfg(feature = "lambda")]
+    {
+        use aws_sdk_lambda::operation::{invoke, invoke_with_response_stream};
+        if input.downcast_ref::<invoke::InvokeInput>().is_some()
+            || input
+                .downcast_ref::<invoke_with_response_stream::InvokeWithResponseStreamInput>()
+                .is_some()
+        {
+            return 1;
+        }
+    }
+    #[cfg(feature = "eventbridge")]
+    if let Some(put) =
+        input.downcast_ref::<aws_sdk_eventbridge::operation::put_events::PutEventsInput>()
+    {
+        return count(put.entries.as_ref().map_or(0, Vec::len));
+    }
+    #[cfg(feature = "dynamodb")]
+    if let Some(n) = super::dynamodb::stamp::writes(options, input) {
+        return n;
+    }
+    #[cfg(feature = "s3")]
+    if let Some(n) = super::s3::stamp::writes(options, input) {
+        return n;
+    }
+    0
 }

@@ -123,6 +123,38 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, action: Action<'_
     false
 }
 
+/// The items a call writes with our attribute (puts and updates on
+/// opted-in tables), if it is one this module stamps.
+pub(crate) fn writes(options: &StampOptions, input: &Input) -> Option<u32> {
+    let stamping = &options.dynamodb;
+    let covered = |table: Option<&str>| u32::from(table.is_some_and(|t| stamping.covers(t)));
+    if let Some(put) = input.downcast_ref::<PutItemInput>() {
+        return Some(covered(put.table_name.as_deref()));
+    }
+    if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+        return Some(covered(update.table_name.as_deref()));
+    }
+    if let Some(batch) = input.downcast_ref::<BatchWriteItemInput>() {
+        let puts = batch
+            .request_items
+            .iter()
+            .flatten()
+            .map(|(table, requests)| {
+                covered(Some(table))
+                    * requests.iter().filter(|r| r.put_request.is_some()).count() as u32
+            });
+        return Some(puts.sum());
+    }
+    if let Some(transact) = input.downcast_ref::<TransactWriteItemsInput>() {
+        let writes = transact.transact_items.iter().flatten().map(|item| {
+            covered(item.put.as_ref().map(|p| p.table_name.as_str()))
+                + covered(item.update.as_ref().map(|u| u.table_name.as_str()))
+        });
+        return Some(writes.sum());
+    }
+    None
+}
+
 fn report(result: Result<(), StampError>) {
     if let Err(error) = result {
         log_skipped("DynamoDB item attribute", &error);

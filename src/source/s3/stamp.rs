@@ -57,6 +57,22 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, lineage: &Lineage
     false
 }
 
+/// The objects a call writes to opted-in buckets with our metadata (one,
+/// or none), if it is one this module stamps.
+pub(crate) fn writes(options: &StampOptions, input: &Input) -> Option<u32> {
+    let stamping = &options.s3;
+    let bucket = if let Some(put) = input.downcast_ref::<PutObjectInput>() {
+        put.bucket.as_deref()
+    } else if let Some(create) = input.downcast_ref::<CreateMultipartUploadInput>() {
+        create.bucket.as_deref()
+    } else if let Some(copy) = input.downcast_ref::<CopyObjectInput>() {
+        copy.bucket.as_deref()
+    } else {
+        return None;
+    };
+    Some(u32::from(stamping.covers(bucket)))
+}
+
 /// Buckets already warned about a `CopyObject` that keeps its source's
 /// metadata (once per bucket and process: a copy loop would flood the log).
 static COPY_WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
