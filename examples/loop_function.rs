@@ -1,6 +1,6 @@
 //! A Lambda function (`provided.al2023` `bootstrap`) with a recursive-loop
-//! bug: for every SQS record it receives it writes one message back into the
-//! loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`, else `QUEUE_URL` as
+//! bug: for every SQS record it receives it writes one message (or
+//! `LOOP_FAN_OUT` messages) back into the loop, either to an SQS queue (`LOOP_SEND_QUEUE_URL`, else `QUEUE_URL` as
 //! `deploy/template.yaml` sets it; a FIFO queue gets the record's message group) or to an SNS topic (`LOOP_PUBLISH_TOPIC_ARN`) that
 //! delivers to its own queue.
 //!
@@ -40,16 +40,23 @@ async fn handler(
             // `QUEUE_URL` is what deploy/template.yaml sets: its own queue.
             let queue =
                 std::env::var("LOOP_SEND_QUEUE_URL").or_else(|_| std::env::var("QUEUE_URL"));
+            // `LOOP_FAN_OUT` messages per record (default 1): a fan-out loop.
+            let fan_out: usize = std::env::var("LOOP_FAN_OUT")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
             if let Ok(queue_url) = queue {
-                let mut send = clients.sqs.send_message().message_body(&body);
-                if queue_url.ends_with(".fifo") {
-                    // A FIFO queue: the follow-up joins the record's group.
-                    let group = record.attributes.get("MessageGroupId");
-                    send = send
-                        .message_group_id(group.map_or("loop", String::as_str))
-                        .message_deduplication_id(format!("after-{id}"));
+                for copy in 0..fan_out {
+                    let mut send = clients.sqs.send_message().message_body(&body);
+                    if queue_url.ends_with(".fifo") {
+                        // A FIFO queue: the follow-up joins the record's group.
+                        let group = record.attributes.get("MessageGroupId");
+                        send = send
+                            .message_group_id(group.map_or("loop", String::as_str))
+                            .message_deduplication_id(format!("after-{id}-{copy}"));
+                    }
+                    send.queue_url(&queue_url).send().await?;
                 }
-                send.queue_url(queue_url).send().await?;
             }
             if let Ok(topic_arn) = std::env::var("LOOP_PUBLISH_TOPIC_ARN") {
                 clients

@@ -544,6 +544,66 @@ async fn a_forged_full_lineage_does_not_keep_a_self_loop_from_stopping() {
     assert!(c.drain(&url).await.is_empty());
 }
 
+/// Issue 15: a function that sends two messages back to its own queue per
+/// record grows as 2^depth; with a chain budget of 20 the whole tree runs
+/// at most 20 times. Undeclared sends each take half of what is left, so
+/// the tree runs exactly 12 times here (20 -> 1 + runs of 10 and 5 -> ...),
+/// and every message is accounted for: the seed and the 24 sent either ran
+/// or reached the DLQ (13), none is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let ((url, arn), (dlq, _)) = queue_with_dlq(&c, "fan-out-queue").await;
+    let env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), "100".to_string()),
+        ("LOOP_GUARD_CHAIN_BUDGET".to_string(), "20".to_string()),
+        ("LOOP_FAN_OUT".to_string(), "2".to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+        ("LOOP_SEND_QUEUE_URL".to_string(), url.clone()),
+    ]);
+    deploy(&c, "fan-out", "loop_function", env, 30).await;
+    c.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("seed")
+        .send()
+        .await
+        .unwrap();
+    let mapping = map_queue(&c, &arn, "fan-out").await;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut dead = Vec::new();
+    // Until every message sent has either run or reached the DLQ.
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        dead.extend(c.drain(&dlq).await);
+        let runs = runs_of(&c.log_text("fan-out").await).len();
+        if runs > 0 && dead.len() > runs {
+            break;
+        }
+    }
+    // Anything still in flight would show up by now (visibility: 1 s).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    dead.extend(c.drain(&dlq).await);
+    let runs = runs_of(&c.log_text("fan-out").await);
+    assert_eq!(runs.len(), 12, "{runs:?}");
+    assert_eq!(dead.len(), 13);
+    assert!(c.drain(&url).await.is_empty());
+    // One chain, and every run's budget came out of it.
+    let chains: std::collections::HashSet<_> = runs.iter().map(|l| l.chain()).collect();
+    assert_eq!(chains.len(), 1, "{chains:?}");
+    assert!(runs.iter().all(|l| l.chain().is_some() && l.budget().is_some()));
+    let drops = c.log_text("fan-out").await.matches("\"Reason\":\"chain_budget\"").count();
+    assert!(drops >= 13, "{drops} budget drop lines");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_self_loop_stops_at_max_depth_5() {
     let outcome = run_loop(Topology::SqsSelfLoop, 5).await;
