@@ -39,6 +39,10 @@ pub fn lineage(data: &[u8]) {
         "the runner is recorded"
     );
     assert_eq!(ran.hops(), lineage.hops().saturating_add(1));
+    // A budgeted chain keeps its id and a run consumes one of its budget.
+    assert_eq!(ran.chain(), lineage.chain());
+    assert_eq!(ran.budget(), lineage.budget().map(|b| b.saturating_sub(1)));
+    assert_eq!(lineage.chain().is_some(), text.starts_with("v2."));
 }
 
 /// Trace header text: our field is added or replaced, every other byte is
