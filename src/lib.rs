@@ -158,7 +158,7 @@ pub use crate::incoming::{EventSource, Incoming, Units};
 #[cfg(feature = "interceptor")]
 pub use crate::interceptor::LoopGuardInterceptor;
 pub use crate::layer::{BatchDropPolicy, LoopGuard, LoopGuardLayer};
-pub use crate::lineage::{FunctionId, Lineage};
+pub use crate::lineage::{ChainId, FunctionId, Lineage};
 #[cfg(feature = "concurrency")]
 pub use crate::run::run_concurrent;
 pub use crate::run::{run, run_with};

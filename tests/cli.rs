@@ -95,6 +95,16 @@ fn decode_reads_lineages_headers_and_log_lines() {
     );
     let text_log = format!("WARN recursive loop stopped Lineage={lineage} Depth=3");
     assert_eq!(stdout(&["decode", &text_log, names]), expected);
+    // A budgeted chain (wire v2): its id and the budget left.
+    let chain = lambda_loop_guard::lineage::ChainId::from_u64(0xc0ffee).unwrap();
+    let budgeted = Lineage::new().with_budget(chain, 20).record_run(orders);
+    assert_eq!(
+        stdout(&["decode", &budgeted.to_string(), names]),
+        format!(
+            "hops: 1\nchain id: 0000000000c0ffee\nbudget left for this subtree: 19 run(s)\n\
+             orders ({orders}): 1 run(s)\n"
+        )
+    );
     // Unnamed ids are shown as ids.
     assert!(stdout(&["decode", &lineage.to_string()])
         .contains(&format!("function {billing}: 1 run(s)")));

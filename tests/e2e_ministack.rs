@@ -599,8 +599,14 @@ async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
     // One chain, and every run's budget came out of it.
     let chains: std::collections::HashSet<_> = runs.iter().map(|l| l.chain()).collect();
     assert_eq!(chains.len(), 1, "{chains:?}");
-    assert!(runs.iter().all(|l| l.chain().is_some() && l.budget().is_some()));
-    let drops = c.log_text("fan-out").await.matches("\"Reason\":\"chain_budget\"").count();
+    assert!(runs
+        .iter()
+        .all(|l| l.chain().is_some() && l.budget().is_some()));
+    let drops = c
+        .log_text("fan-out")
+        .await
+        .matches("\"Reason\":\"chain_budget\"")
+        .count();
     assert!(drops >= 13, "{drops} budget drop lines");
 }
 

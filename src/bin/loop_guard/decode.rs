@@ -8,7 +8,7 @@ use lambda_loop_guard::{FunctionId, Lineage};
 pub(crate) fn describe(value: &str, names: &[String]) -> Result<String, String> {
     let value = value.trim();
     let (lineage, root) = find(value).ok_or_else(|| {
-        "no lineage found: give a lineage (v1....), a trace header with LoopGuard=, \
+        "no lineage found: give a lineage (v1.... or v2....), a trace header with LoopGuard=, \
          or a log line holding one"
             .to_owned()
     })?;
@@ -19,6 +19,15 @@ pub(crate) fn describe(value: &str, names: &[String]) -> Result<String, String> 
             .map_or_else(|| format!("function {id}"), |n| format!("{n} ({id})"))
     };
     let mut text = format!("hops: {}\n", lineage.hops());
+    if let Some(chain) = lineage.chain() {
+        text.push_str(&format!("chain id: {chain}\n"));
+        match lineage.budget() {
+            Some(budget) => {
+                text.push_str(&format!("budget left for this subtree: {budget} run(s)\n"))
+            }
+            None => text.push_str("budget: none\n"),
+        }
+    }
     if let Some(root) = root {
         text.push_str(&format!("chain root: {root}\n"));
     }
