@@ -155,7 +155,7 @@ impl Chain {
     ) -> Self {
         Chain {
             shares: shares_of(&lineage),
-            lineage,
+            lineage: config.outgoing(lineage),
             incoming_trace_header,
             config: Some(config),
         }
@@ -166,9 +166,18 @@ impl Chain {
     pub(crate) fn with_lineage(&self, lineage: Lineage) -> Self {
         Chain {
             shares: shares_of(&lineage),
-            lineage,
+            lineage: self.signed(lineage),
             incoming_trace_header: self.incoming_trace_header.clone(),
             config: self.config.clone(),
+        }
+    }
+
+    /// `lineage` signed, when the guard that set this chain signs and it is
+    /// not signed already.
+    fn signed(&self, lineage: Lineage) -> Lineage {
+        match &self.config {
+            Some(config) if lineage.tag().is_none() => config.outgoing(lineage),
+            _ => lineage,
         }
     }
 
@@ -177,7 +186,7 @@ impl Chain {
     /// (see [`declare_sends`](Self::declare_sends)), taken now.
     pub(crate) fn lineage_for_send(&self, messages: u32) -> Lineage {
         match &self.shares {
-            Some(shares) => self.lineage.with_share(shares.take(messages)),
+            Some(shares) => self.signed(self.lineage.with_share(shares.take(messages))),
             None => self.lineage,
         }
     }

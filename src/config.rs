@@ -11,6 +11,7 @@
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
 //! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; below the largest depth limit, that limit plus 256) |
 //! | `LOOP_GUARD_CHAIN_BUDGET` | none (off) | runs of a whole chain's tree, all functions, counted without shared state: each message carries the runs left to its subtree and each run shares what it has left among its sends (see [`chain::declare_sends`](crate::chain::declare_sends)); bounds fan-out loops, which depth alone lets grow exponentially (1 to 4294967295) |
+//! | `LOOP_GUARD_SIGNING_KEYS` | none (off) | secrets (16 bytes or more each, comma separated; the first signs, all verify) for signed lineages: every lineage sent carries a MAC, and one without a valid MAC counts as absent (see [`signing`](crate::signing)); the values never appear in errors or logs |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
 //! | `LOOP_GUARD_SNS_TOPICS` | none | SNS topics whose notification envelopes in SQS bodies are read (non-raw delivery): topic ARNs, `arn:...:*` prefixes, or `*`; see [`TrustedTopics`] |
 //! | `LOOP_GUARD_DYNAMODB_ATTRIBUTE` | `loop-guard` | the DynamoDB item attribute the layer reads and the interceptor writes (feature `dynamodb`) |
@@ -56,6 +57,7 @@ use std::str::FromStr;
 pub use crate::env::ConfigError;
 use crate::env::{self, Lookup};
 use crate::lineage::{ChainId, FunctionId, Lineage};
+use crate::signing::SigningKeys;
 pub use crate::sns_trust::TrustedTopics;
 
 /// Environment variable: maximum runs of this function per chain.
@@ -70,6 +72,8 @@ pub const ENV_FUNCTION_ID: &str = "LOOP_GUARD_FUNCTION_ID";
 pub const ENV_SOURCE_MAX_DEPTH: &str = "LOOP_GUARD_SOURCE_MAX_DEPTH";
 /// Environment variable: hops of a whole chain before the next is dropped.
 pub const ENV_MAX_HOPS: &str = "LOOP_GUARD_MAX_HOPS";
+/// Environment variable: the secrets of signed lineages.
+pub const ENV_SIGNING_KEYS: &str = "LOOP_GUARD_SIGNING_KEYS";
 /// Environment variable: the budget of runs of a chain's whole tree.
 pub const ENV_CHAIN_BUDGET: &str = "LOOP_GUARD_CHAIN_BUDGET";
 /// Environment variable: whether lineage read from HTTP events (API Gateway, Function URL, ALB)
@@ -119,6 +123,21 @@ const SOURCE_MAX_DEPTH_EXPECTED: &str =
 const BOOLEAN_EXPECTED: &str = "expected true or false";
 const MAX_HOPS_EXPECTED: &str = "expected a whole number from 1 to 65535";
 const CHAIN_BUDGET_EXPECTED: &str = "expected a whole number from 1 to 4294967295";
+const SIGNING_KEYS_EXPECTED: &str =
+    "expected one or more secrets of at least 16 bytes each, separated by commas";
+
+/// Signing keys from `raw` (comma separated), if every one is long enough.
+fn signing_keys(raw: &str) -> Option<SigningKeys> {
+    SigningKeys::new(raw.split(',').map(str::trim).filter(|k| !k.is_empty()))
+        .ok()
+        .flatten()
+}
+
+/// What an error shows of refused keys: their lengths, never the keys.
+fn key_lengths<'k>(keys: impl Iterator<Item = &'k str>) -> String {
+    let lengths: Vec<String> = keys.map(|k| k.trim().len().to_string()).collect();
+    format!("(keys of {} bytes)", lengths.join(", "))
+}
 
 /// What the guard does with an invocation past the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -172,6 +191,7 @@ pub struct LoopGuardConfig {
     max_depth: u32,
     max_hops: u32,
     chain_budget: Option<u32>,
+    signing_keys: Option<SigningKeys>,
     source_max_depth: Vec<SourceLimit>,
     mode: Mode,
     metric_namespace: String,
@@ -269,6 +289,20 @@ impl LoopGuardConfig {
         }
     }
 
+    /// The keys of signed lineages (`LOOP_GUARD_SIGNING_KEYS`), if signing
+    /// is on.
+    pub fn signing_keys(&self) -> Option<&SigningKeys> {
+        self.signing_keys.as_ref()
+    }
+
+    /// `lineage` as this function sends it: signed when signing is on.
+    pub(crate) fn outgoing(&self, lineage: Lineage) -> Lineage {
+        match &self.signing_keys {
+            Some(keys) => keys.sign(&lineage),
+            None => lineage,
+        }
+    }
+
     /// The runs a whole chain's tree may make (`LOOP_GUARD_CHAIN_BUDGET`),
     /// if the chain budget is on.
     pub fn chain_budget(&self) -> Option<u32> {
@@ -323,6 +357,7 @@ impl LoopGuardConfig {
             MaxDepth = self.max_depth(),
             MaxHops = self.max_hops(),
             ChainBudget = self.chain_budget().unwrap_or(0),
+            SigningKeys = self.signing_keys().map_or(0, SigningKeys::len),
             SourceMaxDepth = limits.join(",").as_str(),
             Namespace = self.metric_namespace(),
             TrustHttp = self.trust_http(),
@@ -370,6 +405,7 @@ pub struct LoopGuardConfigBuilder {
     max_depth: Option<u32>,
     max_hops: Option<u32>,
     chain_budget: Option<u32>,
+    signing_keys: Vec<String>,
     source_max_depth: Vec<(String, u32)>,
     mode: Option<Mode>,
     metric_namespace: Option<String>,
@@ -413,6 +449,14 @@ impl LoopGuardConfigBuilder {
     /// largest depth limit, that limit plus 256 is used.
     pub fn max_hops(mut self, max_hops: u32) -> Self {
         self.max_hops = Some(max_hops);
+        self
+    }
+
+    /// Adds a secret (16 bytes or more) for signed lineages: the first one
+    /// added signs, all verify. Keys given here replace those of
+    /// `LOOP_GUARD_SIGNING_KEYS`. See [`signing`](crate::signing).
+    pub fn signing_key(mut self, secret: impl Into<String>) -> Self {
+        self.signing_keys.push(secret.into());
         self
     }
 
@@ -524,6 +568,16 @@ impl LoopGuardConfigBuilder {
             |raw| env::whole_number(raw, 1..=u32::MAX),
             CHAIN_BUDGET_EXPECTED,
         )?;
+        let env_signing_keys = match env::get(env, ENV_SIGNING_KEYS)? {
+            None => None,
+            Some(raw) => Some(signing_keys(&raw).ok_or_else(|| {
+                ConfigError::invalid(
+                    ENV_SIGNING_KEYS,
+                    &key_lengths(raw.split(',')),
+                    SIGNING_KEYS_EXPECTED,
+                )
+            })?),
+        };
         let env_source_max_depth = env::parse(
             env,
             ENV_SOURCE_MAX_DEPTH,
@@ -657,6 +711,22 @@ impl LoopGuardConfigBuilder {
             )?),
             None => env_chain_budget,
         };
+        let signing_keys = if self.signing_keys.is_empty() {
+            env_signing_keys
+        } else {
+            Some(
+                SigningKeys::new(&self.signing_keys)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "signing_key",
+                            &key_lengths(self.signing_keys.iter().map(String::as_str)),
+                            SIGNING_KEYS_EXPECTED,
+                        )
+                    })?,
+            )
+        };
         let largest_depth = source_max_depth
             .iter()
             .map(|(_, n)| *n)
@@ -683,6 +753,7 @@ impl LoopGuardConfigBuilder {
             max_depth,
             max_hops,
             chain_budget,
+            signing_keys,
             source_max_depth,
             mode,
             metric_namespace,

@@ -11,6 +11,7 @@ use std::fmt;
 
 use crate::excerpt;
 use crate::lineage::Lineage;
+use crate::signing::{SigningKeys, Verified};
 
 /// Where an invocation or record came from (the metric's `Source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,13 +95,15 @@ impl fmt::Debug for Units<'_, '_> {
 /// The chain one unit of work (a record, or the whole invocation) arrived with.
 #[derive(Debug, Clone)]
 pub struct Incoming<'a> {
-    // Lineages decoded on the way in: a second, different text, or one
-    // merged already decoded.
-    decoded: Lineage,
-    // The first lineage text read (and its carrier, for the warning when it
+    // The lineage texts read (and their carriers, for the warning when one
     // is malformed), decoded only when the lineage is asked for: the guard
-    // decodes the text a batch's records share once per batch.
-    text: Option<(&'a str, &'static str)>,
+    // decodes the text a batch's records share once per batch, and checks
+    // signatures then. The carriers of one hop usually hold one text.
+    texts: [Option<(&'a str, &'static str)>; 2],
+    // Lineages decoded on the way in: a third distinct text, or one merged
+    // already decoded. A signed reader cannot check them: it rejects them.
+    decoded: Lineage,
+    decoded_any: bool,
     source: EventSource,
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
@@ -115,8 +118,9 @@ impl<'a> Incoming<'a> {
     /// Nothing read yet: an empty lineage from `source`.
     pub fn new(source: EventSource) -> Self {
         Incoming {
+            texts: [None; 2],
             decoded: Lineage::new(),
-            text: None,
+            decoded_any: false,
             source,
             item_id: None,
             chain_root: None,
@@ -131,22 +135,32 @@ impl<'a> Incoming<'a> {
     /// the value is malformed (and then ignored). The carriers of one hop
     /// usually hold the same text, which is then decoded once.
     pub fn read_lineage_value(&mut self, value: &'a str, carrier: &'static str) -> &mut Self {
-        match self.text {
-            None => self.text = Some((value, carrier)),
-            Some((text, _)) if text == value => return self,
-            Some(_) => {
-                if let Some(lineage) = decode_logged(value, carrier) {
-                    self.decoded.merge(&lineage);
+        for slot in &mut self.texts {
+            match slot {
+                Some((text, _)) if *text == value => return self,
+                Some(_) => {}
+                None => {
+                    *slot = Some((value, carrier));
+                    return self;
                 }
             }
+        }
+        if let Some(lineage) = decode_logged(value, carrier) {
+            self.decoded.merge(&lineage);
+            self.decoded_any = true;
         }
         self
     }
 
     /// Merges an already decoded lineage (for carriers that cannot lend the
     /// encoded text, e.g. one read from a value built on the fly).
+    ///
+    /// With signed lineages (`LOOP_GUARD_SIGNING_KEYS`) a lineage merged
+    /// this way cannot be checked and is ignored: carriers that can lend
+    /// the text use [`read_lineage_value`](Self::read_lineage_value).
     pub fn merge_lineage(&mut self, lineage: &Lineage) -> &mut Self {
         self.decoded.merge(lineage);
+        self.decoded_any = true;
         self
     }
 
@@ -206,15 +220,20 @@ impl<'a> Incoming<'a> {
         self.resolve(&mut DecodeCache::default())
     }
 
-    /// [`lineage`](Self::lineage), decoding the pending text through
-    /// `cache`: the guard passes one cache through a whole batch.
-    pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a>) -> Lineage {
-        let mut lineage = self.decoded;
-        if let Some(decoded) = self
-            .text
-            .and_then(|(text, carrier)| cache.decode(text, carrier))
-        {
-            lineage.merge(&decoded);
+    /// [`lineage`](Self::lineage), decoding the pending texts through
+    /// `cache` (which checks signatures when it has keys): the guard passes
+    /// one cache through a whole batch.
+    pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a, '_>) -> Lineage {
+        let mut lineage = Lineage::new();
+        if cache.keys.is_none() {
+            lineage = self.decoded;
+        } else if self.decoded_any {
+            cache.rejected += 1;
+        }
+        for (text, carrier) in self.texts.iter().flatten() {
+            if let Some(decoded) = cache.decode(text, carrier) {
+                lineage.merge(&decoded);
+            }
         }
         lineage
     }
@@ -253,22 +272,52 @@ pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineag
 /// The last lineage text decoded and what it decoded to (a malformed text
 /// too: it is then warned about once). The records of a batch usually carry
 /// the text one producer run stamped on all of them: a hit costs a
-/// comparison of the texts instead of a decode.
+/// comparison of the texts instead of a decode. With signing keys a text
+/// counts only when its signature verifies; the others are counted in
+/// `rejected`, every time one is read.
 #[derive(Debug, Default)]
-pub(crate) struct DecodeCache<'a> {
+pub(crate) struct DecodeCache<'a, 'k> {
     last: Option<(&'a str, Option<Lineage>)>,
+    keys: Option<&'k SigningKeys>,
+    pub(crate) rejected: u32,
 }
 
-impl<'a> DecodeCache<'a> {
+impl<'a, 'k> DecodeCache<'a, 'k> {
+    /// A cache that checks signatures with `keys`, if there are keys.
+    pub(crate) fn with_keys(keys: Option<&'k SigningKeys>) -> Self {
+        DecodeCache {
+            last: None,
+            keys,
+            rejected: 0,
+        }
+    }
+
     pub(crate) fn decode(&mut self, text: &'a str, carrier: &'static str) -> Option<Lineage> {
-        match self.last {
+        let lineage = match self.last {
             Some((last, lineage)) if last == text => lineage,
             _ => {
-                let lineage = decode_logged(text, carrier);
+                let lineage = match self.keys {
+                    None => decode_logged(text, carrier),
+                    Some(keys) => match keys.verify(text) {
+                        Verified::Signed(lineage) => Some(lineage),
+                        Verified::Rejected => {
+                            tracing::debug!(
+                                carrier,
+                                value = %excerpt::head(text),
+                                "loop guard lineage without a valid signature: counted as absent"
+                            );
+                            None
+                        }
+                    },
+                };
                 self.last = Some((text, lineage));
                 lineage
             }
+        };
+        if lineage.is_none() && self.keys.is_some() {
+            self.rejected += 1;
         }
+        lineage
     }
 }
 

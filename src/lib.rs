@@ -142,6 +142,7 @@ pub mod layer;
 pub mod lineage;
 pub mod metric;
 mod run;
+pub mod signing;
 mod sns_trust;
 mod sorted_indices;
 pub mod source;

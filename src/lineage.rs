@@ -45,9 +45,11 @@ pub const MAX_ENTRIES: usize = 16;
 
 /// An encoded lineage is never longer than this many bytes, and longer input
 /// is rejected by the decoder without being scanned.
-pub const MAX_ENCODED_LEN: usize = 288;
+pub const MAX_ENCODED_LEN: usize = 320;
 
 const VERSION: &str = "v1";
+/// `.s` and 16 hex digits: a signature at the end of a value.
+const TAG_LEN: usize = 18;
 const VERSION_2: &str = "v2";
 
 /// The smaller of two optional values, `None` only when both are.
@@ -116,6 +118,10 @@ pub struct Lineage {
     hops: u16,
     chain: Option<ChainId>,
     budget: Option<u32>,
+    // A MAC over the rest of the encoded value (`.s<16 hex>` on the wire),
+    // set only by signing and by decoding a signed value; any change to the
+    // lineage drops it.
+    tag: Option<u64>,
 }
 
 /// Identifies one chain of invocations across every hop: a random 64-bit
@@ -184,7 +190,28 @@ impl Lineage {
             hops: 0,
             chain: None,
             budget: None,
+            tag: None,
         }
+    }
+
+    /// The signature this lineage carries (decoded from a signed value, or
+    /// set by [`SigningKeys::sign`](crate::signing::SigningKeys::sign)), if
+    /// any. Any change to the lineage drops it.
+    pub const fn tag(&self) -> Option<u64> {
+        self.tag
+    }
+
+    /// This lineage with `tag` as its signature: what signing sets.
+    pub(crate) const fn with_tag(mut self, tag: u64) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+
+    /// This lineage without its signature: what a signature covers.
+    #[must_use]
+    pub const fn unsigned(mut self) -> Self {
+        self.tag = None;
+        self
     }
 
     /// Total number of hops in the chain so far.
@@ -218,6 +245,7 @@ impl Lineage {
     pub const fn with_budget(mut self, chain: ChainId, budget: u32) -> Self {
         self.chain = Some(chain);
         self.budget = Some(budget);
+        self.tag = None;
         self
     }
 
@@ -227,6 +255,7 @@ impl Lineage {
     pub(crate) const fn with_share(mut self, budget: u32) -> Self {
         if self.chain.is_some() {
             self.budget = Some(budget);
+            self.tag = None;
         }
         self
     }
@@ -266,6 +295,7 @@ impl Lineage {
         self.hops = self.hops.saturating_add(1);
         // The run consumes one of its chain's budget.
         self.budget = self.budget.map(|b| b.saturating_sub(1));
+        self.tag = None;
         self
     }
 
@@ -274,6 +304,7 @@ impl Lineage {
     #[must_use]
     pub fn add_hop(mut self) -> Self {
         self.hops = self.hops.saturating_add(1);
+        self.tag = None;
         self
     }
 
@@ -284,12 +315,19 @@ impl Lineage {
         // budget: the smaller one, which never lets a subtree grow.
         let chain = min_some(self.chain, other.chain);
         let budget = min_some(self.budget, other.budget);
+        // A merge is a new value: no signature covers it.
+        let merged_from_one = *self == *other;
+        if merged_from_one {
+            return;
+        }
+        self.tag = None;
         if self.is_empty() {
             let hops = self.hops.max(other.hops);
             *self = *other;
             self.hops = hops;
             self.chain = chain;
             self.budget = budget;
+            self.tag = None;
             return;
         }
         self.chain = chain;
@@ -340,7 +378,31 @@ impl Lineage {
             out.push_byte(b'-');
             out.push_decimal(u32::from(count));
         }
+        if let Some(tag) = self.tag {
+            out.push_str(".s");
+            out.push_hex((tag >> 32) as u32);
+            out.push_hex(tag as u32);
+        }
         out
+    }
+
+    /// The part of an encoded value a signature covers (all of it but a
+    /// final `.s<16 hex>`), and the signature, if there is one.
+    pub fn split_tag(text: &str) -> (&str, Option<u64>) {
+        let Some(at) = text.len().checked_sub(TAG_LEN) else {
+            return (text, None);
+        };
+        match (text.get(..at), text.get(at..)) {
+            (Some(body), Some(suffix)) if suffix.starts_with(".s") => {
+                match u64::from_str_radix(&suffix[2..], 16) {
+                    Ok(tag) if suffix[2..].bytes().all(|b| b.is_ascii_hexdigit()) => {
+                        (body, Some(tag))
+                    }
+                    _ => (text, None),
+                }
+            }
+            _ => (text, None),
+        }
     }
 
     /// Decodes the text form in one pass, without allocating.
@@ -348,6 +410,13 @@ impl Lineage {
         if text.len() > MAX_ENCODED_LEN {
             return Err(LineageError(ErrorKind::TooLong));
         }
+        let (text, tag) = Self::split_tag(text);
+        let mut lineage = Self::decode_unsigned(text)?;
+        lineage.tag = tag;
+        Ok(lineage)
+    }
+
+    fn decode_unsigned(text: &str) -> Result<Self, LineageError> {
         let bytes = text.as_bytes();
         let (v2, rest) = match (bytes.strip_prefix(b"v1."), bytes.strip_prefix(b"v2.")) {
             (Some(rest), _) => (false, rest),
@@ -585,7 +654,8 @@ impl EncodedLineage {
     }
 
     fn push_byte(&mut self, b: u8) {
-        // The bounds (16 entries of at most 15 bytes + 37) keep us under 288.
+        // The bounds (16 entries of at most 15 bytes + 36 + an 18-byte tag)
+        // keep us under 320.
         if let Some(slot) = self.buf.get_mut(self.len) {
             *slot = b;
             self.len += 1;
@@ -660,7 +730,7 @@ enum ErrorKind {
 impl fmt::Display for LineageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(match self.0 {
-            ErrorKind::TooLong => "lineage value is longer than 288 bytes",
+            ErrorKind::TooLong => "lineage value is longer than 320 bytes",
             ErrorKind::UnknownVersion => {
                 "lineage value does not start with a known version (v1, v2)"
             }

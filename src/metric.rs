@@ -31,6 +31,9 @@ use crate::lineage::Lineage;
 
 /// Metric name for a dropped invocation.
 pub const DROPPED_METRIC: &str = "RecursiveInvocationsDropped";
+/// Metric name: lineages set aside because their signature did not verify
+/// (with `LOOP_GUARD_SIGNING_KEYS`), per invocation.
+pub const UNVERIFIED_METRIC: &str = "UnverifiedLineages";
 /// Metric name for an invocation `observe` mode would have dropped.
 pub const OBSERVED_METRIC: &str = "RecursiveInvocationsObserved";
 
@@ -174,6 +177,17 @@ impl EmfLine {
         function_name: &str,
         timestamp: SystemTime,
     ) -> Self {
+        Self::counted(namespace, metric, function_name, timestamp, 1)
+    }
+
+    /// `metric` = `value` in `namespace`, for `function_name`, at `timestamp`.
+    pub(crate) fn counted(
+        namespace: &str,
+        metric: &str,
+        function_name: &str,
+        timestamp: SystemTime,
+        value: u32,
+    ) -> Self {
         let millis = timestamp
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -194,7 +208,8 @@ impl EmfLine {
         json_string(function_name, &mut text);
         text.push(',');
         json_string(metric, &mut text);
-        text.push_str(":1");
+        text.push(':');
+        push_digits(&mut text, u64::from(value), 1);
         EmfLine { text }
     }
 

@@ -544,6 +544,68 @@ async fn a_forged_full_lineage_does_not_keep_a_self_loop_from_stopping() {
     assert!(c.drain(&url).await.is_empty());
 }
 
+/// Issue 15, signed lineages: with `LOOP_GUARD_SIGNING_KEYS`, a message
+/// whose lineage claims this function already ran 50 times, but carries no
+/// valid signature, is counted from zero (without the keys it would be
+/// dropped at once); the loop it starts then stops at max depth through
+/// signed values that round-trip through SQS: runs 1, 2, 3, one message in
+/// the DLQ, none left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_count_drops_no_work_when_lineages_are_signed() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let ((url, arn), (dlq, _)) = queue_with_dlq(&c, "signed-queue").await;
+    let env = HashMap::from([
+        ("LOOP_GUARD_MAX_DEPTH".to_string(), "3".to_string()),
+        (
+            "LOOP_GUARD_SIGNING_KEYS".to_string(),
+            "a-new-secret-of-32-bytes-1111111,an-old-secret-of-32-bytes-000000".to_string(),
+        ),
+        ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
+        ("LOOP_SEND_QUEUE_URL".to_string(), url.clone()),
+    ]);
+    deploy(&c, "signed", "loop_function", env, 30).await;
+    let me = FunctionId::from_identity("signed");
+    let forged = (0..50).fold(Lineage::new(), |l, _| l.record_run(me));
+    c.sqs
+        .send_message()
+        .queue_url(&url)
+        .message_body("forged")
+        .message_attributes(
+            "loop-guard",
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(forged.to_string())
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mapping = map_queue(&c, &arn, "signed").await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut dead = Vec::new();
+    while dead.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead = c.drain(&dlq).await;
+    }
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let logs = c.log_text("signed").await;
+    let runs = runs_of(&logs);
+    let counts: Vec<u16> = runs.iter().map(|l| l.count(me)).collect();
+    assert_eq!(counts, vec![1, 2, 3]);
+    assert!(runs.iter().all(|l| l.tag().is_some()), "{runs:?}");
+    assert_eq!(dead.len(), 1);
+    assert!(c.drain(&url).await.is_empty());
+    assert!(logs.contains("\"UnverifiedLineages\":1"), "{logs}");
+}
+
 /// Issue 15: a function that sends two messages back to its own queue per
 /// record grows as 2^depth; with a chain budget of 20 the whole tree runs
 /// at most 20 times. Undeclared sends each take half of what is left, so

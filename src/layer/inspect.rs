@@ -62,7 +62,7 @@ pub(super) fn inspect<T: GuardedEvent>(
         cut_at_first_drop: reports_failures && batch == Batch::Ordered,
         units: 0,
         merged: Lineage::new(),
-        decoded: DecodeCache::default(),
+        decoded: DecodeCache::with_keys(shared.config.signing_keys()),
         runner_source: None,
         dropped: Vec::new(),
         error: None,
@@ -84,7 +84,7 @@ struct Inspection<'s, 'a> {
     cut_at_first_drop: bool,
     units: usize,
     merged: Lineage,
-    decoded: DecodeCache<'a>,
+    decoded: DecodeCache<'a, 's>,
     // The source this invocation's runs count under: the units of one
     // invocation come from one event source (a mixed custom batch counts
     // under its first counted unit's).
@@ -120,7 +120,10 @@ impl<'a> Inspection<'_, 'a> {
             return;
         }
         let lineage = unit.resolve(&mut self.decoded);
-        if unit.source() == EventSource::Http && !config.trust_http() {
+        // Signed lineages can be trusted from anyone: a signed reader has
+        // already set aside every lineage whose signature did not verify.
+        let trusted_http = config.trust_http() || config.signing_keys().is_some();
+        if unit.source() == EventSource::Http && !trusted_http {
             if !lineage.is_empty() {
                 tracing::debug!(
                     "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
@@ -186,6 +189,9 @@ impl<'a> Inspection<'_, 'a> {
 
     fn finish(self) -> Verdict {
         let config = &self.shared.config;
+        if self.decoded.rejected > 0 {
+            report_unverified(self.shared, self.decoded.rejected, &self.context.request_id);
+        }
         if self.cut_at_first_drop {
             let looping = self.error.as_ref().map_or(0, |_| 1);
             let after = self
@@ -275,4 +281,26 @@ fn report(shared: &Shared, unit: &Incoming<'_>, drop: &Drop<'_>, request_id: &st
     if let Some(hook) = &shared.on_drop {
         hook(&event);
     }
+}
+
+/// Lineages whose signature did not verify (with `LOOP_GUARD_SIGNING_KEYS`):
+/// counted as absent, and reported once per invocation with their number.
+fn report_unverified(shared: &Shared, count: u32, request_id: &str) {
+    let config = &shared.config;
+    tracing::warn!(
+        FunctionName = config.function_name(),
+        UnverifiedLineages = count,
+        RequestId = request_id,
+        "loop guard lineages without a valid signature were counted as absent \
+         (forged, from a sender without the keys, or signed with a key this function no longer has)"
+    );
+    crate::metric::EmfLine::counted(
+        config.metric_namespace(),
+        crate::metric::UNVERIFIED_METRIC,
+        config.function_name(),
+        SystemTime::now(),
+        count,
+    )
+    .property("RequestId", request_id)
+    .write_to(&*shared.sink);
 }

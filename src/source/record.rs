@@ -72,7 +72,11 @@ impl Chain {
         if untrusted || incoming.source() == NOT_A_RECORD {
             return self.clone();
         }
-        self.with_lineage(config.record_run(&incoming.lineage(), incoming.source_arn()))
+        // As the guard reads it: signatures checked when signing is on.
+        let lineage = incoming.resolve(&mut crate::incoming::DecodeCache::with_keys(
+            config.signing_keys(),
+        ));
+        self.with_lineage(config.record_run(&lineage, incoming.source_arn()))
     }
 }
 

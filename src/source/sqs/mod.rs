@@ -163,7 +163,9 @@ pub(crate) fn read_sns_envelope<'a>(
     if has_attribute() {
         return;
     }
-    if config.sns_topics().trusts(envelope.topic_arn) {
+    // A signed lineage is trusted from any topic: its signature is checked
+    // when the unit is decided.
+    if config.sns_topics().trusts(envelope.topic_arn) || config.signing_keys().is_some() {
         incoming.read_lineage_value(envelope.lineage, "sns envelope in sqs body");
     } else {
         crate::sns_trust::warn_untrusted(envelope.topic_arn);
