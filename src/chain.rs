@@ -194,6 +194,7 @@ impl Chain {
     /// This chain, carrying `lineage` (one send's, with its share of the
     /// budget) instead of its own: what one call stamps. The budget left is
     /// still this run's.
+    #[cfg(feature = "interceptor")]
     pub(crate) fn with_lineage_of_send(&self, lineage: Lineage) -> Self {
         Chain {
             lineage,
