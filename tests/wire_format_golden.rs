@@ -1,5 +1,6 @@
 //! Checks the golden vectors published in docs/wire-format.md.
 
+use lambda_loop_guard::signing::{SigningKeys, Verified};
 use lambda_loop_guard::trace_header::TraceHeader;
 use lambda_loop_guard::{FunctionId, Lineage};
 
@@ -51,6 +52,20 @@ fn golden_vectors_hold() {
                     TraceHeader::parse(&written).unwrap().lineage(),
                     Some(lineage)
                 );
+            }
+            ["signs", key, lineage, signed] => {
+                let keys = SigningKeys::new([key]).unwrap().unwrap();
+                let lineage: Lineage = lineage.parse().unwrap();
+                assert_eq!(keys.sign(&lineage).to_string(), *signed, "{line}");
+                assert!(matches!(keys.verify(signed), Verified::Signed(_)), "{line}");
+            }
+            ["verifies", keys, value] => {
+                let keys = SigningKeys::new(keys.split(',')).unwrap().unwrap();
+                assert!(matches!(keys.verify(value), Verified::Signed(_)), "{line}");
+            }
+            ["refuses", keys, value] => {
+                let keys = SigningKeys::new(keys.split(',')).unwrap().unwrap();
+                assert_eq!(keys.verify(value), Verified::Rejected, "{line}");
             }
             _ => panic!("unknown golden line: {line}"),
         }
