@@ -507,27 +507,46 @@ async fn a_forged_full_lineage_does_not_keep_a_self_loop_from_stopping() {
         let id = FunctionId::from_identity(&format!("made-up-{n}"));
         forged.merge(&(0..40).fold(Lineage::new(), |l, _| l.record_run(id)));
     }
+    let dead = seed_until_dead_letter(&c, (&url, &arn), &dlq, "forged", &forged.to_string()).await;
+    let runs = runs_of(&c.log_text("forged").await);
+    let me = FunctionId::from_identity("forged");
+    let counts: Vec<u16> = runs.iter().map(|l| l.count(me)).collect();
+    assert_eq!(counts, vec![1, 2, 3]);
+    assert_eq!(dead.len(), 1);
+    assert!(c.drain(&url).await.is_empty());
+}
+
+/// Sends one message carrying `lineage` in our attribute to the queue
+/// (`url`, `arn`), maps it to `function`, and waits for the first message in
+/// `dlq` (two minutes at most); returns the dead letters, the mapping gone.
+async fn seed_until_dead_letter(
+    c: &Clients,
+    (url, arn): (&str, &str),
+    dlq: &str,
+    function: &str,
+    lineage: &str,
+) -> Vec<aws_sdk_sqs::types::Message> {
     c.sqs
         .send_message()
-        .queue_url(&url)
+        .queue_url(url)
         .message_body("forged")
         .message_attributes(
             "loop-guard",
             aws_sdk_sqs::types::MessageAttributeValue::builder()
                 .data_type("String")
-                .string_value(forged.to_string())
+                .string_value(lineage)
                 .build()
                 .unwrap(),
         )
         .send()
         .await
         .unwrap();
-    let mapping = map_queue(&c, &arn, "forged").await;
+    let mapping = map_queue(c, arn, function).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut dead = Vec::new();
     while dead.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        dead = c.drain(&dlq).await;
+        dead = c.drain(dlq).await;
     }
     c.lambda
         .delete_event_source_mapping()
@@ -536,12 +555,7 @@ async fn a_forged_full_lineage_does_not_keep_a_self_loop_from_stopping() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let runs = runs_of(&c.log_text("forged").await);
-    let me = FunctionId::from_identity("forged");
-    let counts: Vec<u16> = runs.iter().map(|l| l.count(me)).collect();
-    assert_eq!(counts, vec![1, 2, 3]);
-    assert_eq!(dead.len(), 1);
-    assert!(c.drain(&url).await.is_empty());
+    dead
 }
 
 /// Issue 15, signed lineages: with `LOOP_GUARD_SIGNING_KEYS`, a message
@@ -567,35 +581,7 @@ async fn a_forged_count_drops_no_work_when_lineages_are_signed() {
     deploy(&c, "signed", "loop_function", env, 30).await;
     let me = FunctionId::from_identity("signed");
     let forged = (0..50).fold(Lineage::new(), |l, _| l.record_run(me));
-    c.sqs
-        .send_message()
-        .queue_url(&url)
-        .message_body("forged")
-        .message_attributes(
-            "loop-guard",
-            aws_sdk_sqs::types::MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(forged.to_string())
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mapping = map_queue(&c, &arn, "signed").await;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut dead = Vec::new();
-    while dead.is_empty() && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        dead = c.drain(&dlq).await;
-    }
-    c.lambda
-        .delete_event_source_mapping()
-        .uuid(mapping)
-        .send()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let dead = seed_until_dead_letter(&c, (&url, &arn), &dlq, "signed", &forged.to_string()).await;
     let logs = c.log_text("signed").await;
     let runs = runs_of(&logs);
     let counts: Vec<u16> = runs.iter().map(|l| l.count(me)).collect();
