@@ -29,7 +29,7 @@ use lambda_loop_guard::{
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
-use common::{interleaved, paired_differences};
+use common::{interleaved, paired_differences, print_paired};
 use fixtures::{aws_shaped_sqs_event, json_body_4k, TYPICAL_TRACE_HEADER as TYPICAL};
 
 fn big_header() -> String {
@@ -278,18 +278,13 @@ fn interceptor(c: &mut Criterion) {
     // runs both clients back to back, in alternating order, so drift hits
     // both; the median and IQR of (guarded - bare) are printed with the
     // median bare call for the ratio.
-    let (bare_median, difference) = paired_differences(
-        2_000,
-        || drop(rt.block_on(send(&bare))),
-        || drop(rt.block_on(send(&ours))),
-    );
-    println!(
-        "interceptor/send_message/paired: bare median {bare_median:.0} ns; guarded - bare: \
-         median {:.0} ns ({:.2} %), IQR {:.0} .. {:.0} ns",
-        difference.median,
-        100.0 * difference.median / bare_median,
-        difference.q1,
-        difference.q3,
+    print_paired(
+        "interceptor/send_message/paired",
+        paired_differences(
+            2_000,
+            || drop(rt.block_on(send(&bare))),
+            || drop(rt.block_on(send(&ours))),
+        ),
     );
     // The SDK's RecursionDetectionInterceptor works only with both variables
     // set; set them for the rest of this (single-threaded) benchmark run.

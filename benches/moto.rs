@@ -68,18 +68,13 @@ fn send_message_to_moto(c: &mut Criterion) {
         )
     });
     group.finish();
-    let (bare_median, difference) = common::paired_differences(
-        500,
-        || drop(rt.block_on(send(&bare))),
-        || drop(rt.block_on(send(&guarded))),
-    );
-    println!(
-        "moto/send_message/paired: bare median {bare_median:.0} ns; guarded - bare: \
-         median {:.0} ns ({:.2} %), IQR {:.0} .. {:.0} ns",
-        difference.median,
-        100.0 * difference.median / bare_median,
-        difference.q1,
-        difference.q3,
+    common::print_paired(
+        "moto/send_message/paired",
+        common::paired_differences(
+            500,
+            || drop(rt.block_on(send(&bare))),
+            || drop(rt.block_on(send(&guarded))),
+        ),
     );
     // Drain so the queue does not grow without bound between runs.
     let _ = rt.block_on(bare.purge_queue().queue_url(&queue_url).send());

@@ -73,3 +73,15 @@ pub fn paired_differences(
     }
     (Spread::of(bare_times).median, Spread::of(differences))
 }
+
+/// Prints what [`paired_differences`] measured, under `name`.
+pub fn print_paired(name: &str, (bare_median, difference): (f64, Spread)) {
+    println!(
+        "{name}: bare median {bare_median:.0} ns; guarded - bare: median {:.0} ns ({:.2} %), \
+         IQR {:.0} .. {:.0} ns",
+        difference.median,
+        100.0 * difference.median / bare_median,
+        difference.q1,
+        difference.q3,
+    );
+}
