@@ -214,6 +214,11 @@ impl Chain {
         }
     }
 
+    /// Whether this chain has a budget to share out among its sends.
+    pub(crate) fn is_budgeted(&self) -> bool {
+        self.shares.is_some()
+    }
+
     /// In a budgeted chain, the runs left to share out among this run's
     /// sends.
     pub fn budget_left(&self) -> Option<u32> {

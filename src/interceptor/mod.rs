@@ -205,16 +205,19 @@ impl Intercept for LoopGuardInterceptor {
             Some(chain) => {
                 // In a budgeted chain each message of this call gets its
                 // share now; the header, stamped later, carries the same.
-                let messages = messages_sent(&self.options, context.input());
-                let call = if messages > 0 {
+                let messages = if chain.is_budgeted() {
+                    messages_sent(&self.options, context.input())
+                } else {
+                    0
+                };
+                if messages == 0 {
+                    stamp_sdk_input(&self.options, context.input_mut(), chain);
+                } else {
                     let call = chain.with_lineage_of_send(chain.lineage_for_send(messages));
                     cfg.interceptor_state()
                         .store_put(CallLineage(*call.lineage()));
-                    call
-                } else {
-                    chain.clone()
-                };
-                stamp_sdk_input(&self.options, context.input_mut(), &call);
+                    stamp_sdk_input(&self.options, context.input_mut(), &call);
+                }
             }
             // Only while no invocation runs: a write from a task the chain
             // did not reach must not wipe a stamp that belongs to one.
