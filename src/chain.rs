@@ -215,6 +215,7 @@ impl Chain {
     }
 
     /// Whether this chain has a budget to share out among its sends.
+    #[cfg(feature = "interceptor")]
     pub(crate) fn is_budgeted(&self) -> bool {
         self.shares.is_some()
     }
