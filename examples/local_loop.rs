@@ -53,7 +53,7 @@ impl InMemoryQueue {
         if let Some(chain) = Chain::current() {
             let mut attribute = SqsMessageAttribute::default();
             attribute.data_type = Some("String".into());
-            attribute.string_value = Some(chain.lineage().to_string());
+            attribute.string_value = Some(chain.lineage_for_send(1).to_text());
             attributes.insert(KEY.to_owned(), attribute);
         }
         self.visible.push_back(Message {

@@ -147,6 +147,19 @@ impl Chain {
         }
     }
 
+    /// A chain whose every carrier holds `lineage` exactly as given (its
+    /// signature too, no budget shared out): a continuation's hop, the same
+    /// run going on.
+    #[cfg(feature = "continuation")]
+    pub(crate) fn unchanged(lineage: Lineage, incoming_trace_header: Option<Arc<str>>) -> Self {
+        Chain {
+            lineage,
+            incoming_trace_header,
+            config: None,
+            shares: None,
+        }
+    }
+
     /// A chain set by the guard, which knows its configuration.
     pub(crate) fn guarded(
         lineage: Lineage,
@@ -161,11 +174,25 @@ impl Chain {
         }
     }
 
-    /// This chain with another outgoing lineage (the header and the
-    /// configuration are shared; the budget is the new lineage's own).
-    pub(crate) fn with_lineage(&self, lineage: Lineage) -> Self {
+    /// This chain with the outgoing lineage of one record of its batch
+    /// (`for_record`): the header, the configuration and the budget are
+    /// this chain's. The invocation's runs share one budget, the smallest
+    /// any of its records arrived with, however many times the handler
+    /// scopes a record: a record's work never hands out a budget twice.
+    pub(crate) fn for_record_lineage(
+        &self,
+        config: &LoopGuardConfig,
+        arrived: &Lineage,
+        source_arn: Option<&str>,
+    ) -> Self {
+        let mut lineage = config.record_run(arrived, source_arn);
+        if let (Some(chain), Some(budget)) = (self.lineage.chain(), self.lineage.budget()) {
+            // The record's own chain, if it arrived in one; the budget left
+            // is the invocation's.
+            lineage = lineage.with_budget(arrived.chain().unwrap_or(chain), budget);
+        }
         Chain {
-            shares: shares_of(&lineage),
+            shares: self.shares.clone(),
             lineage: self.signed(lineage),
             incoming_trace_header: self.incoming_trace_header.clone(),
             config: self.config.clone(),
@@ -181,10 +208,12 @@ impl Chain {
         }
     }
 
-    /// The lineage one call that sends `messages` messages stamps on each of
-    /// them: in a budgeted chain, with the share of the budget each gets
-    /// (see [`declare_sends`](Self::declare_sends)), taken now.
-    pub(crate) fn lineage_for_send(&self, messages: u32) -> Lineage {
+    /// The lineage to stamp on each of the `messages` messages one call
+    /// sends: in a budgeted chain, with the share of the budget each gets
+    /// (see [`declare_sends`](Self::declare_sends)), taken now. Write this,
+    /// not [`lineage`](Self::lineage), on a message you stamp by hand (or use
+    /// [`stamp_current`]): `lineage` holds the whole budget left.
+    pub fn lineage_for_send(&self, messages: u32) -> Lineage {
         match &self.shares {
             Some(shares) => self.signed(self.lineage.with_share(shares.take(messages))),
             None => self.lineage,

@@ -126,9 +126,10 @@ const CHAIN_BUDGET_EXPECTED: &str = "expected a whole number from 1 to 429496729
 const SIGNING_KEYS_EXPECTED: &str =
     "expected one or more secrets of at least 16 bytes each, separated by commas";
 
-/// Signing keys from `raw` (comma separated), if every one is long enough.
-fn signing_keys(raw: &str) -> Option<SigningKeys> {
-    SigningKeys::new(raw.split(',').map(str::trim).filter(|k| !k.is_empty()))
+/// Signing keys from `secrets` (spaces around each trimmed, empty ones
+/// skipped), if there is one and every one is long enough.
+fn signing_keys<'k>(secrets: impl Iterator<Item = &'k str>) -> Option<SigningKeys> {
+    SigningKeys::new(secrets.map(str::trim).filter(|k| !k.is_empty()))
         .ok()
         .flatten()
 }
@@ -570,7 +571,7 @@ impl LoopGuardConfigBuilder {
         )?;
         let env_signing_keys = match env::get(env, ENV_SIGNING_KEYS)? {
             None => None,
-            Some(raw) => Some(signing_keys(&raw).ok_or_else(|| {
+            Some(raw) => Some(signing_keys(raw.split(',')).ok_or_else(|| {
                 ConfigError::invalid(
                     ENV_SIGNING_KEYS,
                     &key_lengths(raw.split(',')),
@@ -715,16 +716,13 @@ impl LoopGuardConfigBuilder {
             env_signing_keys
         } else {
             Some(
-                SigningKeys::new(&self.signing_keys)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| {
-                        ConfigError::invalid(
-                            "signing_key",
-                            &key_lengths(self.signing_keys.iter().map(String::as_str)),
-                            SIGNING_KEYS_EXPECTED,
-                        )
-                    })?,
+                signing_keys(self.signing_keys.iter().map(String::as_str)).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "signing_key",
+                        &key_lengths(self.signing_keys.iter().map(String::as_str)),
+                        SIGNING_KEYS_EXPECTED,
+                    )
+                })?,
             )
         };
         let largest_depth = source_max_depth

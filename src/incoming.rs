@@ -99,8 +99,8 @@ pub struct Incoming<'a> {
     // is malformed), decoded only when the lineage is asked for: the guard
     // decodes the text a batch's records share once per batch, and checks
     // signatures then. The carriers of one hop usually hold one text.
-    texts: [Option<(&'a str, &'static str)>; 2],
-    // Lineages decoded on the way in: a third distinct text, or one merged
+    texts: [Option<(&'a str, &'static str)>; 3],
+    // Lineages decoded on the way in: a fourth distinct text, or one merged
     // already decoded. A signed reader cannot check them: it rejects them.
     decoded: Lineage,
     decoded_any: bool,
@@ -118,7 +118,7 @@ impl<'a> Incoming<'a> {
     /// Nothing read yet: an empty lineage from `source`.
     pub fn new(source: EventSource) -> Self {
         Incoming {
-            texts: [None; 2],
+            texts: [None; 3],
             decoded: Lineage::new(),
             decoded_any: false,
             source,
@@ -224,18 +224,25 @@ impl<'a> Incoming<'a> {
     /// `cache` (which checks signatures when it has keys): the guard passes
     /// one cache through a whole batch.
     pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a, '_>) -> Lineage {
-        let mut lineage = Lineage::new();
-        if cache.keys.is_none() {
-            lineage = self.decoded;
-        } else if self.decoded_any {
-            cache.rejected += 1;
+        // One value read (the usual case) is returned as decoded, its
+        // signature included, so that it can be passed on unchanged.
+        let mut lineage = None;
+        if self.decoded_any {
+            if cache.keys.is_none() {
+                lineage = Some(self.decoded);
+            } else {
+                cache.rejected += 1;
+            }
         }
         for (text, carrier) in self.texts.iter().flatten() {
             if let Some(decoded) = cache.decode(text, carrier) {
-                lineage.merge(&decoded);
+                match &mut lineage {
+                    None => lineage = Some(decoded),
+                    Some(merged) => merged.merge(&decoded),
+                }
             }
         }
-        lineage
+        lineage.unwrap_or_default()
     }
 
     /// Where this unit came from.

@@ -313,13 +313,14 @@ impl Lineage {
     pub fn merge(&mut self, other: &Lineage) {
         // The chain: the smaller id (any order of merging agrees); the
         // budget: the smaller one, which never lets a subtree grow.
+        // The same value again (carriers of one hop): nothing changes, and
+        // its signature still covers it.
+        if *self == *other {
+            return;
+        }
         let chain = min_some(self.chain, other.chain);
         let budget = min_some(self.budget, other.budget);
         // A merge is a new value: no signature covers it.
-        let merged_from_one = *self == *other;
-        if merged_from_one {
-            return;
-        }
         self.tag = None;
         if self.is_empty() {
             let hops = self.hops.max(other.hops);
@@ -344,6 +345,12 @@ impl Lineage {
             }
         }
         self.hops = self.hops.max(other.hops);
+    }
+
+    /// The encoded value in a `String` of its own, sized exactly (what a
+    /// carrier stores).
+    pub fn to_text(&self) -> String {
+        self.encode().as_str().to_owned()
     }
 
     /// Encodes into a stack buffer (no heap allocation).
@@ -531,6 +538,9 @@ impl Lineage {
         let len = self.len();
         self.ids.copy_within(at + 1..len, at);
         self.counts.copy_within(at + 1..len, at);
+        // Unused slots stay zero, so that equal lineages compare equal.
+        self.ids[len - 1] = FunctionId(0);
+        self.counts[len - 1] = 0;
         self.len -= 1;
     }
 }

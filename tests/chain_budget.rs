@@ -15,6 +15,17 @@ use queue_loop::{run_queue_loop, Attributes, Behaviour, Outcome};
 
 /// Runs the fan-out loop from one seed message until the queue is empty.
 async fn fan_out(budget: Option<u32>, max_depth: u32, fan_out: u32, declare: bool) -> Outcome {
+    scoped_fan_out(budget, max_depth, fan_out, declare, 1).await
+}
+
+/// [`fan_out`], the handler scoping each record `scopes` times.
+async fn scoped_fan_out(
+    budget: Option<u32>,
+    max_depth: u32,
+    fan_out: u32,
+    declare: bool,
+    scopes: u32,
+) -> Outcome {
     let mut config = LoopGuardConfig::builder()
         .function_identity("fan-out")
         .max_depth(max_depth)
@@ -22,7 +33,11 @@ async fn fan_out(budget: Option<u32>, max_depth: u32, fan_out: u32, declare: boo
     if let Some(budget) = budget {
         config = config.chain_budget(budget);
     }
-    let behaviour = Behaviour { fan_out, declare };
+    let behaviour = Behaviour {
+        fan_out,
+        declare,
+        scopes,
+    };
     run_queue_loop(
         config.build().unwrap(),
         behaviour,
@@ -78,4 +93,19 @@ async fn without_a_budget_only_depth_stops_the_fan_out() {
     assert_eq!(outcome.runs.len(), (1 << 16) - 1, "{outcome:?}");
     let outcome = fan_out(Some(20), 16, 2, false).await;
     assert!(outcome.runs.len() <= 20, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn scoping_a_record_twice_does_not_hand_its_budget_out_twice() {
+    // Each run scopes its record twice (`for_record`), sending one message
+    // in each scope: both scopes share the run's budget.
+    for budget in [2, 4, 20] {
+        let outcome = scoped_fan_out(Some(budget), 1000, 1, false, 2).await;
+        assert!(
+            outcome.runs.len() as u32 <= budget,
+            "budget {budget}: {outcome:?}"
+        );
+        let outcome = scoped_fan_out(Some(budget), 1000, 1, true, 2).await;
+        assert_eq!(outcome.runs.len() as u32, budget, "declared: {outcome:?}");
+    }
 }

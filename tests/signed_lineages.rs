@@ -17,6 +17,7 @@ const NEW: &str = "a-new-secret-of-32-bytes-1111111";
 const ONCE: Behaviour = Behaviour {
     fan_out: 1,
     declare: false,
+    scopes: 1,
 };
 
 fn config(keys: &[&str]) -> LoopGuardConfig {
@@ -98,6 +99,7 @@ async fn lineages_without_a_valid_signature_drop_no_work() {
     let silent = Behaviour {
         fan_out: 0,
         declare: false,
+        scopes: 1,
     };
     let outcome = run_queue_loop(config(&[NEW]), silent, seeds, metrics.clone()).await;
     let me = FunctionId::from_identity("signed");

@@ -70,7 +70,7 @@ impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {
         self.check_room(map)?;
         let mut attribute = SqsMessageAttribute::default();
         attribute.data_type = Some("String".into());
-        attribute.string_value = Some(lineage.encode().as_str().to_owned());
+        attribute.string_value = Some(lineage.to_text());
         map.insert(self.name().to_owned(), attribute);
         Ok(())
     }
@@ -91,7 +91,7 @@ impl Carrier<HashMap<String, SnsEventAttribute>> for MessageAttribute {
         self.check_room(map)?;
         let mut attribute = SnsEventAttribute::default();
         attribute.data_type = "String".into();
-        attribute.value = lineage.encode().as_str().to_owned();
+        attribute.value = lineage.to_text();
         map.insert(self.name().to_owned(), attribute);
         Ok(())
     }
@@ -117,7 +117,7 @@ macro_rules! sdk_attribute_carrier {
                 self.check_room(map)?;
                 let attribute = <$value>::builder()
                     .data_type("String")
-                    .string_value(lineage.encode().as_str().to_owned())
+                    .string_value(lineage.to_text())
                     .build()
                     .map_err(|error| StampError::Invalid {
                         reason: error.to_string(),

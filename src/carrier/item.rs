@@ -50,7 +50,7 @@ impl Carrier<StreamItem> for ItemAttribute {
     fn write(&self, item: &mut StreamItem, lineage: &Lineage) -> Result<(), StampError> {
         item.insert(
             self.name().to_owned(),
-            StreamAttributeValue::S(lineage.encode().as_str().to_owned()),
+            StreamAttributeValue::S(lineage.to_text()),
         );
         Ok(())
     }
@@ -70,7 +70,7 @@ impl Carrier<HashMap<String, SdkAttributeValue>> for ItemAttribute {
     ) -> Result<(), StampError> {
         item.insert(
             self.name().to_owned(),
-            SdkAttributeValue::S(lineage.encode().as_str().to_owned()),
+            SdkAttributeValue::S(lineage.to_text()),
         );
         Ok(())
     }

@@ -138,10 +138,7 @@ impl Carrier<Map<String, Value>> for JsonKey {
     fn write(&self, object: &mut Map<String, Value>, lineage: &Lineage) -> Result<(), StampError> {
         match object.get(self.name()) {
             None | Some(Value::String(_)) => {
-                object.insert(
-                    self.name().to_owned(),
-                    Value::String(lineage.encode().as_str().to_owned()),
-                );
+                object.insert(self.name().to_owned(), Value::String(lineage.to_text()));
                 Ok(())
             }
             Some(_) => Err(StampError::NameTaken {
@@ -184,13 +181,10 @@ mod tests {
         let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
         let mut value = json!({"order": 1});
         JsonKey::default().write(&mut value, &lineage).unwrap();
-        assert_eq!(value["loop-guard"], lineage.encode().as_str().to_owned());
+        assert_eq!(value["loop-guard"], lineage.to_text());
         assert_eq!(value["order"], 1);
         assert_eq!(read(&value), lineage);
-        assert_eq!(
-            JsonKey::default().take(&mut value),
-            Some(lineage.encode().as_str().to_owned())
-        );
+        assert_eq!(JsonKey::default().take(&mut value), Some(lineage.to_text()));
         assert_eq!(value, json!({"order": 1}));
 
         for mut other in [json!([1]), json!("x"), json!(null), json!(3)] {
@@ -214,7 +208,7 @@ mod tests {
     #[test]
     fn text_stamping_splices_or_replaces() {
         let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
-        let v = lineage.encode().as_str().to_owned();
+        let v = lineage.to_text();
         let key = JsonKey::default();
         assert_eq!(
             key.write_text(r#"{"a":1}"#, &lineage).unwrap(),
@@ -247,7 +241,7 @@ mod tests {
     #[test]
     fn text_stamping_keeps_numbers_order_and_escapes_byte_for_byte() {
         let lineage = Lineage::new().record_run(FunctionId::from_u32(3));
-        let v = lineage.encode().as_str().to_owned();
+        let v = lineage.to_text();
         let key = JsonKey::default();
         // Replacing: the u128 id, the long decimal, the order and the
         // escapes are kept exactly.

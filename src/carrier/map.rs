@@ -46,7 +46,7 @@ impl Carrier<HashMap<String, String>> for MapKey {
         map: &mut HashMap<String, String>,
         lineage: &Lineage,
     ) -> Result<(), StampError> {
-        map.insert(self.name().to_owned(), lineage.encode().as_str().to_owned());
+        map.insert(self.name().to_owned(), lineage.to_text());
         Ok(())
     }
 }

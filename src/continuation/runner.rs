@@ -17,6 +17,7 @@ use super::ledger::{Claim, ClaimToken, ContinuationLedger, InMemoryLedger};
 use crate::chain::Chain;
 use crate::config::{ConfigError, DEFAULT_METRIC_NAMESPACE, ENV_LAMBDA_FUNCTION_NAME};
 use crate::env::{self, Lookup};
+use crate::incoming::DecodeCache;
 use crate::metric::{EmfLine, MetricSink, StdoutSink};
 
 #[cfg(feature = "continuation-s3")]
@@ -504,8 +505,14 @@ impl Continuations {
         }
 
         let sequence = payload.meta.sequence.saturating_add(1);
-        // Carry the lineage the job arrived with, unchanged.
-        let arrived = payload.meta.read_incoming(context).lineage();
+        // Carry the lineage the job arrived with, unchanged (and, with
+        // signing keys, as a signed reader reads it: its signature kept).
+        let keys = Chain::current()
+            .and_then(|chain| chain.config().and_then(|c| c.signing_keys().cloned()));
+        let arrived = payload
+            .meta
+            .read_incoming(context)
+            .resolve(&mut DecodeCache::with_keys(keys.as_ref()));
         let mut next = ContinuationEvent {
             meta: ContinuationMeta {
                 sequence,
@@ -530,7 +537,7 @@ impl Continuations {
         }
         // Every carrier of this hop (trace header too) holds the arrived
         // lineage, not this run's incremented one.
-        let hop = Chain::new(arrived, context.xray_trace_id.as_deref().map(Arc::from));
+        let hop = Chain::unchanged(arrived, context.xray_trace_id.as_deref().map(Arc::from));
         let invoke = self
             .lambda
             .invoke()

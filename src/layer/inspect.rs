@@ -120,10 +120,7 @@ impl<'a> Inspection<'_, 'a> {
             return;
         }
         let lineage = unit.resolve(&mut self.decoded);
-        // Signed lineages can be trusted from anyone: a signed reader has
-        // already set aside every lineage whose signature did not verify.
-        let trusted_http = config.trust_http() || config.signing_keys().is_some();
-        if unit.source() == EventSource::Http && !trusted_http {
+        if unit.source() == EventSource::Http && !config.trust_http() {
             if !lineage.is_empty() {
                 tracing::debug!(
                     "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
@@ -153,13 +150,13 @@ impl<'a> Inspection<'_, 'a> {
                     .and_then(|h| TraceHeader::parse(h).ok())
                     .and_then(|h| h.root())
             });
-            let drop = Drop {
+            let past = PastLimit {
                 limit,
                 over: &over,
                 lineage: &lineage,
                 chain_root,
             };
-            report(self.shared, &unit, &drop, &self.context.request_id);
+            report(self.shared, &unit, &past, &self.context.request_id);
             if mode == Mode::Terminate {
                 self.dropped.push(DroppedUnit {
                     index,
@@ -182,14 +179,14 @@ impl<'a> Inspection<'_, 'a> {
         }
         // The records of a batch usually carry one lineage: merging it again
         // changes nothing, and a comparison costs less.
-        if lineage != self.merged {
+        if lineage.unsigned() != self.merged {
             self.merged.merge(&lineage);
         }
     }
 
     fn finish(self) -> Verdict {
         let config = &self.shared.config;
-        if self.decoded.rejected > 0 {
+        if self.decoded.rejected > 0 && config.mode() != Mode::Allow {
             report_unverified(self.shared, self.decoded.rejected, &self.context.request_id);
         }
         if self.cut_at_first_drop {
@@ -244,20 +241,20 @@ impl Over {
 }
 
 /// A unit past a limit: which, by how much, and the chain it arrived with.
-struct Drop<'u> {
+struct PastLimit<'u> {
     limit: Limit,
     over: &'u Over,
     lineage: &'u Lineage,
     chain_root: Option<&'u str>,
 }
 
-fn report(shared: &Shared, unit: &Incoming<'_>, drop: &Drop<'_>, request_id: &str) {
-    let Drop {
+fn report(shared: &Shared, unit: &Incoming<'_>, past: &PastLimit<'_>, request_id: &str) {
+    let PastLimit {
         limit,
         over,
         lineage,
         chain_root,
-    } = *drop;
+    } = *past;
     let config = &shared.config;
     let event = DropEvent {
         namespace: config.metric_namespace(),

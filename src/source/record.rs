@@ -76,7 +76,7 @@ impl Chain {
         let lineage = incoming.resolve(&mut crate::incoming::DecodeCache::with_keys(
             config.signing_keys(),
         ));
-        self.with_lineage(config.record_run(&lineage, incoming.source_arn()))
+        self.for_record_lineage(config, &lineage, incoming.source_arn())
     }
 }
 

@@ -109,6 +109,7 @@ pub(crate) fn messages_sent(options: &StampOptions, input: &Input) -> u32 {
             || input
                 .downcast_ref::<invoke_with_response_stream::InvokeWithResponseStreamInput>()
                 .is_some()
+            || invoke_async(input)
         {
             return 1;
         }
@@ -128,4 +129,14 @@ pub(crate) fn messages_sent(options: &StampOptions, input: &Input) -> u32 {
         return n;
     }
     0
+}
+
+/// Whether `input` is Lambda's deprecated `InvokeAsync`, which still starts
+/// a run (with the trace header as its only carrier).
+#[cfg(feature = "lambda")]
+#[allow(deprecated)]
+fn invoke_async(input: &Input) -> bool {
+    input
+        .downcast_ref::<aws_sdk_lambda::operation::invoke_async::InvokeAsyncInput>()
+        .is_some()
 }

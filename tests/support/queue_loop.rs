@@ -39,6 +39,9 @@ pub struct Behaviour {
     pub fan_out: u32,
     /// Whether each run declares its sends first.
     pub declare: bool,
+    /// How many times the handler scopes each record (`for_record`), each
+    /// scope sending `fan_out` messages.
+    pub scopes: u32,
 }
 
 /// Delivers `seeds`, then whatever the guarded function sends back, until
@@ -64,20 +67,26 @@ pub async fn run_queue_loop(
             let (queue, runs, sent) = (queue.clone(), runs.clone(), sent.clone());
             async move {
                 for record in &event.payload.records {
-                    for_record(record, async {
-                        let lineage = Chain::current().map(|c| *c.lineage()).unwrap_or_default();
-                        runs.lock().unwrap().push(lineage);
-                        if behaviour.declare {
-                            declare_sends(behaviour.fan_out);
-                        }
-                        for _ in 0..behaviour.fan_out {
-                            let mut attributes = Attributes::new();
-                            stamp_current(&MessageAttribute::default(), &mut attributes).unwrap();
-                            queue.lock().unwrap().push_back(attributes);
-                            *sent.lock().unwrap() += 1;
-                        }
-                    })
-                    .await;
+                    for scope in 0..behaviour.scopes.max(1) {
+                        for_record(record, async {
+                            if scope == 0 {
+                                let lineage =
+                                    Chain::current().map(|c| *c.lineage()).unwrap_or_default();
+                                runs.lock().unwrap().push(lineage);
+                            }
+                            if behaviour.declare && scope == 0 {
+                                declare_sends(behaviour.fan_out * behaviour.scopes.max(1));
+                            }
+                            for _ in 0..behaviour.fan_out {
+                                let mut attributes = Attributes::new();
+                                stamp_current(&MessageAttribute::default(), &mut attributes)
+                                    .unwrap();
+                                queue.lock().unwrap().push_back(attributes);
+                                *sent.lock().unwrap() += 1;
+                            }
+                        })
+                        .await;
+                    }
                 }
                 Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
             }

@@ -197,7 +197,7 @@ fn stamp_update(
             let update = match action {
                 Action::Stamp(lineage) => AttributeValueUpdate::builder()
                     .action(AttributeAction::Put)
-                    .value(AttributeValue::S(lineage.encode().as_str().to_owned())),
+                    .value(AttributeValue::S(lineage.to_text())),
                 Action::Clear => AttributeValueUpdate::builder().action(AttributeAction::Delete),
             };
             legacy.insert(carrier.name().to_owned(), update.build());
@@ -235,7 +235,7 @@ fn stamp_update(
             *expression = with_clause_action(expression, "SET", &set);
             parts.values.get_or_insert_with(HashMap::new).insert(
                 VALUE_PLACEHOLDER.to_owned(),
-                AttributeValue::S(lineage.encode().as_str().to_owned()),
+                AttributeValue::S(lineage.to_text()),
             );
         }
         Action::Clear => {

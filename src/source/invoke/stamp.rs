@@ -64,10 +64,7 @@ pub(crate) fn merged_client_context(
         .or_insert_with(|| Value::Object(Map::new()));
     match custom {
         Value::Object(custom) => {
-            custom.insert(
-                KEY.to_owned(),
-                Value::String(lineage.encode().as_str().to_owned()),
-            );
+            custom.insert(KEY.to_owned(), Value::String(lineage.to_text()));
         }
         _ => return Err("client context `custom` is not a JSON object"),
     }

@@ -163,9 +163,7 @@ pub(crate) fn read_sns_envelope<'a>(
     if has_attribute() {
         return;
     }
-    // A signed lineage is trusted from any topic: its signature is checked
-    // when the unit is decided.
-    if config.sns_topics().trusts(envelope.topic_arn) || config.signing_keys().is_some() {
+    if config.sns_topics().trusts(envelope.topic_arn) {
         incoming.read_lineage_value(envelope.lineage, "sns envelope in sqs body");
     } else {
         crate::sns_trust::warn_untrusted(envelope.topic_arn);
