@@ -102,8 +102,8 @@ pub struct Incoming<'a> {
     texts: [Option<(&'a str, &'static str)>; 3],
     // Lineages decoded on the way in: a fourth distinct text, or one merged
     // already decoded. A signed reader cannot check them: it rejects them.
-    decoded: Lineage,
-    decoded_any: bool,
+    // Rare, so boxed: a unit stays small to move.
+    decoded: Option<Box<Lineage>>,
     source: EventSource,
     item_id: Option<&'a str>,
     chain_root: Option<&'a str>,
@@ -119,8 +119,7 @@ impl<'a> Incoming<'a> {
     pub fn new(source: EventSource) -> Self {
         Incoming {
             texts: [None; 3],
-            decoded: Lineage::new(),
-            decoded_any: false,
+            decoded: None,
             source,
             item_id: None,
             chain_root: None,
@@ -146,8 +145,7 @@ impl<'a> Incoming<'a> {
             }
         }
         if let Some(lineage) = decode_logged(value, carrier) {
-            self.decoded.merge(&lineage);
-            self.decoded_any = true;
+            self.merge_lineage(&lineage);
         }
         self
     }
@@ -159,8 +157,7 @@ impl<'a> Incoming<'a> {
     /// this way cannot be checked and is ignored: carriers that can lend
     /// the text use [`read_lineage_value`](Self::read_lineage_value).
     pub fn merge_lineage(&mut self, lineage: &Lineage) -> &mut Self {
-        self.decoded.merge(lineage);
-        self.decoded_any = true;
+        self.decoded.get_or_insert_with(Box::default).merge(lineage);
         self
     }
 
@@ -227,9 +224,9 @@ impl<'a> Incoming<'a> {
         // One value read (the usual case) is returned as decoded, its
         // signature included, so that it can be passed on unchanged.
         let mut lineage = None;
-        if self.decoded_any {
+        if let Some(decoded) = &self.decoded {
             if cache.keys.is_none() {
-                lineage = Some(self.decoded);
+                lineage = Some(**decoded);
             } else {
                 cache.rejected += 1;
             }

@@ -120,14 +120,17 @@ pub struct Lineage {
     budget: Option<u32>,
     // A MAC over the rest of the encoded value (`.s<16 hex>` on the wire),
     // set only by signing and by decoding a signed value; any change to the
-    // lineage drops it.
-    tag: Option<u64>,
+    // lineage drops it. Kept as a value and a flag (zero when absent), not
+    // an `Option<u64>`: a lineage of at most 128 bytes is moved inline,
+    // without a call to `memcpy`, and it is moved on every invocation.
+    tag: u64,
+    tagged: bool,
 }
 
 /// Identifies one chain of invocations across every hop: a random 64-bit
 /// value minted where a budgeted chain starts (16 hex digits on the wire).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChainId(u64);
+pub struct ChainId(std::num::NonZeroU64);
 
 impl ChainId {
     /// A fresh random id (never zero). Not a secret: it names a chain in
@@ -144,33 +147,32 @@ impl ChainId {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let id = std::collections::hash_map::RandomState::new().hash_one((n, now));
-        ChainId(id.max(1))
+        ChainId(std::num::NonZeroU64::MIN.saturating_add(id.saturating_sub(1)))
     }
 
     /// The id `raw`, as read from the wire; `None` for zero, which no chain has.
     pub const fn from_u64(raw: u64) -> Option<Self> {
-        if raw == 0 {
-            None
-        } else {
-            Some(ChainId(raw))
+        match std::num::NonZeroU64::new(raw) {
+            Some(id) => Some(ChainId(id)),
+            None => None,
         }
     }
 
     /// The raw 64-bit id.
     pub const fn as_u64(self) -> u64 {
-        self.0
+        self.0.get()
     }
 }
 
 impl fmt::Debug for ChainId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ChainId({:016x})", self.0)
+        write!(f, "ChainId({:016x})", self.0.get())
     }
 }
 
 impl fmt::Display for ChainId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
+        write!(f, "{:016x}", self.0.get())
     }
 }
 
@@ -190,7 +192,8 @@ impl Lineage {
             hops: 0,
             chain: None,
             budget: None,
-            tag: None,
+            tag: 0,
+            tagged: false,
         }
     }
 
@@ -198,19 +201,36 @@ impl Lineage {
     /// set by [`SigningKeys::sign`](crate::signing::SigningKeys::sign)), if
     /// any. Any change to the lineage drops it.
     pub const fn tag(&self) -> Option<u64> {
-        self.tag
+        if self.tagged {
+            Some(self.tag)
+        } else {
+            None
+        }
+    }
+
+    const fn set_tag(&mut self, tag: Option<u64>) {
+        match tag {
+            Some(tag) => {
+                self.tag = tag;
+                self.tagged = true;
+            }
+            None => {
+                self.tag = 0;
+                self.tagged = false;
+            }
+        }
     }
 
     /// This lineage with `tag` as its signature: what signing sets.
     pub(crate) const fn with_tag(mut self, tag: u64) -> Self {
-        self.tag = Some(tag);
+        self.set_tag(Some(tag));
         self
     }
 
     /// This lineage without its signature: what a signature covers.
     #[must_use]
     pub const fn unsigned(mut self) -> Self {
-        self.tag = None;
+        self.set_tag(None);
         self
     }
 
@@ -245,7 +265,7 @@ impl Lineage {
     pub const fn with_budget(mut self, chain: ChainId, budget: u32) -> Self {
         self.chain = Some(chain);
         self.budget = Some(budget);
-        self.tag = None;
+        self.set_tag(None);
         self
     }
 
@@ -255,7 +275,7 @@ impl Lineage {
     pub(crate) const fn with_share(mut self, budget: u32) -> Self {
         if self.chain.is_some() {
             self.budget = Some(budget);
-            self.tag = None;
+            self.set_tag(None);
         }
         self
     }
@@ -295,7 +315,7 @@ impl Lineage {
         self.hops = self.hops.saturating_add(1);
         // The run consumes one of its chain's budget.
         self.budget = self.budget.map(|b| b.saturating_sub(1));
-        self.tag = None;
+        self.set_tag(None);
         self
     }
 
@@ -304,7 +324,7 @@ impl Lineage {
     #[must_use]
     pub fn add_hop(mut self) -> Self {
         self.hops = self.hops.saturating_add(1);
-        self.tag = None;
+        self.set_tag(None);
         self
     }
 
@@ -321,14 +341,14 @@ impl Lineage {
         let chain = min_some(self.chain, other.chain);
         let budget = min_some(self.budget, other.budget);
         // A merge is a new value: no signature covers it.
-        self.tag = None;
+        self.set_tag(None);
         if self.is_empty() {
             let hops = self.hops.max(other.hops);
             *self = *other;
             self.hops = hops;
             self.chain = chain;
             self.budget = budget;
-            self.tag = None;
+            self.set_tag(None);
             return;
         }
         self.chain = chain;
@@ -370,8 +390,8 @@ impl Lineage {
                 out.push_byte(b'.');
                 out.push_decimal(u32::from(self.hops));
                 out.push_byte(b'.');
-                out.push_hex((chain.0 >> 32) as u32);
-                out.push_hex(chain.0 as u32);
+                out.push_hex((chain.as_u64() >> 32) as u32);
+                out.push_hex(chain.as_u64() as u32);
                 out.push_byte(b'.');
                 match self.budget {
                     Some(budget) => out.push_decimal(budget),
@@ -385,7 +405,7 @@ impl Lineage {
             out.push_byte(b'-');
             out.push_decimal(u32::from(count));
         }
-        if let Some(tag) = self.tag {
+        if let Some(tag) = self.tag() {
             out.push_str(".s");
             out.push_hex((tag >> 32) as u32);
             out.push_hex(tag as u32);
@@ -419,7 +439,7 @@ impl Lineage {
         }
         let (text, tag) = Self::split_tag(text);
         let mut lineage = Self::decode_unsigned(text)?;
-        lineage.tag = tag;
+        lineage.set_tag(tag);
         Ok(lineage)
     }
 
@@ -925,6 +945,15 @@ mod tests {
                 }
                 l
             })
+    }
+
+    #[test]
+    fn a_lineage_stays_small_enough_to_move_inline() {
+        assert!(
+            std::mem::size_of::<Lineage>() <= 128,
+            "{}",
+            std::mem::size_of::<Lineage>()
+        );
     }
 
     #[test]
