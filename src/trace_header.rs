@@ -117,8 +117,13 @@ impl<'a> TraceHeader<'a> {
     /// of an incoming event needs).
     pub fn root_and_lineage(&self) -> (Option<&'a str>, Option<Lineage>) {
         let mut merged: Option<Lineage> = None;
+        // One value (the usual case) is returned as decoded, its signature
+        // included.
         let root = self.root_and_loop_guard_values(|value| match Lineage::decode(value) {
-            Ok(l) => merged.get_or_insert_with(Lineage::new).merge(&l),
+            Ok(l) => match &mut merged {
+                None => merged = Some(l),
+                Some(merged) => merged.merge(&l),
+            },
             Err(error) => {
                 tracing::debug!(%error, value, "ignoring malformed LoopGuard trace field")
             }

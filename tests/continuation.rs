@@ -671,3 +671,85 @@ async fn a_delivery_during_the_run_waits_for_it_and_never_runs_a_step() {
     );
     assert_eq!(server.take().len(), 1, "one hand-off");
 }
+
+/// With signing keys, a job's hops carry the signed lineage it arrived
+/// with, unchanged and still verifying, in the payload and the trace header
+/// alike; the guard of each hop reads it as signed (nothing unverified).
+#[tokio::test]
+async fn a_signed_job_passes_its_signed_lineage_on_unchanged() {
+    const KEY: &str = "a-continuation-key-of-32-bytes-0";
+    let server = CaptureServer::start("{}").await;
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let jobs = continuations(lambda_client(&server).await, "45", lines.clone());
+    let metrics = lambda_loop_guard::testing::CapturedMetrics::default();
+    let guard = LoopGuardLayer::new(
+        LoopGuardConfig::builder()
+            .function_identity("long-job")
+            .max_depth(16)
+            .signing_key(KEY)
+            .build()
+            .unwrap(),
+    )
+    .metric_sink(metrics.clone());
+    let service = guard.layer(tower::service_fn(
+        move |event: LambdaEvent<ContinuationEvent<Countdown>>| {
+            let jobs = jobs.clone();
+            async move {
+                jobs.run(event, count_down)
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        },
+    ));
+    let keys = lambda_loop_guard::signing::SigningKeys::new([KEY])
+        .unwrap()
+        .unwrap();
+    let me = lambda_loop_guard::FunctionId::from_identity("long-job");
+    let arrived = keys
+        .sign(
+            &lambda_loop_guard::Lineage::new()
+                .record_run(me)
+                .record_run(me),
+        )
+        .to_string();
+    let mut payload = json!({"state": {"number_of_calls": 3, "processed": []}});
+    payload["loopGuardContinuation"] = json!({"sequence": 0, "lineage": arrived});
+    let mut hops = 0;
+    loop {
+        let event: ContinuationEvent<Countdown> = serde_json::from_value(payload.clone()).unwrap();
+        let outcome = service
+            .clone()
+            .oneshot(LambdaEvent::new(event, context(now_ms() - 1)))
+            .await
+            .unwrap();
+        match outcome {
+            Outcome::Finished(_) => break,
+            Outcome::Continued { .. } => {
+                hops += 1;
+                let request = server.take().remove(0);
+                payload = serde_json::from_slice(&request.body).unwrap();
+                assert_eq!(
+                    payload["loopGuardContinuation"]["lineage"],
+                    arrived.as_str()
+                );
+                let header = request.header("x-amzn-trace-id").unwrap();
+                let header = lambda_loop_guard::trace_header::TraceHeader::parse(header).unwrap();
+                assert_eq!(header.lineage().unwrap().to_string(), arrived);
+                assert!(matches!(
+                    keys.verify(&arrived),
+                    lambda_loop_guard::signing::Verified::Signed(_)
+                ));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(hops, 2);
+    assert!(
+        metrics
+            .lines()
+            .iter()
+            .all(|l| !l.contains("UnverifiedLineages")),
+        "{:?}",
+        metrics.lines()
+    );
+}
