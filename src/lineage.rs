@@ -416,18 +416,20 @@ impl Lineage {
     /// The part of an encoded value a signature covers (all of it but a
     /// final `.s<16 hex>`), and the signature, if there is one.
     pub fn split_tag(text: &str) -> (&str, Option<u64>) {
-        let Some(at) = text.len().checked_sub(TAG_LEN) else {
+        let bytes = text.as_bytes();
+        let Some(at) = bytes.len().checked_sub(TAG_LEN) else {
             return (text, None);
         };
-        match (text.get(..at), text.get(at..)) {
-            (Some(body), Some(suffix)) if suffix.starts_with(".s") => {
-                match u64::from_str_radix(&suffix[2..], 16) {
-                    Ok(tag) if suffix[2..].bytes().all(|b| b.is_ascii_hexdigit()) => {
-                        (body, Some(tag))
-                    }
-                    _ => (text, None),
-                }
-            }
+        // `.s` then 16 hex digits, all ASCII: `at` is a character boundary.
+        if bytes[at] != b'.' || bytes[at + 1] != b's' {
+            return (text, None);
+        }
+        let mut cursor = Cursor {
+            bytes: &bytes[at + 2..],
+            at: 0,
+        };
+        match (cursor.hex8(), cursor.hex8()) {
+            (Some(high), Some(low)) => (&text[..at], Some(u64::from(high) << 32 | u64::from(low))),
             _ => (text, None),
         }
     }
