@@ -71,6 +71,27 @@ fn continuations(
 }
 
 /// One step: process the next number of the countdown.
+/// A guarded handler that runs the countdown job through `jobs`.
+fn guarded_countdown(
+    guard: LoopGuardLayer,
+    jobs: Continuations,
+) -> impl tower::Service<
+    LambdaEvent<ContinuationEvent<Countdown>>,
+    Response = Outcome<Countdown>,
+    Error = lambda_loop_guard::LoopGuardError<lambda_runtime::Error>,
+> + Clone {
+    guard.layer(tower::service_fn(
+        move |event: LambdaEvent<ContinuationEvent<Countdown>>| {
+            let jobs = jobs.clone();
+            async move {
+                jobs.run(event, count_down)
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        },
+    ))
+}
+
 async fn count_down(mut s: Countdown) -> Result<Step<Countdown>, lambda_runtime::Error> {
     s.processed.push(s.number_of_calls);
     s.number_of_calls -= 1;
@@ -119,16 +140,7 @@ async fn a_forty_step_chain_runs_past_the_loop_threshold_and_a_runaway_stops_at_
             .unwrap(),
     )
     .metric_sink(());
-    let service = guard.layer(tower::service_fn(
-        move |event: LambdaEvent<ContinuationEvent<Countdown>>| {
-            let jobs = jobs.clone();
-            async move {
-                jobs.run(event, count_down)
-                    .await
-                    .map_err(lambda_runtime::Error::from)
-            }
-        },
-    ));
+    let service = guarded_countdown(guard, jobs);
 
     // The job arrives from a chain in which long-job already ran twice.
     let mut payload = json!({"state": {"number_of_calls": 40, "processed": []}});
@@ -691,16 +703,7 @@ async fn a_signed_job_passes_its_signed_lineage_on_unchanged() {
             .unwrap(),
     )
     .metric_sink(metrics.clone());
-    let service = guard.layer(tower::service_fn(
-        move |event: LambdaEvent<ContinuationEvent<Countdown>>| {
-            let jobs = jobs.clone();
-            async move {
-                jobs.run(event, count_down)
-                    .await
-                    .map_err(lambda_runtime::Error::from)
-            }
-        },
-    ));
+    let service = guarded_countdown(guard, jobs);
     let keys = lambda_loop_guard::signing::SigningKeys::new([KEY])
         .unwrap()
         .unwrap();
