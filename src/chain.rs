@@ -174,6 +174,21 @@ impl Chain {
         }
     }
 
+    /// A chain set by a guard with an exact chain budget: counted in its
+    /// store, so every send carries `lineage`'s whole budget, not a share.
+    pub(crate) fn guarded_unshared(
+        lineage: Lineage,
+        incoming_trace_header: Option<Arc<str>>,
+        config: Arc<LoopGuardConfig>,
+    ) -> Self {
+        Chain {
+            shares: None,
+            lineage: config.outgoing(lineage),
+            incoming_trace_header,
+            config: Some(config),
+        }
+    }
+
     /// This chain with the outgoing lineage of one record of its batch
     /// (`for_record`): the header, the configuration and the budget are
     /// this chain's. The invocation's runs share one budget, the smallest

@@ -113,7 +113,7 @@ impl fmt::Display for RecursiveInvocationError {
             return write!(
                 f,
                 "loop guard stopped a chain past its budget: function {:?} received a message \
-                 whose sender had no runs left in the chain's budget of runs for its whole tree \
+                 of a chain with no runs left in its budget of runs for its whole tree \
                  (source: {}, chain root: {}); its handler was not called. If this fan-out is \
                  intended, raise LOOP_GUARD_CHAIN_BUDGET, declare the sends of each run \
                  (chain::declare_sends), or set LOOP_GUARD_MODE=observe to only log it",
@@ -161,17 +161,66 @@ impl From<RecursiveInvocationError> for Diagnostic {
     }
 }
 
+/// The `errorType` Lambda reports for an invocation the guard could not
+/// decide and leaves to be retried ([`GuardUnavailableError`]).
+pub const GUARD_UNAVAILABLE_ERROR_TYPE: &str = "LoopGuardUnavailable";
+
+/// The guard could not decide whether a unit may run, and its policy is to
+/// have it retried rather than run it unchecked: the exact chain budget's
+/// store failed (`OnStoreError::Retry`, feature `exact-budget`).
+///
+/// Nothing was dropped as a loop: the source retries the invocation (or
+/// the records reported as batch item failures) as for any other error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardUnavailableError {
+    pub(crate) function_name: String,
+    pub(crate) reason: String,
+}
+
+impl GuardUnavailableError {
+    /// Why the guard could not decide (the store's error).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for GuardUnavailableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loop guard could not check the chain budget of function {:?}, so its work is left \
+             to be retried rather than run unchecked: {}",
+            self.function_name, self.reason
+        )
+    }
+}
+
+impl std::error::Error for GuardUnavailableError {}
+
+impl From<GuardUnavailableError> for Diagnostic {
+    fn from(error: GuardUnavailableError) -> Self {
+        Diagnostic {
+            error_type: GUARD_UNAVAILABLE_ERROR_TYPE.to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 /// The error of a [`LoopGuard`](crate::LoopGuard) service: the handler's own
 /// error, untouched, or a drop.
 ///
 /// It converts into [`lambda_runtime::Diagnostic`] whenever the handler's
 /// error does, so `lambda_runtime::run` accepts a guarded handler as is.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum LoopGuardError<E> {
     /// The handler failed.
     Handler(E),
     /// The guard dropped the invocation; the handler was not called.
     Dropped(RecursiveInvocationError),
+    /// The guard could not decide and leaves the invocation to be retried;
+    /// the handler was not called.
+    Unavailable(GuardUnavailableError),
 }
 
 impl<E> LoopGuardError<E> {
@@ -179,7 +228,7 @@ impl<E> LoopGuardError<E> {
     pub fn as_dropped(&self) -> Option<&RecursiveInvocationError> {
         match self {
             LoopGuardError::Dropped(e) => Some(e),
-            LoopGuardError::Handler(_) => None,
+            _ => None,
         }
     }
 
@@ -187,7 +236,7 @@ impl<E> LoopGuardError<E> {
     pub fn into_handler_error(self) -> Option<E> {
         match self {
             LoopGuardError::Handler(e) => Some(e),
-            LoopGuardError::Dropped(_) => None,
+            _ => None,
         }
     }
 }
@@ -197,6 +246,7 @@ impl<E: fmt::Display> fmt::Display for LoopGuardError<E> {
         match self {
             LoopGuardError::Handler(e) => e.fmt(f),
             LoopGuardError::Dropped(e) => e.fmt(f),
+            LoopGuardError::Unavailable(e) => e.fmt(f),
         }
     }
 }
@@ -205,6 +255,7 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for LoopGuardError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             LoopGuardError::Dropped(e) => Some(e),
+            LoopGuardError::Unavailable(e) => Some(e),
             LoopGuardError::Handler(_) => None,
         }
     }
@@ -215,6 +266,7 @@ impl<E: Into<Diagnostic>> From<LoopGuardError<E>> for Diagnostic {
         match error {
             LoopGuardError::Handler(e) => e.into(),
             LoopGuardError::Dropped(e) => e.into(),
+            LoopGuardError::Unavailable(e) => e.into(),
         }
     }
 }

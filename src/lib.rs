@@ -130,6 +130,9 @@ pub mod config;
 pub mod continuation;
 mod env;
 pub mod error;
+#[cfg(feature = "exact-budget")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exact-budget")))]
+pub mod exact_budget;
 mod excerpt;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

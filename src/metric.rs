@@ -36,6 +36,9 @@ pub const DROPPED_METRIC: &str = "RecursiveInvocationsDropped";
 pub const UNVERIFIED_METRIC: &str = "UnverifiedLineages";
 /// Metric name for an invocation `observe` mode would have dropped.
 pub const OBSERVED_METRIC: &str = "RecursiveInvocationsObserved";
+/// The metric of claims on an exact chain budget's store that failed
+/// (feature `exact-budget`), with their number.
+pub const EXACT_BUDGET_UNAVAILABLE_METRIC: &str = "ExactBudgetUnavailable";
 
 /// Where EMF lines go. Implemented for [`StdoutSink`], `()` (discard) and
 /// any `Fn(&str) + Send + Sync`.

@@ -9,7 +9,7 @@ use lambda_runtime::Context;
 use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
-use crate::error::{Limit, RecursiveInvocationError};
+use crate::error::{GuardUnavailableError, Limit, LoopGuardError, RecursiveInvocationError};
 use crate::incoming::{DecodeCache, EventSource, Incoming, Units};
 use crate::lineage::Lineage;
 use crate::metric::DropEvent;
@@ -19,12 +19,31 @@ use crate::trace_header::TraceHeader;
 /// A unit the guard refuses to run: a looping one, or (in an ordered batch
 /// whose response reports failures) one after the first looping one; or,
 /// `unchanged`, a write that changed nothing but our stamp, which is done
-/// and not reported.
+/// and not reported; or, `retry`, one the guard could not decide, which is
+/// reported and never discarded.
 #[derive(Debug)]
 pub(super) struct DroppedUnit {
     pub(super) index: usize,
     pub(super) item_id: Option<String>,
     pub(super) unchanged: bool,
+    pub(super) retry: bool,
+}
+
+/// Why the guard refuses a unit: it loops, or the guard could not decide.
+#[derive(Debug)]
+pub(super) enum Refusal {
+    Loop(RecursiveInvocationError),
+    #[cfg_attr(not(feature = "exact-budget"), allow(dead_code))]
+    Unavailable(GuardUnavailableError),
+}
+
+impl Refusal {
+    pub(super) fn into_error<E>(self) -> LoopGuardError<E> {
+        match self {
+            Refusal::Loop(e) => LoopGuardError::Dropped(e),
+            Refusal::Unavailable(e) => LoopGuardError::Unavailable(e),
+        }
+    }
 }
 
 /// What the guard decided for one invocation.
@@ -37,7 +56,7 @@ pub(super) struct Verdict {
     /// Units to drop (empty unless mode is `terminate`).
     pub(super) dropped: Vec<DroppedUnit>,
     /// The error describing the first drop.
-    pub(super) error: Option<RecursiveInvocationError>,
+    pub(super) error: Option<Refusal>,
 }
 
 /// Reads every unit of `payload`, reports each one past a limit (metric +
@@ -54,30 +73,11 @@ pub(super) fn inspect<T: GuardedEvent>(
     context: &Context,
     reports_failures: bool,
 ) -> Verdict {
-    let batch = payload.batch();
-    let mut inspection = Inspection {
-        shared,
-        context,
-        per_record: batch.drops_per_record(),
-        cut_at_first_drop: reports_failures && batch == Batch::Ordered,
-        units: 0,
-        merged: Lineage::new(),
-        decoded: DecodeCache::with_keys(shared.config.signing_keys()),
-        runner_source: None,
-        dropped: Vec::new(),
-        error: None,
-    };
-    // Each unit is decided as the event hands it over: no buffer of units.
-    payload.read_incoming(
-        context,
-        &shared.config,
-        &mut Units::new(&mut |unit| inspection.unit(unit)),
-    );
-    inspection.finish()
+    Inspection::read(shared, payload, context, reports_failures, false).finish()
 }
 
 /// The decision so far, unit by unit.
-struct Inspection<'s, 'a> {
+pub(super) struct Inspection<'s, 'a> {
     shared: &'s Shared,
     context: &'a Context,
     per_record: bool,
@@ -90,10 +90,82 @@ struct Inspection<'s, 'a> {
     // under its first counted unit's).
     runner_source: Option<Option<&'a str>>,
     dropped: Vec<DroppedUnit>,
-    error: Option<RecursiveInvocationError>,
+    error: Option<Refusal>,
+    // With an exact chain budget: the units that passed every check their
+    // message alone decides, in order, waiting for their chains' claims.
+    deferred: Option<Vec<Deferred<'a>>>,
+    exact: bool,
 }
 
-impl<'a> Inspection<'_, 'a> {
+/// A unit waiting for its chain's claim on the exact budget.
+#[cfg_attr(not(feature = "exact-budget"), allow(dead_code))]
+struct Deferred<'a> {
+    index: usize,
+    unit: Incoming<'a>,
+    lineage: Lineage,
+    over: Over,
+    // Its chain's claim in `ExactClaims`, if it arrived in a budgeted chain.
+    claim: Option<usize>,
+}
+
+/// Runs claimed on an exact chain budget, one per chain of the invocation,
+/// in the order the chains first appear.
+#[cfg(feature = "exact-budget")]
+#[derive(Debug, Default)]
+pub(super) struct ExactClaims {
+    pub(super) claims: Vec<ExactClaim>,
+}
+
+/// One chain's claim: `runs` units of this invocation arrived in it.
+#[cfg(feature = "exact-budget")]
+#[derive(Debug)]
+pub(super) struct ExactClaim {
+    pub(super) chain: crate::lineage::ChainId,
+    /// The chain's budget, counting the run that started it.
+    pub(super) budget: u32,
+    pub(super) runs: u32,
+    /// What the store granted: how many of the `runs` may run, or why it
+    /// could not tell.
+    pub(super) granted: Result<u32, String>,
+}
+
+impl<'s, 'a> Inspection<'s, 'a> {
+    /// Reads and decides every unit of `payload`. With `exact`, units that
+    /// pass are held back for [`settle`](Self::settle) (in modes that drop
+    /// or report): their chains' claims decide them.
+    pub(super) fn read<T: GuardedEvent>(
+        shared: &'s Shared,
+        payload: &'a T,
+        context: &'a Context,
+        reports_failures: bool,
+        exact: bool,
+    ) -> Self {
+        let batch = payload.batch();
+        let config = &shared.config;
+        let mut inspection = Inspection {
+            shared,
+            context,
+            per_record: batch.drops_per_record(),
+            cut_at_first_drop: reports_failures && batch == Batch::Ordered,
+            units: 0,
+            merged: Lineage::new(),
+            decoded: DecodeCache::with_keys(config.signing_keys()),
+            runner_source: None,
+            dropped: Vec::new(),
+            error: None,
+            deferred: (exact && config.mode() != Mode::Allow && config.counts_runs())
+                .then(Vec::new),
+            exact,
+        };
+        // Each unit is decided as the event hands it over: no buffer of units.
+        payload.read_incoming(
+            context,
+            config,
+            &mut Units::new(&mut |unit| inspection.unit(unit)),
+        );
+        inspection
+    }
+
     fn unit(&mut self, unit: Incoming<'a>) {
         let index = self.units;
         self.units += 1;
@@ -104,6 +176,7 @@ impl<'a> Inspection<'_, 'a> {
                 index,
                 item_id: unit.item_id().map(str::to_owned),
                 unchanged: false,
+                retry: false,
             });
             return;
         }
@@ -116,6 +189,7 @@ impl<'a> Inspection<'_, 'a> {
                 index,
                 item_id: None,
                 unchanged: true,
+                retry: false,
             });
             return;
         }
@@ -140,51 +214,188 @@ impl<'a> Inspection<'_, 'a> {
             budget: lineage.budget().or(config.chain_budget()),
         };
         if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
-            // Only a drop needs the root: the context's header is read then.
-            // A batch record's chain is not the invocation's (the context
-            // holds the event source mapping's own trace): no fallback.
-            let chain_root = unit.chain_root().or_else(|| {
-                (!self.per_record)
-                    .then_some(self.context.xray_trace_id.as_deref())
-                    .flatten()
-                    .and_then(|h| TraceHeader::parse(h).ok())
-                    .and_then(|h| h.root())
-            });
-            let past = PastLimit {
+            if self.past_limit(index, &unit, &lineage, &over, limit) {
+                return;
+            }
+        }
+        match &mut self.deferred {
+            Some(deferred) => deferred.push(Deferred {
+                index,
+                unit,
+                lineage,
+                over,
+                claim: None,
+            }),
+            None => self.merge(&lineage),
+        }
+    }
+
+    /// Reports a unit past `limit`; drops it in `terminate` mode (returns
+    /// whether it did).
+    fn past_limit(
+        &mut self,
+        index: usize,
+        unit: &Incoming<'a>,
+        lineage: &Lineage,
+        over: &Over,
+        limit: Limit,
+    ) -> bool {
+        let config = &self.shared.config;
+        // Only a drop needs the root: the context's header is read then.
+        // A batch record's chain is not the invocation's (the context
+        // holds the event source mapping's own trace): no fallback.
+        let chain_root = unit.chain_root().or_else(|| {
+            (!self.per_record)
+                .then_some(self.context.xray_trace_id.as_deref())
+                .flatten()
+                .and_then(|h| TraceHeader::parse(h).ok())
+                .and_then(|h| h.root())
+        });
+        let past = PastLimit {
+            limit,
+            over,
+            lineage,
+            chain_root,
+        };
+        report(self.shared, unit, &past, &self.context.request_id);
+        if config.mode() != Mode::Terminate {
+            return false;
+        }
+        self.dropped.push(DroppedUnit {
+            index,
+            item_id: unit.item_id().map(str::to_owned),
+            unchanged: false,
+            retry: false,
+        });
+        self.error.get_or_insert_with(|| {
+            Refusal::Loop(RecursiveInvocationError {
+                function_name: config.function_name().to_owned(),
                 limit,
-                over: &over,
-                lineage: &lineage,
-                chain_root,
+                depth: over.depth,
+                max_depth: over.max_depth,
+                hops: over.hops,
+                max_hops: over.max_hops,
+                source: unit.source(),
+                source_arn: unit.source_arn().map(str::to_owned),
+                chain_root: chain_root.map(str::to_owned),
+            })
+        });
+        true
+    }
+
+    /// Adds a unit that runs to the invocation's outgoing lineage.
+    fn merge(&mut self, lineage: &Lineage) {
+        // The records of a batch usually carry one lineage: merging it again
+        // changes nothing, and a comparison costs less.
+        if lineage.unsigned() != self.merged {
+            self.merged.merge(lineage);
+        }
+    }
+
+    #[cfg(feature = "exact-budget")]
+    /// The claims the held-back units need: one per budgeted chain, for as
+    /// many runs as units arrived in it.
+    pub(super) fn exact_claims(&mut self) -> ExactClaims {
+        let mut claims = ExactClaims::default();
+        let Some(deferred) = &mut self.deferred else {
+            return claims;
+        };
+        let mut by_chain = std::collections::HashMap::new();
+        for unit in deferred.iter_mut() {
+            let (Some(chain), Some(budget)) = (unit.lineage.chain(), unit.lineage.budget()) else {
+                continue;
             };
-            report(self.shared, &unit, &past, &self.context.request_id);
-            if mode == Mode::Terminate {
+            let at = *by_chain.entry(chain).or_insert_with(|| {
+                claims.claims.push(ExactClaim {
+                    chain,
+                    budget,
+                    runs: 0,
+                    granted: Ok(0),
+                });
+                claims.claims.len() - 1
+            });
+            let claim = &mut claims.claims[at];
+            claim.runs += 1;
+            claim.budget = claim.budget.min(budget);
+            unit.claim = Some(at);
+        }
+        claims
+    }
+
+    #[cfg(feature = "exact-budget")]
+    /// Decides the held-back units with their chains' `claims`: of each
+    /// chain's units, the first `granted` run and the rest are past the
+    /// chain budget; a chain whose claim failed has its units retried (an
+    /// ordered batch is cut there like at a drop).
+    pub(super) fn settle(&mut self, mut claims: ExactClaims) {
+        let Some(deferred) = self.deferred.take() else {
+            return;
+        };
+        // An ordered batch is cut at its first refused unit, which may be
+        // one refused already (the units after it were cut then).
+        let refused = |d: &DroppedUnit| !d.unchanged;
+        let mut cut_at = self.dropped.iter().find(|d| refused(d)).map(|d| d.index);
+        for Deferred {
+            index,
+            unit,
+            lineage,
+            over,
+            claim,
+        } in deferred
+        {
+            if self.cut_at_first_drop && cut_at.is_some_and(|at| at < index) {
                 self.dropped.push(DroppedUnit {
                     index,
                     item_id: unit.item_id().map(str::to_owned),
                     unchanged: false,
+                    retry: false,
                 });
-                self.error.get_or_insert_with(|| RecursiveInvocationError {
-                    function_name: config.function_name().to_owned(),
-                    limit,
-                    depth: over.depth,
-                    max_depth: over.max_depth,
-                    hops: over.hops,
-                    max_hops: over.max_hops,
-                    source: unit.source(),
-                    source_arn: unit.source_arn().map(str::to_owned),
-                    chain_root: chain_root.map(str::to_owned),
-                });
-                return;
+                continue;
             }
+            // Whether the unit's chain has a run left for it (taken now).
+            let runs = claim.map(
+                |at| match claims.claims.get_mut(at).map(|c| &mut c.granted) {
+                    Some(Ok(granted)) => {
+                        let left = *granted > 0;
+                        *granted = granted.saturating_sub(1);
+                        Ok(left)
+                    }
+                    Some(Err(reason)) => Err(reason.clone()),
+                    None => Err("no claim was made for the chain".to_owned()),
+                },
+            );
+            match runs {
+                None | Some(Ok(true)) => {}
+                Some(Ok(false)) => {
+                    if self.past_limit(index, &unit, &lineage, &over, Limit::ChainBudget) {
+                        cut_at = Some(cut_at.map_or(index, |at| at.min(index)));
+                        continue;
+                    }
+                }
+                Some(Err(reason)) => {
+                    self.dropped.push(DroppedUnit {
+                        index,
+                        item_id: unit.item_id().map(str::to_owned),
+                        unchanged: false,
+                        retry: true,
+                    });
+                    cut_at = Some(cut_at.map_or(index, |at| at.min(index)));
+                    let function_name = self.shared.config.function_name().to_owned();
+                    self.error
+                        .get_or_insert(Refusal::Unavailable(GuardUnavailableError {
+                            function_name,
+                            reason,
+                        }));
+                    continue;
+                }
+            }
+            self.merge(&lineage);
         }
-        // The records of a batch usually carry one lineage: merging it again
-        // changes nothing, and a comparison costs less.
-        if lineage.unsigned() != self.merged {
-            self.merged.merge(&lineage);
-        }
+        // Units held back were decided out of their turn.
+        self.dropped.sort_unstable_by_key(|d| d.index);
     }
 
-    fn finish(self) -> Verdict {
+    pub(super) fn finish(self) -> Verdict {
         let config = &self.shared.config;
         if self.decoded.rejected > 0 && config.mode() != Mode::Allow {
             report_unverified(self.shared, self.decoded.rejected, &self.context.request_id);
@@ -207,8 +418,21 @@ impl<'a> Inspection<'_, 'a> {
         }
         let outgoing = config.record_run(&self.merged, self.runner_source.flatten());
         let incoming_trace_header = self.context.xray_trace_id.as_deref().map(Arc::<str>::from);
+        let chain = match (self.exact, outgoing.chain()) {
+            // An exact budget is counted in its store, not shared out: every
+            // send carries the chain's whole budget.
+            (true, Some(id)) => {
+                let budget = self.merged.budget().or(config.chain_budget()).unwrap_or(0);
+                Chain::guarded_unshared(
+                    outgoing.with_budget(id, budget),
+                    incoming_trace_header,
+                    config.clone(),
+                )
+            }
+            _ => Chain::guarded(outgoing, incoming_trace_header, config.clone()),
+        };
         Verdict {
-            chain: Chain::guarded(outgoing, incoming_trace_header, config.clone()),
+            chain,
             units: self.units,
             dropped: self.dropped,
             error: self.error,

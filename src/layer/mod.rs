@@ -52,6 +52,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "exact-budget")]
+mod exact;
 mod future;
 mod inspect;
 #[allow(clippy::module_inception)]
@@ -61,6 +63,9 @@ mod s3;
 mod service;
 mod shared;
 
+#[cfg(feature = "exact-budget")]
+#[cfg_attr(docsrs, doc(cfg(feature = "exact-budget")))]
+pub use self::exact::{ExactBudgetFuture, ExactBudgetGuard, ExactBudgetLayer};
 pub use self::future::ResponseFuture;
 pub use self::layer::LoopGuardLayer;
 #[cfg(feature = "s3")]

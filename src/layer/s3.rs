@@ -13,7 +13,7 @@ use tower::{Layer, Service};
 
 use super::inspect::inspect;
 use super::layer::LoopGuardLayer;
-use super::service::{decide, Decision};
+use super::service::{decide, respond};
 use super::shared::Shared;
 use crate::error::LoopGuardError;
 use crate::source::s3::{look_up_metadata, WithMetadata};
@@ -115,16 +115,8 @@ where
                 metadata: &metadata,
             };
             let verdict = inspect(&shared, &view, &event.context, false);
-            match decide::<S3Event, S::Response>(&shared, &mut event.payload, verdict) {
-                Decision::Run { chain, .. } => {
-                    let _running =
-                        crate::chain::Running::start(&chain, shared.config.sequential_fallback());
-                    let future = chain.clone().sync_scope(|| inner.call(event));
-                    chain.scope(future).await.map_err(LoopGuardError::Handler)
-                }
-                Decision::Respond(response) => Ok(response),
-                Decision::Drop(error) => Err(LoopGuardError::Dropped(error)),
-            }
+            let decision = decide::<S3Event, S::Response>(&shared, &mut event.payload, verdict);
+            respond(&shared, &mut inner, event, decision).await
         })
     }
 }

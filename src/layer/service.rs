@@ -6,11 +6,11 @@ use lambda_runtime::LambdaEvent;
 use tower::Service;
 
 use super::future::ResponseFuture;
-use super::inspect::{inspect, Verdict};
+use super::inspect::{inspect, Refusal, Verdict};
 use super::shared::{BatchDropPolicy, Shared};
 use crate::chain::{Chain, Running};
 use crate::config::LoopGuardConfig;
-use crate::error::{LoopGuardError, RecursiveInvocationError};
+use crate::error::LoopGuardError;
 use crate::source::{Batch, GuardedEvent, GuardedResponse};
 
 /// Middleware that drops invocations of a chain that has run this function
@@ -79,17 +79,32 @@ where
             &event.context,
             S::Response::empty_batch_response().is_some(),
         );
-        match decide::<T, S::Response>(&self.shared, &mut event.payload, verdict) {
-            Decision::Run { chain, failures } => {
-                // In scope while `call` runs too: a service may start its
-                // work (and its SDK calls) there, not only in the future.
-                let running = Running::start(&chain, self.shared.config.sequential_fallback());
-                let future = chain.clone().sync_scope(|| self.inner.call(event));
-                ResponseFuture::guarded(chain.scope(future), failures, running)
-            }
-            Decision::Respond(response) => ResponseFuture::ready(Ok(response)),
-            Decision::Drop(error) => ResponseFuture::ready(Err(LoopGuardError::Dropped(error))),
+        let decision = decide::<T, S::Response>(&self.shared, &mut event.payload, verdict);
+        respond(&self.shared, &mut self.inner, event, decision)
+    }
+}
+
+/// Carries out `decision`: calls `inner` with what is left of `event`
+/// under the decided chain, or answers without it.
+pub(super) fn respond<S, T>(
+    shared: &Shared,
+    inner: &mut S,
+    event: LambdaEvent<T>,
+    decision: Decision<S::Response>,
+) -> ResponseFuture<S::Future, S::Response, S::Error>
+where
+    S: Service<LambdaEvent<T>>,
+{
+    match decision {
+        Decision::Run { chain, failures } => {
+            // In scope while `call` runs too: a service may start its
+            // work (and its SDK calls) there, not only in the future.
+            let running = Running::start(&chain, shared.config.sequential_fallback());
+            let future = chain.clone().sync_scope(|| inner.call(event));
+            ResponseFuture::guarded(chain.scope(future), failures, running)
         }
+        Decision::Respond(response) => ResponseFuture::ready(Ok(response)),
+        Decision::Drop(error) => ResponseFuture::ready(Err(error.into_error())),
     }
 }
 
@@ -101,7 +116,7 @@ pub(super) enum Decision<R> {
     /// Every unit loops: answer with this batch response, handler not run.
     Respond(R),
     /// Fail the invocation.
-    Drop(RecursiveInvocationError),
+    Drop(Refusal),
 }
 
 /// Applies the drop rules (module docs) to a [`Verdict`], removing the
@@ -122,11 +137,13 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
         None => Vec::new(),
         Some(error) if !payload.batch().drops_per_record() => return Decision::Drop(error),
         Some(error) => {
-            let discard = shared.batch_policy == BatchDropPolicy::DiscardLoopingRecords;
-            // An ordered batch cut at its first drop holds innocent records
-            // too: those are never discarded.
-            let ordered = payload.batch() == Batch::Ordered;
             let reported = || dropped.iter().filter(|d| !d.unchanged);
+            // Only looping records may be discarded: records the guard
+            // could not decide are retried, and an ordered batch cut at its
+            // first drop holds innocent records too.
+            let discard = shared.batch_policy == BatchDropPolicy::DiscardLoopingRecords
+                && !reported().any(|d| d.retry);
+            let ordered = payload.batch() == Batch::Ordered;
             match R::empty_batch_response() {
                 // Reported one by one; a record without an id cannot be, so
                 // it fails the invocation, unless the policy is to discard it.

@@ -12,10 +12,11 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage, SqsM
 use lambda_loop_guard::carrier::MessageAttribute;
 use lambda_loop_guard::chain::{declare_sends, stamp_current};
 use lambda_loop_guard::error::Limit;
+use lambda_loop_guard::exact_budget::ExactBudget;
 use lambda_loop_guard::metric::MetricSink;
 use lambda_loop_guard::{for_record, Chain, Lineage, LoopGuardConfig, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
-use tower::{service_fn, Layer, ServiceExt};
+use tower::{service_fn, Layer, Service, ServiceExt};
 
 pub type Attributes = HashMap<String, SqsMessageAttribute>;
 
@@ -48,6 +49,18 @@ pub struct Behaviour {
 /// the queue is empty.
 pub async fn run_queue_loop(
     config: LoopGuardConfig,
+    behaviour: Behaviour,
+    seeds: Vec<Attributes>,
+    sink: impl MetricSink,
+) -> Outcome {
+    run_queue_loop_counted(config, None, behaviour, seeds, sink).await
+}
+
+/// [`run_queue_loop`], with the chain budget counted exactly in `exact`'s
+/// store when given.
+pub async fn run_queue_loop_counted(
+    config: LoopGuardConfig,
+    exact: Option<ExactBudget>,
     behaviour: Behaviour,
     seeds: Vec<Attributes>,
     sink: impl MetricSink,
@@ -92,7 +105,33 @@ pub async fn run_queue_loop(
             }
         })
     };
-    let guarded = layer.layer(handler);
+    let dropped = match exact {
+        Some(exact) => deliver(layer.with_exact_budget(exact).layer(handler), &queue).await,
+        None => deliver(layer.layer(handler), &queue).await,
+    };
+    let outcome = Outcome {
+        runs: runs.lock().unwrap().clone(),
+        sent: *sent.lock().unwrap(),
+        dropped,
+        reasons: reasons.lock().unwrap().clone(),
+    };
+    // Every message accounted for: each seed and each one sent either ran
+    // or was dropped (reported for the DLQ).
+    assert_eq!(
+        outcome.runs.len() as u32 + outcome.dropped,
+        outcome.sent + seeds,
+        "{outcome:?}"
+    );
+    outcome
+}
+
+/// Delivers the queue's messages to `guarded`, one per invocation, until
+/// none is left; returns how many it reported as batch item failures.
+async fn deliver<G>(guarded: G, queue: &Mutex<VecDeque<Attributes>>) -> u32
+where
+    G: Service<LambdaEvent<SqsEvent>, Response = SqsBatchResponse> + Clone,
+    G::Error: std::fmt::Debug,
+{
     let mut dropped = 0;
     let mut delivered = 0u32;
     loop {
@@ -114,20 +153,7 @@ pub async fn run_queue_loop(
         dropped += response.batch_item_failures.len() as u32;
         assert!(delivered < 1 << 18, "the loop did not stop");
     }
-    let outcome = Outcome {
-        runs: runs.lock().unwrap().clone(),
-        sent: *sent.lock().unwrap(),
-        dropped,
-        reasons: reasons.lock().unwrap().clone(),
-    };
-    // Every message accounted for: each seed and each one sent either ran
-    // or was dropped (reported for the DLQ).
-    assert_eq!(
-        outcome.runs.len() as u32 + outcome.dropped,
-        outcome.sent + seeds,
-        "{outcome:?}"
-    );
-    outcome
+    dropped
 }
 
 /// A message carrying `value` in our attribute.
