@@ -101,7 +101,7 @@ fn exact_budget_claim_on_moto(c: &mut Criterion) {
     rt.block_on(support::create_table(&dynamodb, "budgets", "id"));
     let config = LoopGuardConfig::builder()
         .function_identity("bench-fn")
-        .max_depth(u32::from(u16::MAX))
+        .max_depth(10_000)
         .chain_budget(u32::MAX)
         .build()
         .unwrap();

@@ -8,13 +8,17 @@
 //! handler, and `.loop_guard()` on both SDK client configurations. The end-to-end tests deploy
 //! this binary to a local emulator and watch the guard stop the loop.
 //!
+//! With `LOOP_BUDGET_TABLE` set, the chain budget is counted exactly in that
+//! DynamoDB table (`with_exact_budget`).
+//!
 //! Each handler run prints one line `loop-guard-e2e run message_id=.. lineage=..`;
 //! each drop prints the EMF line.
 
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_loop_guard::exact_budget::{DynamoDbBudgetStore, ExactBudget};
 use lambda_loop_guard::interceptor::LoopGuardSdkExt;
-use lambda_loop_guard::Chain;
+use lambda_loop_guard::{Chain, LoopGuardLayer};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[derive(Clone)]
@@ -93,5 +97,15 @@ async fn main() -> Result<(), Error> {
                 .build(),
         ),
     };
-    lambda_loop_guard::run(service_fn(move |event| handler(clients.clone(), event))).await
+    let handler = service_fn(move |event| handler(clients.clone(), event));
+    // `LOOP_BUDGET_TABLE`: the chain budget counted exactly in this
+    // DynamoDB table instead of shared out among sends.
+    match std::env::var("LOOP_BUDGET_TABLE") {
+        Ok(table) => {
+            let store = DynamoDbBudgetStore::new(aws_sdk_dynamodb::Client::new(&sdk_config), table);
+            let guard = LoopGuardLayer::from_env()?.with_exact_budget(ExactBudget::new(store));
+            lambda_loop_guard::run_with(guard, handler).await
+        }
+        Err(_) => lambda_loop_guard::run(handler).await,
+    }
 }

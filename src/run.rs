@@ -51,16 +51,20 @@ where
     run_with(LoopGuardLayer::from_env()?, handler).await
 }
 
-/// [`run`] with a guard of your own (a configuration built in code, a
-/// metric sink, a batch drop policy).
-pub async fn run_with<A, F, R, B, S, D, E>(
-    guard: LoopGuardLayer,
+/// [`run`] with a guard of your own: a [`LoopGuardLayer`] (a configuration
+/// built in code, a metric sink, a batch drop policy), or one of the
+/// layers it builds ([`with_exact_budget`](LoopGuardLayer::with_exact_budget),
+/// [`with_s3_metadata`](LoopGuardLayer::with_s3_metadata)).
+pub async fn run_with<L, F, A, R, B, S, D, E>(
+    guard: L,
     handler: F,
 ) -> Result<(), lambda_runtime::Error>
 where
-    F: Service<LambdaEvent<A>, Response = R>,
-    F::Future: Future<Output = Result<R, F::Error>>,
-    F::Error: Into<Diagnostic> + fmt::Debug,
+    L: Layer<F>,
+    L::Service: Service<LambdaEvent<A>, Response = R>,
+    <L::Service as Service<LambdaEvent<A>>>::Future:
+        Future<Output = Result<R, <L::Service as Service<LambdaEvent<A>>>::Error>>,
+    <L::Service as Service<LambdaEvent<A>>>::Error: Into<Diagnostic> + fmt::Debug,
     A: for<'de> Deserialize<'de> + GuardedEvent,
     R: IntoFunctionResponse<B, S> + GuardedResponse,
     B: Serialize,

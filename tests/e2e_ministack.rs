@@ -598,19 +598,29 @@ async fn a_forged_count_drops_no_work_when_lineages_are_signed() {
 /// the tree runs exactly 12 times here (20 -> 1 + runs of 10 and 5 -> ...),
 /// and every message is accounted for: the seed and the 24 sent either ran
 /// or reached the DLQ (13), none is left.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
-    let emulator = start_ministack();
-    let c = Clients::new(&emulator).await;
-    let ((url, arn), (dlq, _)) = queue_with_dlq(&c, "fan-out-queue").await;
-    let env = HashMap::from([
+/// What the x2 fan-out loop with a chain budget of 20 did on ministack.
+struct FanOut {
+    runs: Vec<Lineage>,
+    dead: usize,
+    budget_drops: usize,
+}
+
+/// Seeds the x2 fan-out loop (chain budget 20) and waits until every
+/// message sent has either run or reached the DLQ; with `budget_table`,
+/// the budget is counted exactly in that DynamoDB table.
+async fn fan_out_loop(emulator: &Emulator, c: &Clients, budget_table: Option<&str>) -> FanOut {
+    let ((url, arn), (dlq, _)) = queue_with_dlq(c, "fan-out-queue").await;
+    let mut env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), "100".to_string()),
         ("LOOP_GUARD_CHAIN_BUDGET".to_string(), "20".to_string()),
         ("LOOP_FAN_OUT".to_string(), "2".to_string()),
         ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
         ("LOOP_SEND_QUEUE_URL".to_string(), url.clone()),
     ]);
-    deploy(&c, "fan-out", "loop_function", env, 30).await;
+    if let Some(table) = budget_table {
+        env.insert("LOOP_BUDGET_TABLE".to_string(), table.to_string());
+    }
+    deploy(c, "fan-out", "loop_function", env, 30).await;
     c.sqs
         .send_message()
         .queue_url(&url)
@@ -618,7 +628,7 @@ async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
         .send()
         .await
         .unwrap();
-    let mapping = map_queue(&c, &arn, "fan-out").await;
+    let mapping = map_queue(c, &arn, "fan-out").await;
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut dead = Vec::new();
     // Until every message sent has either run or reached the DLQ.
@@ -640,22 +650,74 @@ async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     dead.extend(c.drain(&dlq).await);
-    let runs = runs_of(&c.log_text("fan-out").await);
-    assert_eq!(runs.len(), 12, "{runs:?}");
-    assert_eq!(dead.len(), 13);
     assert!(c.drain(&url).await.is_empty());
+    let log = c.log_text("fan-out").await;
+    let runs = runs_of(&log);
     // One chain, and every run's budget came out of it.
     let chains: std::collections::HashSet<_> = runs.iter().map(|l| l.chain()).collect();
     assert_eq!(chains.len(), 1, "{chains:?}");
     assert!(runs
         .iter()
         .all(|l| l.chain().is_some() && l.budget().is_some()));
-    let drops = c
-        .log_text("fan-out")
+    FanOut {
+        runs,
+        dead: dead.len(),
+        budget_drops: log.matches("\"Reason\":\"chain_budget\"").count(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let fan_out = fan_out_loop(&emulator, &c, None).await;
+    // Undeclared sends halve the budget: 12 runs of 20, 13 dead letters.
+    assert_eq!(fan_out.runs.len(), 12, "{:?}", fan_out.runs);
+    assert_eq!(fan_out.dead, 13);
+    assert!(
+        fan_out.budget_drops >= 13,
+        "{} budget drop lines",
+        fan_out.budget_drops
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exact_budget_on_dynamodb_runs_the_fan_out_loop_exactly_20_times() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&emulator.sdk_config().await);
+    support::create_table(&dynamodb, "loop-budgets", "id").await;
+    let fan_out = fan_out_loop(&emulator, &c, Some("loop-budgets")).await;
+    // Counted in the table: exactly the budget ran, every other message
+    // (2 x 20 sent + the seed - 20 runs) is in the DLQ.
+    assert_eq!(fan_out.runs.len(), 20, "{:?}", fan_out.runs);
+    assert_eq!(fan_out.dead, 21);
+    assert!(
+        fan_out.budget_drops >= 21,
+        "{} budget drop lines",
+        fan_out.budget_drops
+    );
+    // Every message carried the whole budget; the table holds the 19 runs
+    // after the chain's root.
+    assert!(fan_out.runs.iter().all(|l| l.budget() == Some(20)));
+    let chain = fan_out.runs[0].chain().unwrap();
+    let item = dynamodb
+        .get_item()
+        .table_name("loop-budgets")
+        .key(
+            "id",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("chain#{chain}")),
+        )
+        .consistent_read(true)
+        .send()
         .await
-        .matches("\"Reason\":\"chain_budget\"")
-        .count();
-    assert!(drops >= 13, "{drops} budget drop lines");
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        item.get("runs"),
+        Some(&aws_sdk_dynamodb::types::AttributeValue::N("19".into()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

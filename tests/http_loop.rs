@@ -118,7 +118,7 @@ async fn start(trust_http: bool, max_depth: u32) -> (SocketAddr, Arc<Loop>) {
                                     state.drops.fetch_add(1, Ordering::SeqCst);
                                     508
                                 }
-                                Err(LoopGuardError::Handler(_)) => 500,
+                                Err(_) => 500,
                             };
                             Ok::<_, Infallible>(
                                 http::Response::builder()
