@@ -201,10 +201,17 @@ impl Chain {
         source_arn: Option<&str>,
     ) -> Self {
         let mut lineage = config.record_run(arrived, source_arn);
-        if let (Some(chain), Some(budget)) = (self.lineage.chain(), self.lineage.budget()) {
-            // The record's own chain, if it arrived in one; the budget left
-            // is the invocation's.
-            lineage = lineage.with_budget(arrived.chain().unwrap_or(chain), budget);
+        // The record's own chain, if it arrived in one, else the
+        // invocation's (not a fresh one); the budget left is the
+        // invocation's.
+        let chain = self
+            .lineage
+            .chain()
+            .map(|chain| arrived.chain().unwrap_or(chain));
+        match (chain, self.lineage.budget()) {
+            (Some(chain), Some(budget)) => lineage = lineage.with_budget(chain, budget),
+            (Some(chain), None) => lineage = lineage.in_chain(chain),
+            (None, _) => {}
         }
         Chain {
             shares: self.shares.clone(),

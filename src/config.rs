@@ -11,6 +11,7 @@
 //! | `LOOP_GUARD_SOURCE_MAX_DEPTH` | none | per-source limits: `<event source ARN>=<n>,...`, e.g. a queue used for a deliberate requeue pattern; runs triggered through such a source count against its limit only |
 //! | `LOOP_GUARD_MAX_HOPS` | `256` | hops of a whole chain, any functions, before the next one is dropped: the backstop for cycles through more than 16 functions (1 to 65535; below the largest depth limit, that limit plus 256) |
 //! | `LOOP_GUARD_CHAIN_BUDGET` | none (off) | runs of a whole chain's tree, all functions, counted without shared state: each message carries the runs left to its subtree and each run shares what it has left among its sends (see [`chain::declare_sends`](crate::chain::declare_sends)); bounds fan-out loops, which depth alone lets grow exponentially (1 to 4294967295) |
+//! | `LOOP_GUARD_CHAIN_IDS` | `false` | `true` gives every chain a random [`ChainId`] where it starts, carried by every hop and shown in drop lines, logs and `loop-guard decode` (budgeted chains always have one); it writes wire format `v2`, which readers older than `v2` ignore, so turn it on once every function of the system runs a `v2` reader |
 //! | `LOOP_GUARD_SIGNING_KEYS` | none (off) | secrets (16 bytes or more each, comma separated; the first signs, all verify) for signed lineages: every lineage sent carries a MAC, and one without a valid MAC counts as absent (see [`signing`](crate::signing)); the values never appear in errors or logs |
 //! | `LOOP_GUARD_TRUST_HTTP` | `false` | `true` counts lineage from API Gateway / Function URL / ALB events; leave it off for endpoints anyone can call |
 //! | `LOOP_GUARD_SNS_TOPICS` | none | SNS topics whose notification envelopes in SQS bodies are read (non-raw delivery): topic ARNs, `arn:...:*` prefixes, or `*`; see [`TrustedTopics`] |
@@ -76,6 +77,9 @@ pub const ENV_MAX_HOPS: &str = "LOOP_GUARD_MAX_HOPS";
 pub const ENV_SIGNING_KEYS: &str = "LOOP_GUARD_SIGNING_KEYS";
 /// Environment variable: the budget of runs of a chain's whole tree.
 pub const ENV_CHAIN_BUDGET: &str = "LOOP_GUARD_CHAIN_BUDGET";
+/// Environment variable: whether every chain gets a [`ChainId`] where it
+/// starts (`true`), or only budgeted ones (`false`, default).
+pub const ENV_CHAIN_IDS: &str = "LOOP_GUARD_CHAIN_IDS";
 /// Environment variable: whether lineage read from HTTP events (API Gateway, Function URL, ALB)
 /// counts: `true` or `false` (default). Only set it when every caller of the
 /// endpoint is your own code.
@@ -192,6 +196,7 @@ pub struct LoopGuardConfig {
     max_depth: u32,
     max_hops: u32,
     chain_budget: Option<u32>,
+    chain_ids: bool,
     signing_keys: Option<SigningKeys>,
     source_max_depth: Vec<SourceLimit>,
     mode: Mode,
@@ -310,13 +315,22 @@ impl LoopGuardConfig {
         self.chain_budget
     }
 
+    /// Whether every chain gets a [`ChainId`] where it starts
+    /// (`LOOP_GUARD_CHAIN_IDS`), not only budgeted ones.
+    pub fn chain_ids(&self) -> bool {
+        self.chain_ids
+    }
+
     /// `lineage`, which arrived without a budget, as the start of a
-    /// budgeted chain (a fresh chain id) when the budget is on; else as is.
+    /// budgeted chain (a fresh chain id, unless it has one) when the budget
+    /// is on; arriving without a chain id, with a fresh one when chain ids
+    /// are on; else as is.
     pub(crate) fn with_budget(&self, lineage: &Lineage) -> Lineage {
-        match (self.chain_budget, lineage.budget()) {
-            (Some(budget), None) => {
-                lineage.with_budget(lineage.chain().unwrap_or_else(ChainId::random), budget)
+        match (self.chain_budget, lineage.budget(), lineage.chain()) {
+            (Some(budget), None, chain) => {
+                lineage.with_budget(chain.unwrap_or_else(ChainId::random), budget)
             }
+            (_, _, None) if self.chain_ids => lineage.in_chain(ChainId::random()),
             _ => *lineage,
         }
     }
@@ -358,6 +372,7 @@ impl LoopGuardConfig {
             MaxDepth = self.max_depth(),
             MaxHops = self.max_hops(),
             ChainBudget = self.chain_budget().unwrap_or(0),
+            ChainIds = self.chain_ids(),
             SigningKeys = self.signing_keys().map_or(0, SigningKeys::len),
             SourceMaxDepth = limits.join(",").as_str(),
             Namespace = self.metric_namespace(),
@@ -406,6 +421,7 @@ pub struct LoopGuardConfigBuilder {
     max_depth: Option<u32>,
     max_hops: Option<u32>,
     chain_budget: Option<u32>,
+    chain_ids: Option<bool>,
     signing_keys: Vec<String>,
     source_max_depth: Vec<(String, u32)>,
     mode: Option<Mode>,
@@ -466,6 +482,16 @@ impl LoopGuardConfigBuilder {
     /// guide's "Three limits".
     pub fn chain_budget(mut self, budget: u32) -> Self {
         self.chain_budget = Some(budget);
+        self
+    }
+
+    /// Gives every chain a random [`ChainId`] where it starts, not only
+    /// budgeted ones (`LOOP_GUARD_CHAIN_IDS`; off by default): it is then
+    /// in every drop line, log and decoded lineage of the chain. Lineages
+    /// with an id are wire format `v2`, which readers older than `v2`
+    /// ignore: turn it on once every function of the system reads `v2`.
+    pub fn chain_ids(mut self, on: bool) -> Self {
+        self.chain_ids = Some(on);
         self
     }
 
@@ -596,6 +622,7 @@ impl LoopGuardConfigBuilder {
             env::NAME_EXPECTED,
         )?;
         let env_trust_http = env::parse(env, ENV_TRUST_HTTP, env::boolean, BOOLEAN_EXPECTED)?;
+        let env_chain_ids = env::parse(env, ENV_CHAIN_IDS, env::boolean, BOOLEAN_EXPECTED)?;
         let env_sns_topics = env::parse(
             env,
             ENV_SNS_TOPICS,
@@ -657,6 +684,7 @@ impl LoopGuardConfigBuilder {
             None => env_service,
         };
         let trust_http = self.trust_http.or(env_trust_http).unwrap_or(false);
+        let chain_ids = self.chain_ids.or(env_chain_ids).unwrap_or(false);
         let mut sns_topics = env_sns_topics.unwrap_or_default();
         for topic in &self.sns_topics {
             env::check(
@@ -751,6 +779,7 @@ impl LoopGuardConfigBuilder {
             max_depth,
             max_hops,
             chain_budget,
+            chain_ids,
             signing_keys,
             source_max_depth,
             mode,
@@ -860,6 +889,37 @@ mod tests {
         assert_eq!(c.function_name(), "f");
         assert_eq!(c.function_id(), FunctionId::from_identity("f"));
         assert!(!c.trust_http());
+    }
+
+    #[test]
+    fn chain_ids_are_read_and_checked() {
+        let f = (ENV_LAMBDA_FUNCTION_NAME, "f");
+        assert!(!build(&[f]).unwrap().chain_ids(), "off by default");
+        assert!(build(&[f, (ENV_CHAIN_IDS, "true")]).unwrap().chain_ids());
+        let err = build(&[f, (ENV_CHAIN_IDS, "on")]).unwrap_err();
+        assert_eq!(err.setting(), Some(ENV_CHAIN_IDS));
+        let c = LoopGuardConfig::builder()
+            .chain_ids(false)
+            .build_from_env_source(|k| match k {
+                ENV_LAMBDA_FUNCTION_NAME => Some("f".into()),
+                ENV_CHAIN_IDS => Some("true".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(!c.chain_ids(), "code overrides the environment");
+        // A chain starting here gets an id; one arriving with an id keeps it.
+        let c = build(&[f, (ENV_CHAIN_IDS, "true")]).unwrap();
+        let started = c.record_run(&Lineage::new(), None);
+        let id = started.chain().expect("a fresh chain id");
+        assert_eq!(started.budget(), None);
+        assert_eq!(c.record_run(&started, None).chain(), Some(id));
+        assert_eq!(
+            build(&[f])
+                .unwrap()
+                .record_run(&Lineage::new(), None)
+                .chain(),
+            None
+        );
     }
 
     #[test]

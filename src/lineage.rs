@@ -12,9 +12,10 @@
 //!
 //! * `v1` or `v2` is the version. Any other version is rejected (and
 //!   therefore ignored by readers), so a future format can be rolled out side
-//!   by side. `v2` is written for a budgeted chain
-//!   (`LOOP_GUARD_CHAIN_BUDGET`): its [`ChainId`] (16 hex digits) and the runs
-//!   left to the subtree (decimal, or `-` for none); `v1` otherwise.
+//!   by side. `v2` is written for a chain with a [`ChainId`] (a budgeted
+//!   chain, `LOOP_GUARD_CHAIN_BUDGET`, or any with `LOOP_GUARD_CHAIN_IDS`):
+//!   the id (16 hex digits) and the runs left to the subtree (decimal, or
+//!   `-` for none); `v1` otherwise.
 //! * `<hops>` is the total number of hops, decimal, `0..=65535`.
 //! * each entry is a [`FunctionId`] (8 hex digits) and how many times that
 //!   function ran in the chain, decimal, `1..=65535`.
@@ -265,6 +266,14 @@ impl Lineage {
     pub const fn with_budget(mut self, chain: ChainId, budget: u32) -> Self {
         self.chain = Some(chain);
         self.budget = Some(budget);
+        self.set_tag(None);
+        self
+    }
+
+    /// This lineage in chain `chain`, its budget (if any) unchanged.
+    #[must_use]
+    pub const fn in_chain(mut self, chain: ChainId) -> Self {
+        self.chain = Some(chain);
         self.set_tag(None);
         self
     }

@@ -418,17 +418,15 @@ impl<'s, 'a> Inspection<'s, 'a> {
         }
         let outgoing = config.record_run(&self.merged, self.runner_source.flatten());
         let incoming_trace_header = self.context.xray_trace_id.as_deref().map(Arc::<str>::from);
-        let chain = match (self.exact, outgoing.chain()) {
+        let budget = self.merged.budget().or(config.chain_budget());
+        let chain = match (self.exact, outgoing.chain(), budget) {
             // An exact budget is counted in its store, not shared out: every
             // send carries the chain's whole budget.
-            (true, Some(id)) => {
-                let budget = self.merged.budget().or(config.chain_budget()).unwrap_or(0);
-                Chain::guarded_unshared(
-                    outgoing.with_budget(id, budget),
-                    incoming_trace_header,
-                    config.clone(),
-                )
-            }
+            (true, Some(id), Some(budget)) => Chain::guarded_unshared(
+                outgoing.with_budget(id, budget),
+                incoming_trace_header,
+                config.clone(),
+            ),
             _ => Chain::guarded(outgoing, incoming_trace_header, config.clone()),
         };
         Verdict {
