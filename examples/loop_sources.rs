@@ -10,10 +10,12 @@
 //! * `s3`: triggered by `ObjectCreated` notifications of bucket
 //!   `LOOP_BUCKET`, it writes the next object into that bucket;
 //! * `invoke`: invoked asynchronously, it invokes itself asynchronously
-//!   again with a JSON payload.
+//!   again with a JSON payload;
+//! * `kinesis`: triggered by Kinesis stream `LOOP_STREAM`, it puts the next
+//!   record (JSON data) into that stream.
 //!
 //! It is guarded: `lambda_loop_guard::run_with` around the handler (the S3
-//! loop adds the `HeadObject` lookup with `Runtime`), which puts
+//! loop with the `HeadObject` lookup), which puts
 //! `AsyncPayloadLayer` on the runtime (so the
 //! typed, `deny_unknown_fields` payloads never see the lineage key), and
 //! `LoopGuardInterceptor` with the opt-in carriers on every SDK client.
@@ -24,17 +26,17 @@
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::s3::S3Event;
-use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use aws_lambda_events::event::streams::{DynamoDbEventResponse, KinesisEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::interceptor::LoopGuardSdkExt;
 use lambda_loop_guard::{GuardedEvent, LoopGuardInterceptor, LoopGuardLayer};
-use lambda_runtime::{service_fn, Error, LambdaEvent, Runtime};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde::{Deserialize, Serialize};
-use tower::ServiceBuilder;
 
 /// The EventBridge `source` the function's own rule matches.
 const EVENT_SOURCE: &str = "loop.guard.e2e";
@@ -85,6 +87,9 @@ async fn main() -> Result<(), Error> {
         }
         if let Ok(bucket) = std::env::var("LOOP_BUCKET") {
             interceptor = interceptor.stamp_s3_bucket(bucket);
+        }
+        if let Ok(stream) = std::env::var("LOOP_STREAM") {
+            interceptor = interceptor.stamp_kinesis_stream(stream);
         }
         interceptor
     };
@@ -182,13 +187,39 @@ async fn main() -> Result<(), Error> {
                     Ok::<_, Error>(())
                 }
             };
-            let service = ServiceBuilder::new()
-                .layer(guard.with_s3_metadata(lookup))
-                .service_fn(handler);
-            Runtime::new(service)
-                .layer(lambda_runtime::layers::TracingLayer::new())
-                .run()
-                .await
+            lambda_loop_guard::run_with(guard.with_s3_metadata(lookup), service_fn(handler)).await
+        }
+        "kinesis" => {
+            let stream = var("LOOP_STREAM")?;
+            let kinesis = aws_sdk_kinesis::Client::from_conf(
+                aws_sdk_kinesis::config::Builder::from(&sdk_config)
+                    .loop_guard_with(interceptor())
+                    .build(),
+            );
+            let handler = move |event: LambdaEvent<KinesisEvent>| {
+                let (kinesis, stream) = (kinesis.clone(), stream.clone());
+                async move {
+                    for record in &event.payload.records {
+                        log_run("kinesis");
+                        // The data keeps the lineage key: read what we need.
+                        let data: serde_json::Value =
+                            serde_json::from_slice(&record.kinesis.data.0)?;
+                        let next =
+                            serde_json::json!({ "hop": data["hop"].as_u64().unwrap_or(0) + 1 });
+                        kinesis
+                            .put_record()
+                            .stream_name(&stream)
+                            .partition_key("loop")
+                            .data(aws_sdk_kinesis::primitives::Blob::new(serde_json::to_vec(
+                                &next,
+                            )?))
+                            .send()
+                            .await?;
+                    }
+                    Ok::<_, Error>(KinesisEventResponse::default())
+                }
+            };
+            lambda_loop_guard::run_with(guard, service_fn(handler)).await
         }
         "invoke" => {
             let lambda = aws_sdk_lambda::Client::from_conf(

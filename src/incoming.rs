@@ -29,6 +29,10 @@ pub enum EventSource {
     EventBridge,
     /// An S3 event notification record.
     S3,
+    /// A Kinesis data stream record.
+    Kinesis,
+    /// A Kafka record (Amazon MSK or self-managed).
+    Kafka,
     /// An HTTP request (API Gateway v1/v2, Function URL, ALB), or any unit a
     /// custom source tags so. Its lineage only counts when HTTP sources are
     /// trusted (`LOOP_GUARD_TRUST_HTTP`).
@@ -40,7 +44,7 @@ pub enum EventSource {
 
 impl EventSource {
     /// Lowercase name: `invoke`, `sqs`, `sns`, `dynamodb`, `eventbridge`,
-    /// `s3`, `http`, or the custom name.
+    /// `s3`, `kinesis`, `kafka`, `http`, or the custom name.
     pub const fn as_str(self) -> &'static str {
         match self {
             EventSource::Invoke => "invoke",
@@ -49,6 +53,8 @@ impl EventSource {
             EventSource::DynamoDb => "dynamodb",
             EventSource::EventBridge => "eventbridge",
             EventSource::S3 => "s3",
+            EventSource::Kinesis => "kinesis",
+            EventSource::Kafka => "kafka",
             EventSource::Http => "http",
             EventSource::Custom(name) => name,
         }

@@ -2,13 +2,14 @@
 //! by a real `bootstrap` built from `examples/loop_sources.rs`, triggered by
 //! the emulator's own delivery (a DynamoDB stream event source mapping, an
 //! EventBridge rule target, an S3 bucket notification, an asynchronous
-//! invoke), looping through the real service, and stopped by the guard
+//! invoke, a Kinesis stream event source mapping), looping through the real service, and stopped by the guard
 //! after exactly `LOOP_GUARD_MAX_DEPTH` handler runs.
 #![cfg(all(
     feature = "dynamodb",
     feature = "eventbridge",
     feature = "s3",
-    feature = "lambda"
+    feature = "lambda",
+    feature = "kinesis"
 ))]
 
 mod support;
@@ -300,4 +301,117 @@ async fn async_self_invoke_loop_stops_at_max_depth() {
     let runs = watch(&c, function).await;
     runs.assert_stopped(function, "invoke");
     assert!(!runs.log.contains("unknown field"), "{}", runs.log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinesis_stream_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&emulator.sdk_config().await);
+    let stream = "loop-stream";
+    kinesis
+        .create_stream()
+        .stream_name(stream)
+        .shard_count(1)
+        .send()
+        .await
+        .unwrap();
+    let summary = loop {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(stream)
+            .send()
+            .await
+            .unwrap()
+            .stream_description_summary
+            .unwrap();
+        if summary.stream_status == aws_sdk_kinesis::types::StreamStatus::Active {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let function = "kinesis-looper";
+    deploy_looper(
+        &c,
+        &emulator,
+        function,
+        &[("LOOP_SOURCE", "kinesis"), ("LOOP_STREAM", stream)],
+    )
+    .await;
+    let mapping = c
+        .lambda
+        .create_event_source_mapping()
+        .event_source_arn(&summary.stream_arn)
+        .function_name(function)
+        .starting_position(EventSourcePosition::TrimHorizon)
+        .batch_size(1)
+        .maximum_retry_attempts(1)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap();
+
+    // The first record, as a producer without the guard writes it.
+    kinesis
+        .put_record()
+        .stream_name(stream)
+        .partition_key("loop")
+        .data(aws_sdk_kinesis::primitives::Blob::new(r#"{"hop":0}"#))
+        .send()
+        .await
+        .unwrap();
+
+    let runs = watch(&c, function).await;
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(&mapping)
+        .send()
+        .await
+        .unwrap();
+    runs.assert_stopped(function, "kinesis");
+
+    // Every record accounted for: the seed and one per run, each run's
+    // carrying its lineage in the data (partition key untouched); the
+    // dropped record's handler never ran, so there is no record after it.
+    let shard = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .shards
+        .unwrap()
+        .remove(0)
+        .shard_id;
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let records = kinesis
+        .get_records()
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(records.len(), usize::from(MAX_DEPTH) + 1, "{records:?}");
+    let me = FunctionId::from_identity(function);
+    for (hop, record) in records.iter().enumerate() {
+        assert_eq!(record.partition_key.as_deref(), Some("loop"));
+        let data: serde_json::Value = serde_json::from_slice(record.data.as_ref()).unwrap();
+        assert_eq!(data["hop"], hop as u64);
+        let count = data
+            .get("loop-guard")
+            .map(|v| v.as_str().unwrap().parse::<Lineage>().unwrap().count(me));
+        assert_eq!(count, (hop > 0).then_some(hop as u16));
+    }
 }

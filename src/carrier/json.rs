@@ -41,6 +41,23 @@ impl JsonKey {
 }
 
 impl JsonKey {
+    /// The string value of this key in JSON *text* holding an object, as
+    /// written (borrowed): `None` when the text is not valid JSON, not an
+    /// object, has no such key, or its value is not a string without
+    /// escapes (a lineage never needs one). Text that does not contain the
+    /// quoted key is not parsed at all.
+    pub fn read_text<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let quoted = Value::String(self.name().to_owned()).to_string();
+        memchr::memmem::find(text.as_bytes(), quoted.as_bytes())?;
+        let (_, members) = json_text::object_members(text)?;
+        let member = members
+            .iter()
+            .find(|m| json_text::key_is(text, m, self.name()))?;
+        let raw = &text[member.value.clone()];
+        let value = raw.strip_prefix('"')?.strip_suffix('"')?;
+        (!value.contains('\\')).then_some(value)
+    }
+
     /// Writes `lineage` into JSON *text* that holds an object, returning the
     /// new text. Every other byte is kept: the key is spliced in right after
     /// the opening brace, or, when the object already has it (escaped or

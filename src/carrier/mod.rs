@@ -176,7 +176,8 @@ impl Error for StampError {}
     feature = "lambda",
     feature = "eventbridge",
     feature = "dynamodb",
-    feature = "s3"
+    feature = "s3",
+    feature = "kinesis"
 ))]
 pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
     tracing::warn!(%error, carrier, "loop guard stamp skipped; the call goes on without it");

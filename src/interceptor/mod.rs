@@ -133,7 +133,8 @@ impl LoopGuardInterceptor {
         feature = "lambda",
         feature = "eventbridge",
         feature = "dynamodb",
-        feature = "s3"
+        feature = "s3",
+        feature = "kinesis"
     ))]
     fn options_mut(&mut self) -> &mut StampOptions {
         Arc::make_mut(&mut self.options)
@@ -182,6 +183,18 @@ impl LoopGuardInterceptor {
     #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
     pub fn stamp_s3_bucket(mut self, bucket: impl Into<String>) -> Self {
         self.options_mut().s3.buckets.push(bucket.into());
+        self
+    }
+
+    /// Stamps records put to `stream` (a stream name or ARN) with the
+    /// `loop-guard` key in their data, when the data is a JSON object (other
+    /// data is sent as it is; the partition key is never touched), so that a
+    /// function triggered by the stream can read the chain. The key (about
+    /// 30 bytes) stays in the data consumers see.
+    #[cfg(feature = "kinesis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "kinesis")))]
+    pub fn stamp_kinesis_stream(mut self, stream: impl Into<String>) -> Self {
+        self.options_mut().kinesis.streams.push(stream.into());
         self
     }
 }

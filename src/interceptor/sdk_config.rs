@@ -51,4 +51,5 @@ sdk_config_ext!(
     "dynamodb" => aws_sdk_dynamodb,
     "eventbridge" => aws_sdk_eventbridge,
     "s3" => aws_sdk_s3,
+    "kinesis" => aws_sdk_kinesis,
 );

@@ -45,6 +45,9 @@ pub mod eventbridge;
 pub mod http;
 pub mod invoke;
 mod json;
+#[cfg(feature = "kinesis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kinesis")))]
+pub mod kinesis;
 mod record;
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
@@ -231,7 +234,7 @@ impl<T: GuardedResponse> GuardedResponse for Box<T> {
 
 /// [`GuardedResponse`] for an `aws_lambda_events` batch response whose
 /// failures are `{ item_identifier: Option<String> }` (the `streams` ones).
-#[cfg(feature = "dynamodb")]
+#[cfg(any(feature = "dynamodb", feature = "kinesis"))]
 macro_rules! stream_batch_response {
     ($($response:ty => $failure:ty),* $(,)?) => {$(
         impl GuardedResponse for $response {
@@ -256,8 +259,8 @@ macro_rules! stream_batch_response {
     )*};
 }
 
-// `aws_lambda_events`' `streams` module comes with feature `dynamodb`.
-#[cfg(feature = "dynamodb")]
+// `aws_lambda_events`' `streams` module comes with `dynamodb` and `kinesis`.
+#[cfg(any(feature = "dynamodb", feature = "kinesis"))]
 stream_batch_response!(
     aws_lambda_events::event::streams::DynamoDbEventResponse
         => aws_lambda_events::event::streams::DynamoDbBatchItemFailure,

@@ -17,6 +17,8 @@ pub(crate) struct StampOptions {
     pub(crate) dynamodb: super::dynamodb::stamp::DynamoDbStamping,
     #[cfg(feature = "s3")]
     pub(crate) s3: super::s3::stamp::S3Stamping,
+    #[cfg(feature = "kinesis")]
+    pub(crate) kinesis: super::kinesis::stamp::KinesisStamping,
 }
 
 /// Adds the operation-specific carriers of `chain` (the running chain, its
@@ -53,6 +55,10 @@ pub(crate) fn stamp_sdk_input(options: &StampOptions, input: &mut Input, chain: 
     if super::s3::stamp::stamp(input, options, lineage) {
         return true;
     }
+    #[cfg(feature = "kinesis")]
+    if super::kinesis::stamp::stamp(input, options, lineage) {
+        return true;
+    }
     false
 }
 
@@ -68,7 +74,7 @@ pub(crate) fn clear_sdk_input(options: &StampOptions, input: &mut Input) {
 /// How many messages a call sends that can start a run of a guarded
 /// function (each one gets a share of a budgeted chain): the messages of
 /// SQS, SNS, Lambda and EventBridge calls, and the writes to opted-in
-/// DynamoDB tables and S3 buckets. Every write request of a DynamoDB batch
+/// DynamoDB tables, S3 buckets and Kinesis streams. Every write request of a DynamoDB batch
 /// or transaction counts (an over-count only makes shares smaller). Other
 /// calls send none.
 #[allow(unused_variables)]
@@ -126,6 +132,10 @@ pub(crate) fn messages_sent(options: &StampOptions, input: &Input) -> u32 {
     }
     #[cfg(feature = "s3")]
     if let Some(n) = super::s3::stamp::writes(options, input) {
+        return n;
+    }
+    #[cfg(feature = "kinesis")]
+    if let Some(n) = super::kinesis::stamp::records(options, input) {
         return n;
     }
     0
