@@ -45,6 +45,9 @@ pub mod eventbridge;
 pub mod http;
 pub mod invoke;
 mod json;
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod kafka;
 #[cfg(feature = "kinesis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kinesis")))]
 pub mod kinesis;
