@@ -12,7 +12,13 @@
 //! * `invoke`: invoked asynchronously, it invokes itself asynchronously
 //!   again with a JSON payload;
 //! * `kinesis`: triggered by Kinesis stream `LOOP_STREAM`, it puts the next
-//!   record (JSON data) into that stream.
+//!   record (JSON data) into that stream;
+//! * `eventbridge-sqs`: triggered by an SQS queue that a rule matching
+//!   `source = loop.guard.e2e` targets, it puts an event with that source
+//!   (the event reaches it as the SQS body);
+//! * `s3-sqs`: triggered by an SQS queue that receives the `ObjectCreated`
+//!   notifications of bucket `LOOP_BUCKET` (straight, through an SNS topic,
+//!   or through EventBridge), it writes the next object into that bucket.
 //!
 //! It is guarded: `lambda_loop_guard::run_with` around the handler (the S3
 //! loop with the `HeadObject` lookup), which puts
@@ -28,6 +34,7 @@ use aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::s3::S3Event;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_lambda_events::event::streams::{DynamoDbEventResponse, KinesisEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_lambda::primitives::Blob;
@@ -185,6 +192,67 @@ async fn main() -> Result<(), Error> {
                             .await?;
                     }
                     Ok::<_, Error>(())
+                }
+            };
+            lambda_loop_guard::run_with(guard.with_s3_metadata(lookup), service_fn(handler)).await
+        }
+        "eventbridge-sqs" => {
+            let events = aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&sdk_config)
+                    .loop_guard_with(interceptor())
+                    .build(),
+            );
+            let handler = move |event: LambdaEvent<SqsEvent>| {
+                let events = events.clone();
+                async move {
+                    for _ in &event.payload.records {
+                        log_run("eventbridge-sqs");
+                        events
+                            .put_events()
+                            .entries(
+                                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                                    .source(EVENT_SOURCE)
+                                    .detail_type("tick")
+                                    .detail(r#"{"hop":1}"#)
+                                    .build(),
+                            )
+                            .send()
+                            .await?;
+                    }
+                    Ok::<_, Error>(SqsBatchResponse::default())
+                }
+            };
+            lambda_loop_guard::run_with(guard, service_fn(handler)).await
+        }
+        "s3-sqs" => {
+            let bucket = var("LOOP_BUCKET")?;
+            let s3 = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk_config)
+                    .force_path_style(true)
+                    .loop_guard_with(interceptor())
+                    .build(),
+            );
+            let lookup = s3.clone();
+            let handler = move |event: LambdaEvent<SqsEvent>| {
+                let (s3, bucket) = (s3.clone(), bucket.clone());
+                async move {
+                    for record in &event.payload.records {
+                        // S3 tests a queue it is given with a test event
+                        // (no object): nothing to do for it.
+                        let body = record.body.as_deref().unwrap_or_default();
+                        if body.contains("s3:TestEvent") {
+                            continue;
+                        }
+                        log_run("s3-sqs");
+                        let id = record.message_id.as_deref().unwrap_or("seed");
+                        s3.put_object()
+                            .bucket(&bucket)
+                            .key(format!("next-{id}"))
+                            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"again"))
+                            .send()
+                            .await?;
+                    }
+                    Ok::<_, Error>(SqsBatchResponse::default())
                 }
             };
             lambda_loop_guard::run_with(guard.with_s3_metadata(lookup), service_fn(handler)).await

@@ -352,25 +352,12 @@ async fn each_record_of_a_batch_keeps_its_own_chain() {
 
 /// A queue with a DLQ (`maxReceiveCount` as above, 1 s visibility).
 async fn queue_with_dlq(c: &Clients, name: &str) -> ((String, String), (String, String)) {
-    let dlq = c.queue(&format!("{name}-dlq"), HashMap::new()).await;
-    let redrive =
-        serde_json::json!({ "deadLetterTargetArn": dlq.1, "maxReceiveCount": MAX_RECEIVE_COUNT })
-            .to_string();
-    let queue = c
-        .queue(
-            name,
-            HashMap::from([
-                (QueueAttributeName::RedrivePolicy, redrive),
-                (QueueAttributeName::VisibilityTimeout, "1".to_string()),
-            ]),
-        )
-        .await;
-    (queue, dlq)
+    c.queue_with_dlq(name, MAX_RECEIVE_COUNT).await
 }
 
 /// Maps `queue_arn` to `function` (batch size 1, batch item failures).
 async fn map_queue(c: &Clients, queue_arn: &str, function: &str) -> String {
-    map_queue_in_batches(c, queue_arn, function, 1).await
+    c.map_queue(queue_arn, function, 1).await
 }
 
 /// Maps `queue_arn` to `function` with `batch_size` (batch item failures).
@@ -380,17 +367,7 @@ async fn map_queue_in_batches(
     function: &str,
     batch_size: i32,
 ) -> String {
-    c.lambda
-        .create_event_source_mapping()
-        .event_source_arn(queue_arn)
-        .function_name(function)
-        .batch_size(batch_size)
-        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-        .send()
-        .await
-        .unwrap()
-        .uuid
-        .unwrap()
+    c.map_queue(queue_arn, function, batch_size).await
 }
 
 /// The lineages of a function's handler runs, from its log.

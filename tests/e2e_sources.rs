@@ -9,7 +9,8 @@
     feature = "eventbridge",
     feature = "s3",
     feature = "lambda",
-    feature = "kinesis"
+    feature = "kinesis",
+    feature = "sqs"
 ))]
 
 mod support;
@@ -414,4 +415,208 @@ async fn kinesis_stream_loop_stops_at_max_depth() {
             .map(|v| v.as_str().unwrap().parse::<Lineage>().unwrap().count(me));
         assert_eq!(count, (hop > 0).then_some(hop as u16));
     }
+}
+
+/// An EventBridge rule whose target is `target_arn`, matching `source`.
+async fn rule_to(events: &aws_sdk_eventbridge::Client, source: &str, target_arn: &str) {
+    events
+        .put_rule()
+        .name("to-queue")
+        .event_pattern(serde_json::json!({ "source": [source] }).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("to-queue")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(target_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Every run of a loop through a queue, stopped and accounted for: the
+/// runs counted 1 to `MAX_DEPTH`, the dropped message (reported, retried,
+/// dropped again) in the DLQ, the queue empty.
+async fn assert_queue_loop_stopped(
+    c: &Clients,
+    function: &str,
+    mapping: &str,
+    queue: &str,
+    dlq: &str,
+) {
+    let runs = watch(c, function).await;
+    // The dropped message reaches the DLQ after its second receive.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut dead = Vec::new();
+    while dead.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        dead.extend(c.drain(dlq).await);
+    }
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    runs.assert_stopped(function, "sqs");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(c.drain(queue).await.is_empty());
+    assert_eq!(
+        Runs::parse(c.log_text(function).await).lineages.len(),
+        usize::from(MAX_DEPTH),
+        "no run after the drop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventbridge_to_sqs_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let events = aws_sdk_eventbridge::Client::new(&emulator.sdk_config().await);
+    let ((url, arn), (dlq, _)) = c.queue_with_dlq("events", 2).await;
+    rule_to(&events, "loop.guard.e2e", &arn).await;
+    let function = "eb-sqs-looper";
+    deploy_looper(
+        &c,
+        &emulator,
+        function,
+        &[("LOOP_SOURCE", "eventbridge-sqs")],
+    )
+    .await;
+    let mapping = c.map_queue(&arn, function, 1).await;
+    // The first event, from a producer without the guard.
+    events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("loop.guard.e2e")
+                .detail_type("tick")
+                .detail(r#"{"hop":0}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The lineage travels only in the event's detail, inside the SQS body.
+    assert_queue_loop_stopped(&c, function, &mapping, &url, &dlq).await;
+}
+
+/// How S3's notifications reach the looping function's queue.
+#[derive(Debug, Clone, Copy)]
+enum S3ToQueue {
+    Direct,
+    ThroughSns,
+    ThroughEventBridge,
+}
+
+/// A bucket whose `ObjectCreated` notifications reach a queue `via`, and a
+/// function on that queue writing the next object: stopped by the guard
+/// reading each body's object metadata (`with_s3_metadata` on `SqsEvent`).
+async fn s3_queue_loop(via: S3ToQueue) {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let s3 = emulator.s3_client().await;
+    let bucket = "loop-bucket";
+    s3.create_bucket().bucket(bucket).send().await.unwrap();
+    let ((url, arn), (dlq, _)) = c.queue_with_dlq("objects", 2).await;
+    let notifications = aws_sdk_s3::types::NotificationConfiguration::builder();
+    let created = || aws_sdk_s3::types::Event::from("s3:ObjectCreated:*");
+    let notifications = match via {
+        S3ToQueue::Direct => notifications.queue_configurations(
+            aws_sdk_s3::types::QueueConfiguration::builder()
+                .queue_arn(&arn)
+                .events(created())
+                .build()
+                .unwrap(),
+        ),
+        S3ToQueue::ThroughSns => {
+            let topic = c
+                .sns
+                .create_topic()
+                .name("objects")
+                .send()
+                .await
+                .unwrap()
+                .topic_arn
+                .unwrap();
+            // Not raw: the notification arrives in an SNS envelope.
+            c.sns
+                .subscribe()
+                .topic_arn(&topic)
+                .protocol("sqs")
+                .endpoint(&arn)
+                .send()
+                .await
+                .unwrap();
+            notifications.topic_configurations(
+                aws_sdk_s3::types::TopicConfiguration::builder()
+                    .topic_arn(topic)
+                    .events(created())
+                    .build()
+                    .unwrap(),
+            )
+        }
+        S3ToQueue::ThroughEventBridge => {
+            let events = aws_sdk_eventbridge::Client::new(&emulator.sdk_config().await);
+            rule_to(&events, "aws.s3", &arn).await;
+            notifications.event_bridge_configuration(
+                aws_sdk_s3::types::EventBridgeConfiguration::builder().build(),
+            )
+        }
+    };
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(notifications.build())
+        .send()
+        .await
+        .unwrap();
+    let function = "s3-sqs-looper";
+    deploy_looper(
+        &c,
+        &emulator,
+        function,
+        &[("LOOP_SOURCE", "s3-sqs"), ("LOOP_BUCKET", bucket)],
+    )
+    .await;
+    let mapping = c.map_queue(&arn, function, 1).await;
+    s3.put_object()
+        .bucket(bucket)
+        .key("seed")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"first"))
+        .send()
+        .await
+        .unwrap();
+    assert_queue_loop_stopped(&c, function, &mapping, &url, &dlq).await;
+    // The seed and one object per run, each run's stamped with its count.
+    let keys = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents
+        .unwrap_or_default();
+    assert_eq!(keys.len(), usize::from(MAX_DEPTH) + 1, "{via:?}: {keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_sqs_loop_stops_at_max_depth() {
+    s3_queue_loop(S3ToQueue::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_sns_to_sqs_loop_stops_at_max_depth() {
+    s3_queue_loop(S3ToQueue::ThroughSns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_to_eventbridge_to_sqs_loop_stops_at_max_depth() {
+    s3_queue_loop(S3ToQueue::ThroughEventBridge).await;
 }

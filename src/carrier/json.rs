@@ -49,13 +49,15 @@ impl JsonKey {
     pub fn read_text<'a>(&self, text: &'a str) -> Option<&'a str> {
         let quoted = Value::String(self.name().to_owned()).to_string();
         memchr::memmem::find(text.as_bytes(), quoted.as_bytes())?;
-        let (_, members) = json_text::object_members(text)?;
-        let member = members
-            .iter()
-            .find(|m| json_text::key_is(text, m, self.name()))?;
-        let raw = &text[member.value.clone()];
-        let value = raw.strip_prefix('"')?.strip_suffix('"')?;
-        (!value.contains('\\')).then_some(value)
+        json_text::string_at(text, &[self.name()])
+    }
+
+    /// [`read_text`](Self::read_text) of the object under `outer` in JSON
+    /// text (an EventBridge event's `detail`).
+    pub(crate) fn read_text_in<'a>(&self, text: &'a str, outer: &str) -> Option<&'a str> {
+        let quoted = Value::String(self.name().to_owned()).to_string();
+        memchr::memmem::find(text.as_bytes(), quoted.as_bytes())?;
+        json_text::string_at(text, &[outer, self.name()])
     }
 
     /// Writes `lineage` into JSON *text* that holds an object, returning the

@@ -61,6 +61,25 @@ pub(crate) fn string_value(text: &str, member: &Member) -> Option<String> {
         .flatten()
 }
 
+/// The string at `path` (keys of nested objects, outermost first) in JSON
+/// `text`, as written (borrowed): `None` when the text is not valid JSON,
+/// a key on the path is missing or not an object, or the value is not a
+/// string without escapes (a lineage never needs one). A repeated key
+/// counts at its first place.
+pub(crate) fn string_at<'a>(text: &'a str, path: &[&str]) -> Option<&'a str> {
+    let (_, mut members) = object_members(text)?;
+    let (last, objects) = path.split_last()?;
+    for name in objects {
+        let member = members.iter().find(|m| key_is(text, m, name))?;
+        members = members_at(text.as_bytes(), member.value.start)?.1;
+    }
+    let member = members.iter().find(|m| key_is(text, m, last))?;
+    let value = text[member.value.clone()]
+        .strip_prefix('"')?
+        .strip_suffix('"')?;
+    (!value.contains('\\')).then_some(value)
+}
+
 /// The range to cut to remove `members[index]` of `text` and one
 /// separator: the member and the comma after it, or, when it is last, the
 /// comma before it. Spacing goes with the member when it is spaced like its

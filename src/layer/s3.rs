@@ -7,7 +7,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::LambdaEvent;
 use tower::{Layer, Service};
 
@@ -16,19 +15,24 @@ use super::layer::LoopGuardLayer;
 use super::service::{decide, respond};
 use super::shared::Shared;
 use crate::error::LoopGuardError;
-use crate::source::s3::{look_up_metadata, WithMetadata};
+use crate::source::s3::{look_up_lineages, S3Notified, WithS3Lineages};
 use crate::source::GuardedResponse;
 
 impl LoopGuardLayer {
-    /// Guards an `S3Event` handler, reading the lineage the interceptor
-    /// stamped in each object's user metadata
+    /// Guards a handler of S3 notifications, reading the lineage the
+    /// interceptor stamped in each object's user metadata
     /// ([`stamp_s3_bucket`](crate::LoopGuardInterceptor::stamp_s3_bucket))
-    /// with one `HeadObject` per `ObjectCreated` record, made with `client`.
+    /// with one `HeadObject` per object created, made with `client`: for
+    /// `S3Event`, and for `SqsEvent` and `SnsEvent` whose records are S3
+    /// notifications (S3 -> SQS, S3 -> SNS -> SQS, S3 -> EventBridge ->
+    /// SQS, S3 -> SNS); see [`S3Notified`](crate::source::s3::S3Notified).
+    /// Their other carriers are read as by the plain guard.
     ///
-    /// Cost: one S3 request per record (S3 notifications carry one record),
-    /// typically 10 to 30 ms in-region, billed as a GET-class request. A
-    /// record whose object is already gone (or cannot be read) is logged
-    /// and read without its metadata: the handler still gets it.
+    /// Cost: one S3 request per object (a notification names one), up to 8
+    /// at a time, typically 10 to 30 ms in-region, billed as a GET-class
+    /// request; none for records that are not S3 notifications. A record
+    /// whose object is already gone (or cannot be read) is logged and read
+    /// without its metadata: the handler still gets it.
     #[must_use]
     pub fn with_s3_metadata(self, client: aws_sdk_s3::Client) -> S3MetadataLayer {
         S3MetadataLayer {
@@ -87,12 +91,13 @@ impl<S: fmt::Debug> fmt::Debug for S3MetadataGuard<S> {
 pub type S3ResponseFuture<R, E> =
     Pin<Box<dyn Future<Output = Result<R, LoopGuardError<E>>> + Send + 'static>>;
 
-impl<S> Service<LambdaEvent<S3Event>> for S3MetadataGuard<S>
+impl<S, T> Service<LambdaEvent<T>> for S3MetadataGuard<S>
 where
-    S: Service<LambdaEvent<S3Event>> + Clone + Send + 'static,
+    S: Service<LambdaEvent<T>> + Clone + Send + 'static,
     S::Future: Send,
     S::Response: GuardedResponse + Send + 'static,
     S::Error: Send + 'static,
+    T: S3Notified + Send + Sync + 'static,
 {
     type Response = S::Response;
     type Error = LoopGuardError<S::Error>;
@@ -102,20 +107,21 @@ where
         self.inner.poll_ready(cx).map_err(LoopGuardError::Handler)
     }
 
-    fn call(&mut self, mut event: LambdaEvent<S3Event>) -> Self::Future {
+    fn call(&mut self, mut event: LambdaEvent<T>) -> Self::Future {
         // The ready service goes into the future; a clone stays behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         let client = self.client.clone();
         Box::pin(async move {
-            let metadata = look_up_metadata(&client, &event.payload).await;
-            let view = WithMetadata {
+            let lineages = look_up_lineages(&client, event.payload.created_objects()).await;
+            let view = WithS3Lineages {
                 event: &event.payload,
-                metadata: &metadata,
+                lineages: &lineages,
             };
-            let verdict = inspect(&shared, &view, &event.context, false);
-            let decision = decide::<S3Event, S::Response>(&shared, &mut event.payload, verdict);
+            let reports_failures = S::Response::empty_batch_response().is_some();
+            let verdict = inspect(&shared, &view, &event.context, reports_failures);
+            let decision = decide::<T, S::Response>(&shared, &mut event.payload, verdict);
             respond(&shared, &mut inner, event, decision).await
         })
     }

@@ -5,7 +5,7 @@
 use lambda_runtime::Context;
 use serde_json::Value;
 
-use super::sqs::{queue_batch, read_sns_envelope};
+use super::sqs::queue_batch;
 use crate::carrier::{Carrier, JsonKey, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming, Units};
@@ -99,7 +99,7 @@ fn read_record<'a>(r: &'a Value, shape: Shape, config: &LoopGuardConfig) -> Opti
             // Only a message without our attribute may be an envelope of
             // ours (as for typed events).
             if let Some(body) = str_at(r, &["body"]) {
-                read_sns_envelope(body, config, &mut incoming, || {
+                crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
                     r.get("messageAttributes")
                         .and_then(|attributes| attributes.get(KEY))
                         .is_some()

@@ -57,6 +57,50 @@ impl Clients {
         (url, arn)
     }
 
+    /// A queue `name` (visibility timeout 1 s) whose messages move to
+    /// `<name>-dlq` after `max_receive_count` receives: `((url, arn), (dlq
+    /// url, dlq arn))`.
+    pub async fn queue_with_dlq(
+        &self,
+        name: &str,
+        max_receive_count: u32,
+    ) -> ((String, String), (String, String)) {
+        let dlq = self.queue(&format!("{name}-dlq"), HashMap::new()).await;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq.1,
+            "maxReceiveCount": max_receive_count,
+        })
+        .to_string();
+        let queue = self
+            .queue(
+                name,
+                HashMap::from([
+                    (QueueAttributeName::RedrivePolicy, redrive),
+                    (QueueAttributeName::VisibilityTimeout, "1".to_string()),
+                ]),
+            )
+            .await;
+        (queue, dlq)
+    }
+
+    /// Maps `queue_arn` to `function` with `batch_size`, reporting batch
+    /// item failures; returns the mapping's id.
+    pub async fn map_queue(&self, queue_arn: &str, function: &str, batch_size: i32) -> String {
+        self.lambda
+            .create_event_source_mapping()
+            .event_source_arn(queue_arn)
+            .function_name(function)
+            .batch_size(batch_size)
+            .function_response_types(
+                aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
+            )
+            .send()
+            .await
+            .unwrap()
+            .uuid
+            .unwrap()
+    }
+
     pub async fn drain(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
         drain_queue(&self.sqs, url).await
     }

@@ -31,12 +31,15 @@ impl GuardedEvent for SnsEvent {
         out: &mut Units<'a, '_>,
     ) {
         out.extend(self.records.iter().map(|r| {
-            read_record(
+            let mut incoming = read_record(
                 context,
                 &r.sns.message_id,
                 &r.sns.topic_arn,
                 &r.sns.message_attributes,
-            )
+            );
+            // An EventBridge rule's SNS target: the event is the message.
+            crate::source::nested::read_eventbridge_event(&r.sns.message, &mut incoming);
+            incoming
         }));
     }
 }
@@ -109,5 +112,15 @@ pub(crate) mod tests {
         assert_eq!(out[0].chain_root(), Some("1-s-1"));
         assert_eq!(out[0].item_id(), Some("sns-1"));
         assert!(!event.batch().drops_per_record());
+    }
+
+    #[test]
+    fn an_eventbridge_event_as_the_message_is_read_from_its_detail() {
+        let mut event = sns_event(None);
+        event.records[0].sns.message =
+            r#"{"version":"0","id":"e","detail":{"loop-guard":"v1.5.00000001-5"}}"#.into();
+        let ctx = Context::default();
+        let out = crate::source::read_units(&event, &ctx, &test_config());
+        assert_eq!(out[0].lineage().count(FunctionId::from_u32(1)), 5);
     }
 }

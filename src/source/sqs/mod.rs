@@ -81,7 +81,7 @@ impl GuardedRecord for SqsMessage {
         // A message with our attribute was sent by a guarded producer (or
         // delivered raw): its body is not an envelope of ours to read.
         if let Some(body) = self.body.as_deref() {
-            read_sns_envelope(body, config, &mut incoming, || {
+            crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
                 crate::carrier::small_map_get(&self.message_attributes, KEY).is_some()
             });
         }
@@ -316,6 +316,26 @@ pub(crate) mod tests {
             envelope_count(ENVELOPE, &trusting("arn:aws:sns:us-east-1:1:*")),
             7
         );
+    }
+
+    #[test]
+    fn an_eventbridge_event_body_is_read_from_its_detail() {
+        let one = FunctionId::from_u32(1);
+        let mut event = SqsEvent::default();
+        let mut bridged = record("m-1", None, None);
+        bridged.body = Some(
+            r#"{"version": "0", "id": "e-1", "detail-type": "tick", "source": "orders", "detail": {"loop-guard": "v1.4.00000001-4"}}"#
+                .into(),
+        );
+        // Both carriers: the attribute (a later hop) and the body; the max.
+        let mut both = bridged.clone();
+        both.message_id = Some("m-2".into());
+        both.message_attributes = record("x", Some("v1.2.00000001-2"), None).message_attributes;
+        event.records = vec![bridged, both, record("m-3", None, None)];
+        let context = Context::default();
+        let units = crate::source::read_units(&event, &context, &test_config());
+        let counts: Vec<u16> = units.iter().map(|u| u.lineage().count(one)).collect();
+        assert_eq!(counts, [4, 4, 0]);
     }
 
     #[test]
