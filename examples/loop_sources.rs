@@ -16,6 +16,8 @@
 //! * `eventbridge-sqs`: triggered by an SQS queue that a rule matching
 //!   `source = loop.guard.e2e` targets, it puts an event with that source
 //!   (the event reaches it as the SQS body);
+//! * `stepfunctions`: the Lambda task of state machine `LOOP_STATE_MACHINE`,
+//!   it starts a new execution of that state machine;
 //! * `s3-sqs`: triggered by an SQS queue that receives the `ObjectCreated`
 //!   notifications of bucket `LOOP_BUCKET` (straight, through an SNS topic,
 //!   or through EventBridge), it writes the next object into that bucket.
@@ -88,7 +90,8 @@ async fn main() -> Result<(), Error> {
         // From the guard's configuration: the DynamoDB attribute is set once.
         let mut interceptor = LoopGuardInterceptor::from_config(guard.config())
             .stamp_async_payloads()
-            .stamp_eventbridge_detail();
+            .stamp_eventbridge_detail()
+            .stamp_stepfunctions_input();
         if let Ok(table) = std::env::var("LOOP_TABLE") {
             interceptor = interceptor.stamp_dynamodb_table(table);
         }
@@ -256,6 +259,30 @@ async fn main() -> Result<(), Error> {
                 }
             };
             lambda_loop_guard::run_with(guard.with_s3_metadata(lookup), service_fn(handler)).await
+        }
+        "stepfunctions" => {
+            let state_machine = var("LOOP_STATE_MACHINE")?;
+            let sfn = aws_sdk_sfn::Client::from_conf(
+                aws_sdk_sfn::config::Builder::from(&sdk_config)
+                    .loop_guard_with(interceptor())
+                    .build(),
+            );
+            let handler = move |event: LambdaEvent<Job>| {
+                let (sfn, state_machine) = (sfn.clone(), state_machine.clone());
+                async move {
+                    log_run("stepfunctions");
+                    let next = Job {
+                        hop: event.payload.hop + 1,
+                    };
+                    sfn.start_execution()
+                        .state_machine_arn(state_machine)
+                        .input(serde_json::to_string(&next)?)
+                        .send()
+                        .await?;
+                    Ok::<_, Error>(serde_json::to_value(next)?)
+                }
+            };
+            lambda_loop_guard::run_with(guard, service_fn(handler)).await
         }
         "kinesis" => {
             let stream = var("LOOP_STREAM")?;

@@ -10,7 +10,8 @@
     feature = "s3",
     feature = "lambda",
     feature = "kinesis",
-    feature = "sqs"
+    feature = "sqs",
+    feature = "stepfunctions"
 ))]
 
 mod support;
@@ -619,4 +620,80 @@ async fn s3_to_sns_to_sqs_loop_stops_at_max_depth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_to_eventbridge_to_sqs_loop_stops_at_max_depth() {
     s3_queue_loop(S3ToQueue::ThroughEventBridge).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_functions_loop_stops_at_max_depth() {
+    let emulator = start_ministack();
+    let c = Clients::new(&emulator).await;
+    let sfn = aws_sdk_sfn::Client::new(&emulator.sdk_config().await);
+    let function = "sfn-looper";
+    // The state machine's ARN is known before it exists: the function
+    // needs it, and the state machine needs the function's.
+    let state_machine = "arn:aws:states:us-east-1:000000000000:stateMachine:loop";
+    let function_arn = deploy_looper(
+        &c,
+        &emulator,
+        function,
+        &[
+            ("LOOP_SOURCE", "stepfunctions"),
+            ("LOOP_STATE_MACHINE", state_machine),
+        ],
+    )
+    .await;
+    let definition = serde_json::json!({
+        "StartAt": "Work",
+        "States": {"Work": {"Type": "Task", "Resource": function_arn, "End": true}},
+    });
+    let created = sfn
+        .create_state_machine()
+        .name("loop")
+        .definition(definition.to_string())
+        .role_arn("arn:aws:iam::000000000000:role/sfn")
+        .send()
+        .await
+        .unwrap()
+        .state_machine_arn;
+    assert_eq!(created, state_machine);
+
+    // The first execution, started by a caller without the guard.
+    sfn.start_execution()
+        .state_machine_arn(state_machine)
+        .input(r#"{"hop":0}"#)
+        .send()
+        .await
+        .unwrap();
+    let runs = watch(&c, function).await;
+    runs.assert_stopped(function, "invoke");
+
+    // Every execution accounted for: one per run, and the one whose task
+    // was dropped, failed with the guard's error; none after it.
+    let executions = sfn
+        .list_executions()
+        .state_machine_arn(state_machine)
+        .send()
+        .await
+        .unwrap()
+        .executions;
+    assert_eq!(
+        executions.len(),
+        usize::from(MAX_DEPTH) + 1,
+        "{executions:?}"
+    );
+    let failed: Vec<_> = executions
+        .iter()
+        .filter(|e| e.status == aws_sdk_sfn::types::ExecutionStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{executions:?}");
+    let history = sfn
+        .describe_execution()
+        .execution_arn(&failed[0].execution_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        history.error.as_deref(),
+        Some("RecursiveInvocationException"),
+        "{history:?}"
+    );
 }

@@ -76,7 +76,7 @@ mod item;
 mod json;
 pub(crate) mod json_text;
 mod map;
-mod trace;
+pub(crate) mod trace;
 
 #[cfg(any(feature = "sqs", feature = "sns"))]
 pub(crate) use attribute::stamp_attribute;
@@ -177,7 +177,8 @@ impl Error for StampError {}
     feature = "eventbridge",
     feature = "dynamodb",
     feature = "s3",
-    feature = "kinesis"
+    feature = "kinesis",
+    feature = "stepfunctions"
 ))]
 pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
     tracing::warn!(%error, carrier, "loop guard stamp skipped; the call goes on without it");

@@ -51,6 +51,38 @@ impl TraceField {
     }
 }
 
+/// The trace header a call's own parameter should carry (EventBridge
+/// `TraceHeader`, Step Functions `traceHeader`): the caller's `own`
+/// header, else the invocation's `incoming` one, with our field set to
+/// `lineage`. With neither there is no trace to continue (`None`: a header
+/// of ours alone is not sent); a stamped header over `max_chars` (the
+/// service refuses the whole call past it) is logged and `None`.
+#[cfg(any(feature = "eventbridge", feature = "stepfunctions"))]
+pub(crate) fn stamped_call_header(
+    own: Option<&str>,
+    incoming: Option<&str>,
+    lineage: &Lineage,
+    max_chars: usize,
+    carrier: &'static str,
+) -> Option<String> {
+    let header = own.or(incoming)?;
+    match TraceField.stamped(header, lineage) {
+        Err(error) => {
+            super::log_skipped(carrier, &error);
+            None
+        }
+        Ok(stamped) if stamped.chars().count() > max_chars => {
+            let reason = format!(
+                "{} characters, over the {max_chars} the service accepts",
+                stamped.chars().count()
+            );
+            super::log_skipped(carrier, &StampError::Invalid { reason });
+            None
+        }
+        Ok(stamped) => Some(stamped),
+    }
+}
+
 impl Carrier<String> for TraceField {
     fn read<'a>(&self, header: &'a String, incoming: &mut Incoming<'a>) {
         self.read_header(header, incoming);

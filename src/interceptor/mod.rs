@@ -134,7 +134,8 @@ impl LoopGuardInterceptor {
         feature = "eventbridge",
         feature = "dynamodb",
         feature = "s3",
-        feature = "kinesis"
+        feature = "kinesis",
+        feature = "stepfunctions"
     ))]
     fn options_mut(&mut self) -> &mut StampOptions {
         Arc::make_mut(&mut self.options)
@@ -183,6 +184,21 @@ impl LoopGuardInterceptor {
     #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
     pub fn stamp_s3_bucket(mut self, bucket: impl Into<String>) -> Self {
         self.options_mut().s3.buckets.push(bucket.into());
+        self
+    }
+
+    /// Stamps the JSON-object `input` of Step Functions executions
+    /// (`StartExecution`, `StartSyncExecution`) with the `loop-guard` key,
+    /// which a Lambda task reads in its payload (the `traceHeader` is
+    /// stamped either way, but reaches tasks only with X-Ray tracing on).
+    /// The key stays in the execution's input: states that pick fields of
+    /// it, and the task's own types, see it unless the task runs under
+    /// [`AsyncPayloadLayer`](crate::AsyncPayloadLayer) ([`run`](crate::run)
+    /// puts it there).
+    #[cfg(feature = "stepfunctions")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "stepfunctions")))]
+    pub fn stamp_stepfunctions_input(mut self) -> Self {
+        self.options_mut().stepfunctions_input = Some(crate::carrier::JsonKey::default());
         self
     }
 

@@ -52,4 +52,5 @@ sdk_config_ext!(
     "eventbridge" => aws_sdk_eventbridge,
     "s3" => aws_sdk_s3,
     "kinesis" => aws_sdk_kinesis,
+    "stepfunctions" => aws_sdk_sfn,
 );

@@ -58,6 +58,7 @@ mod record;
 pub mod s3;
 pub mod sns;
 pub mod sqs;
+pub mod stepfunctions;
 
 pub use record::{for_record, GuardedRecord};
 

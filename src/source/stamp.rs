@@ -19,6 +19,8 @@ pub(crate) struct StampOptions {
     pub(crate) s3: super::s3::stamp::S3Stamping,
     #[cfg(feature = "kinesis")]
     pub(crate) kinesis: super::kinesis::stamp::KinesisStamping,
+    #[cfg(feature = "stepfunctions")]
+    pub(crate) stepfunctions_input: Option<crate::carrier::JsonKey>,
 }
 
 /// Adds the operation-specific carriers of `chain` (the running chain, its
@@ -59,6 +61,10 @@ pub(crate) fn stamp_sdk_input(options: &StampOptions, input: &mut Input, chain: 
     if super::kinesis::stamp::stamp(input, options, lineage) {
         return true;
     }
+    #[cfg(feature = "stepfunctions")]
+    if super::stepfunctions::stamp::stamp(input, options, chain) {
+        return true;
+    }
     false
 }
 
@@ -73,8 +79,8 @@ pub(crate) fn clear_sdk_input(options: &StampOptions, input: &mut Input) {
 
 /// How many messages a call sends that can start a run of a guarded
 /// function (each one gets a share of a budgeted chain): the messages of
-/// SQS, SNS, Lambda and EventBridge calls, and the writes to opted-in
-/// DynamoDB tables, S3 buckets and Kinesis streams. Every write request of a DynamoDB batch
+/// SQS, SNS, Lambda and EventBridge calls, Step Functions executions, and
+/// the writes to opted-in DynamoDB tables, S3 buckets and Kinesis streams. Every write request of a DynamoDB batch
 /// or transaction counts (an over-count only makes shares smaller). Other
 /// calls send none.
 #[allow(unused_variables)]
@@ -137,6 +143,10 @@ pub(crate) fn messages_sent(options: &StampOptions, input: &Input) -> u32 {
     #[cfg(feature = "kinesis")]
     if let Some(n) = super::kinesis::stamp::records(options, input) {
         return n;
+    }
+    #[cfg(feature = "stepfunctions")]
+    if super::stepfunctions::stamp::starts_execution(input) {
+        return 1;
     }
     0
 }

@@ -1,8 +1,8 @@
 //! EventBridge: our field in every `PutEvents` entry's `TraceHeader` and,
 //! opt-in, the `loop-guard` key in a JSON-object `Detail`.
 
-use crate::carrier::log_skipped;
-use crate::carrier::{Carrier, JsonKey, StampError, TraceField};
+use crate::carrier::trace::stamped_call_header;
+use crate::carrier::{log_skipped, JsonKey, StampError};
 use crate::chain::Chain;
 use crate::source::StampOptions;
 use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
@@ -26,27 +26,17 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, chain: &Chain) ->
 const MAX_TRACE_HEADER_CHARS: usize = 500;
 
 /// The entry's own trace header, else the invocation's incoming one, gets
-/// our field. With neither there is no trace to continue, and a header of
-/// ours alone is not sent. A stamped header over EventBridge's 500
-/// characters would fail the whole call: the entry is left as it was.
+/// our field; an entry whose stamped header would pass EventBridge's 500
+/// characters is left as it was.
 fn stamp_trace_header(entry: &mut PutEventsRequestEntry, chain: &Chain) {
-    let mut header = match (&entry.trace_header, chain.incoming_trace_header()) {
-        (Some(header), _) => header.clone(),
-        (None, Some(incoming)) => incoming.to_owned(),
-        (None, None) => return,
-    };
-    match TraceField.write(&mut header, chain.lineage()) {
-        Err(error) => log_skipped("EventBridge TraceHeader", &error),
-        Ok(()) if header.chars().count() > MAX_TRACE_HEADER_CHARS => log_skipped(
-            "EventBridge TraceHeader",
-            &StampError::Invalid {
-                reason: format!(
-                    "{} characters, over EventBridge's {MAX_TRACE_HEADER_CHARS}",
-                    header.chars().count()
-                ),
-            },
-        ),
-        Ok(()) => entry.trace_header = Some(header),
+    if let Some(header) = stamped_call_header(
+        entry.trace_header.as_deref(),
+        chain.incoming_trace_header(),
+        chain.lineage(),
+        MAX_TRACE_HEADER_CHARS,
+        "EventBridge TraceHeader",
+    ) {
+        entry.trace_header = Some(header);
     }
 }
 
