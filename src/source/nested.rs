@@ -16,14 +16,27 @@ use crate::incoming::Incoming;
 /// trusted topic, when the message has no attribute of ours:
 /// `has_attribute`, asked only of envelopes), or an EventBridge event's
 /// `detail` key.
+#[inline]
 pub(crate) fn read_sqs_body<'a>(
     body: &'a str,
     config: &LoopGuardConfig,
     incoming: &mut Incoming<'a>,
     has_attribute: impl FnOnce() -> bool,
 ) {
-    super::sqs::read_sns_envelope(body, config, incoming, has_attribute);
-    read_eventbridge_event(body, incoming);
+    // One look at the opening decides which (if any) it may be: most
+    // bodies are passed over here.
+    let Some(first_key) = body
+        .trim_ascii_start()
+        .strip_prefix('{')
+        .map(str::trim_ascii_start)
+    else {
+        return;
+    };
+    if first_key.starts_with("\"Type\"") {
+        super::sqs::read_sns_envelope(body, config, incoming, has_attribute);
+    } else if first_key.starts_with("\"version\"") {
+        read_eventbridge_event(body, incoming);
+    }
 }
 
 /// Reads the `loop-guard` key of the `detail` of `text`, if it is an
