@@ -2,9 +2,9 @@
 //! recursive loop detection does, but for every loop, with your threshold,
 //! and visible the moment it happens.
 //!
-//! A function that writes to the queue, topic or function that triggers it
-//! can call itself forever. AWS stops some of these chains after about 16
-//! hops, late, silently, only for SQS/SNS/Lambda, and not at all when
+//! A function that writes to the queue, topic, stream, table or function
+//! that triggers it can call itself forever. AWS stops some of these chains
+//! after about 16 hops, late, silently, only for SQS/SNS/Lambda/S3, and not at all when
 //! `_X_AMZN_TRACE_ID` is missing (`lambda_runtime`'s concurrent mode). This
 //! crate carries a small [`Lineage`] (per-function run counts, total hops)
 //! with every hop and drops an invocation when its chain has run the function
@@ -21,9 +21,13 @@
 //!   lineage on AWS SDK calls; `.loop_guard()` on the SDK config builders
 //!   (`interceptor::LoopGuardSdkExt`).
 //! * [`source`]: one module per event source (SQS, SNS, direct and
-//!   asynchronous invokes, DynamoDB streams, EventBridge, S3, HTTP): what it
-//!   reads, how its batches are dropped ([`GuardedEvent`],
-//!   [`GuardedResponse`]), and what it stamps.
+//!   asynchronous invokes, DynamoDB streams, Kinesis, EventBridge, S3, Step
+//!   Functions, Kafka, HTTP, and events inside queues): what it reads, how
+//!   its batches are dropped ([`GuardedEvent`], [`GuardedResponse`]), and
+//!   what it stamps. The guide's section 8 has them in one table (carrier,
+//!   opt-in or automatic, cost, limits, drop semantics, what you configure).
+//! * `exact_budget` (feature `exact-budget`): the chain budget counted
+//!   exactly in a shared store (DynamoDB).
 //! * [`Carrier`]: how the lineage travels on one medium; implement it for a
 //!   transport of your own.
 //! * [`Chain`]: the outgoing lineage of the running invocation.
