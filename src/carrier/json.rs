@@ -41,6 +41,50 @@ impl JsonKey {
 }
 
 impl JsonKey {
+    /// The JSON text a call sends (an async payload, an EventBridge detail,
+    /// Kinesis record data, a Step Functions input) with this key set to
+    /// `lineage`; `None`, the text sent as it is, when it is not a JSON
+    /// object (the trace header still carries the chain), the key holds
+    /// something else, or the stamped text would pass `max_bytes` (the
+    /// service would refuse the whole call). Refusals other than "not an
+    /// object" are logged.
+    #[cfg(any(
+        feature = "lambda",
+        feature = "eventbridge",
+        feature = "kinesis",
+        feature = "stepfunctions"
+    ))]
+    pub(crate) fn stamped_payload(
+        &self,
+        text: &str,
+        lineage: &Lineage,
+        max_bytes: usize,
+        carrier: &'static str,
+    ) -> Option<String> {
+        match self.write_text(text, lineage) {
+            Ok(stamped) if stamped.len() > max_bytes => {
+                let reason = format!(
+                    "{} bytes stamped, over the {max_bytes} the service accepts",
+                    stamped.len()
+                );
+                super::log_skipped(carrier, &StampError::Invalid { reason });
+                None
+            }
+            Ok(stamped) => Some(stamped),
+            Err(StampError::NotAnObject) => {
+                tracing::debug!(
+                    carrier,
+                    "not a JSON object: the trace header carries the chain"
+                );
+                None
+            }
+            Err(error) => {
+                super::log_skipped(carrier, &error);
+                None
+            }
+        }
+    }
+
     /// The string value of this key in JSON *text* holding an object, as
     /// written (borrowed): `None` when the text is not valid JSON, not an
     /// object, has no such key, or its value is not a string without

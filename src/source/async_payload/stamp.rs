@@ -7,7 +7,7 @@ use aws_sdk_lambda::operation::invoke::InvokeInput;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
 
-use crate::carrier::{log_skipped, JsonKey, StampError};
+use crate::carrier::JsonKey;
 use crate::lineage::Lineage;
 use crate::source::StampOptions;
 
@@ -29,14 +29,18 @@ fn stamp_payload(payload: &mut Option<Blob>, key: &JsonKey, lineage: &Lineage) {
     else {
         return;
     };
-    match key.write_text(text, lineage) {
-        Ok(stamped) => *payload = Some(Blob::new(stamped)),
-        Err(StampError::NotAnObject) => {
-            tracing::debug!("async invoke payload is not a JSON object: trace header only");
-        }
-        Err(error) => log_skipped("async invoke payload", &error),
+    if let Some(stamped) = key.stamped_payload(
+        text,
+        lineage,
+        MAX_ASYNC_PAYLOAD_BYTES,
+        "async invoke payload",
+    ) {
+        *payload = Some(Blob::new(stamped));
     }
 }
+
+/// Lambda refuses an asynchronous invocation whose payload is larger.
+const MAX_ASYNC_PAYLOAD_BYTES: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

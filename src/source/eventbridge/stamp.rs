@@ -2,7 +2,7 @@
 //! opt-in, the `loop-guard` key in a JSON-object `Detail`.
 
 use crate::carrier::trace::stamped_call_header;
-use crate::carrier::{log_skipped, JsonKey, StampError};
+use crate::carrier::JsonKey;
 use crate::chain::Chain;
 use crate::source::StampOptions;
 use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
@@ -44,14 +44,18 @@ fn stamp_detail(entry: &mut PutEventsRequestEntry, key: &JsonKey, chain: &Chain)
     let Some(detail) = entry.detail.as_deref() else {
         return;
     };
-    match key.write_text(detail, chain.lineage()) {
-        Ok(stamped) => entry.detail = Some(stamped),
-        Err(StampError::NotAnObject) => {
-            tracing::debug!("EventBridge detail is not a JSON object: trace header only");
-        }
-        Err(error) => log_skipped("EventBridge detail", &error),
+    if let Some(stamped) = key.stamped_payload(
+        detail,
+        chain.lineage(),
+        MAX_EVENT_BYTES,
+        "EventBridge detail",
+    ) {
+        entry.detail = Some(stamped);
     }
 }
+
+/// EventBridge refuses an event larger than this (its detail is most of it).
+const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

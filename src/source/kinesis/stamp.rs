@@ -6,7 +6,7 @@ use aws_sdk_kinesis::operation::put_records::PutRecordsInput;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_smithy_types::Blob;
 
-use crate::carrier::{log_skipped, JsonKey, StampError};
+use crate::carrier::JsonKey;
 use crate::lineage::Lineage;
 use crate::source::StampOptions;
 
@@ -74,18 +74,11 @@ fn stamp_data(data: &mut Blob, partition_key: usize, lineage: &Lineage) {
     let Ok(text) = std::str::from_utf8(data.as_ref()) else {
         return;
     };
-    match JsonKey::default().write_text(text, lineage) {
-        Ok(stamped) if stamped.len() + partition_key > MAX_RECORD_BYTES => log_skipped(
-            "Kinesis record data",
-            &StampError::Invalid {
-                reason: format!("{} bytes stamped, over Kinesis's 1 MiB", stamped.len()),
-            },
-        ),
-        Ok(stamped) => *data = Blob::new(stamped),
-        Err(StampError::NotAnObject) => {
-            tracing::debug!("Kinesis record data is not a JSON object: sent unstamped");
-        }
-        Err(error) => log_skipped("Kinesis record data", &error),
+    let room = MAX_RECORD_BYTES.saturating_sub(partition_key);
+    if let Some(stamped) =
+        JsonKey::default().stamped_payload(text, lineage, room, "Kinesis record data")
+    {
+        *data = Blob::new(stamped);
     }
 }
 

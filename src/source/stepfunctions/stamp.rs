@@ -6,7 +6,7 @@ use aws_sdk_sfn::operation::start_sync_execution::StartSyncExecutionInput;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 
 use crate::carrier::trace::stamped_call_header;
-use crate::carrier::{log_skipped, JsonKey, StampError};
+use crate::carrier::JsonKey;
 use crate::chain::Chain;
 use crate::source::StampOptions;
 
@@ -47,21 +47,13 @@ pub(crate) fn starts_execution(input: &Input) -> bool {
 }
 
 fn stamp_input(text: &mut String, key: &JsonKey, chain: &Chain) {
-    match key.write_text(text, chain.lineage()) {
-        Ok(stamped) if stamped.len() > MAX_INPUT_BYTES => log_skipped(
-            "Step Functions input",
-            &StampError::Invalid {
-                reason: format!(
-                    "{} bytes stamped, over Step Functions' 256 KiB",
-                    stamped.len()
-                ),
-            },
-        ),
-        Ok(stamped) => *text = stamped,
-        Err(StampError::NotAnObject) => {
-            tracing::debug!("Step Functions input is not a JSON object: trace header only");
-        }
-        Err(error) => log_skipped("Step Functions input", &error),
+    if let Some(stamped) = key.stamped_payload(
+        text,
+        chain.lineage(),
+        MAX_INPUT_BYTES,
+        "Step Functions input",
+    ) {
+        *text = stamped;
     }
 }
 
