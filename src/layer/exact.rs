@@ -1,24 +1,19 @@
-//! The guard with an exact chain budget: each invocation claims its units'
+//! The stage of an exact chain budget: each invocation claims its units'
 //! runs in a [`ChainBudgetStore`](crate::exact_budget::ChainBudgetStore)
 //! before deciding.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use lambda_runtime::LambdaEvent;
-use tower::{Layer, Service};
 
-use super::inspect::{ExactClaims, Inspection};
+use super::inspect::{ExactClaims, Inspection, Verdict};
 use super::layer::LoopGuardLayer;
-use super::service::{decide, respond};
 use super::shared::Shared;
-use crate::error::LoopGuardError;
+use super::staged::{staged_service, Stage, StagedGuard, StagedLayer};
 use crate::exact_budget::{ExactBudget, OnStoreError};
-use crate::source::{GuardedEvent, GuardedResponse};
+use crate::source::GuardedEvent;
 
 impl LoopGuardLayer {
     /// Counts the chain budget exactly, in `budget`'s store, instead of
@@ -36,107 +31,41 @@ impl LoopGuardLayer {
                  started by other functions with a budget are counted"
             );
         }
-        ExactBudgetLayer {
-            shared: self.shared,
-            budget,
-        }
+        StagedLayer::new(self.shared, budget)
     }
 }
 
 /// [`LoopGuardLayer::with_exact_budget`]: applies [`ExactBudgetGuard`].
-#[derive(Clone)]
-pub struct ExactBudgetLayer {
-    shared: Arc<Shared>,
-    budget: ExactBudget,
-}
-
-impl<S> Layer<S> for ExactBudgetLayer {
-    type Service = ExactBudgetGuard<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ExactBudgetGuard {
-            inner,
-            shared: self.shared.clone(),
-            budget: self.budget.clone(),
-        }
-    }
-}
-
-impl fmt::Debug for ExactBudgetLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExactBudgetLayer")
-            .field("config", &self.shared.config)
-            .field("budget", &self.budget)
-            .finish_non_exhaustive()
-    }
-}
+pub type ExactBudgetLayer = StagedLayer<ExactBudget>;
 
 /// A [`LoopGuard`](crate::LoopGuard) that counts the chain budget in a
 /// store. Built by [`LoopGuardLayer::with_exact_budget`].
-#[derive(Clone)]
-pub struct ExactBudgetGuard<S> {
-    inner: S,
-    shared: Arc<Shared>,
-    budget: ExactBudget,
-}
+pub type ExactBudgetGuard<S> = StagedGuard<S, ExactBudget>;
 
-impl<S: fmt::Debug> fmt::Debug for ExactBudgetGuard<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExactBudgetGuard")
-            .field("inner", &self.inner)
-            .field("config", &self.shared.config)
-            .field("budget", &self.budget)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The boxed future of [`ExactBudgetGuard`] (it awaits the store before the
-/// handler).
-pub type ExactBudgetFuture<R, E> =
-    Pin<Box<dyn Future<Output = Result<R, LoopGuardError<E>>> + Send + 'static>>;
-
-impl<S, T> Service<LambdaEvent<T>> for ExactBudgetGuard<S>
-where
-    S: Service<LambdaEvent<T>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Response: GuardedResponse + Send + 'static,
-    S::Error: Send + 'static,
-    T: GuardedEvent + Send + Sync + 'static,
-{
-    type Response = S::Response;
-    type Error = LoopGuardError<S::Error>;
-    type Future = ExactBudgetFuture<S::Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(LoopGuardError::Handler)
-    }
-
-    fn call(&mut self, mut event: LambdaEvent<T>) -> Self::Future {
-        // The ready service goes into the future; a clone stays behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        let budget = self.budget.clone();
+impl<T: GuardedEvent + Send + Sync + 'static> Stage<T> for ExactBudget {
+    fn verdict<'e>(
+        &'e self,
+        shared: &'e Shared,
+        event: &'e LambdaEvent<T>,
+        reports_failures: bool,
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'e>> {
         Box::pin(async move {
-            let reports_failures = S::Response::empty_batch_response().is_some();
-            let verdict = {
-                let mut inspection = Inspection::read(
-                    &shared,
-                    &event.payload,
-                    &event.context,
-                    reports_failures,
-                    true,
-                );
-                let mut claims = inspection.exact_claims();
-                claim(&shared, &budget, &mut claims, &event.context.request_id).await;
-                inspection.settle(claims);
-                inspection.finish()
-            };
-            let decision = decide::<T, S::Response>(&shared, &mut event.payload, verdict);
-            respond(&shared, &mut inner, event, decision).await
+            let mut inspection = Inspection::read(
+                shared,
+                &event.payload,
+                &event.context,
+                reports_failures,
+                true,
+            );
+            let mut claims = inspection.exact_claims();
+            claim(shared, self, &mut claims, &event.context.request_id).await;
+            inspection.settle(claims);
+            inspection.finish()
         })
     }
 }
+
+staged_service!(ExactBudget, crate::source::GuardedEvent);
 
 /// Makes every chain's claim (concurrently), applying the store error
 /// policy to the ones that fail.

@@ -62,14 +62,19 @@ mod layer;
 mod s3;
 mod service;
 mod shared;
+#[cfg(any(feature = "s3", feature = "exact-budget"))]
+mod staged;
 
 #[cfg(feature = "exact-budget")]
 #[cfg_attr(docsrs, doc(cfg(feature = "exact-budget")))]
-pub use self::exact::{ExactBudgetFuture, ExactBudgetGuard, ExactBudgetLayer};
+pub use self::exact::{ExactBudgetGuard, ExactBudgetLayer};
 pub use self::future::ResponseFuture;
 pub use self::layer::LoopGuardLayer;
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
-pub use self::s3::{S3MetadataGuard, S3MetadataLayer, S3ResponseFuture};
+pub use self::s3::{S3Metadata, S3MetadataGuard, S3MetadataLayer};
 pub use self::service::LoopGuard;
 pub use self::shared::BatchDropPolicy;
+#[cfg(any(feature = "s3", feature = "exact-budget"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "s3", feature = "exact-budget"))))]
+pub use self::staged::{StagedFuture, StagedGuard, StagedLayer};

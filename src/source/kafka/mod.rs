@@ -3,7 +3,7 @@
 //! * Read: the `loop-guard` record header ([`KafkaHeader`]) of each record,
 //!   in every topic-partition of the event. Headers arrive as bytes; the
 //!   value is read in place, and a malformed one is ignored.
-//! * Batch: [`Batch::Ordered`](crate::Batch::Ordered) (partitions are
+//! * Batch: [`Batch::Ordered`] (partitions are
 //!   consumed in offset order). `aws_lambda_events` has no Kafka batch
 //!   response type yet, so looping records follow the
 //!   [`BatchDropPolicy`](crate::BatchDropPolicy): by default the invocation

@@ -7,7 +7,7 @@
 //! * Read: the `loop-guard` key of each record's data when it is a JSON
 //!   object (data that does not contain the quoted key is not parsed; other
 //!   data carries no chain). The key stays in the data the handler sees.
-//! * Batch: [`Batch::Ordered`](crate::Batch::Ordered) (a shard is
+//! * Batch: [`Batch::Ordered`] (a shard is
 //!   checkpointed): the batch is cut at its first looping record, which and
 //!   every later one are reported as `KinesisEventResponse` batch item
 //!   failures by sequence number (the mapping needs
