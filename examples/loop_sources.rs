@@ -67,6 +67,15 @@ struct Job {
 
 impl GuardedEvent for Job {}
 
+/// The looping event: source `EVENT_SOURCE`, detail `tick`.
+fn tick(detail: &Tick) -> Result<aws_sdk_eventbridge::types::PutEventsRequestEntry, Error> {
+    Ok(aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source(EVENT_SOURCE)
+        .detail_type("tick")
+        .detail(serde_json::to_string(detail)?)
+        .build())
+}
+
 fn log_run(source: &str) {
     let lineage = Chain::current()
         .map(|c| c.lineage().to_string())
@@ -102,6 +111,15 @@ async fn main() -> Result<(), Error> {
             interceptor = interceptor.stamp_kinesis_stream(stream);
         }
         interceptor
+    };
+
+    let s3_client = || {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk_config)
+                .force_path_style(true)
+                .loop_guard_with(interceptor())
+                .build(),
+        )
     };
 
     match var("LOOP_SOURCE")?.as_str() {
@@ -156,17 +174,7 @@ async fn main() -> Result<(), Error> {
                     let next = Tick {
                         hop: event.payload.detail.hop + 1,
                     };
-                    events
-                        .put_events()
-                        .entries(
-                            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                                .source(EVENT_SOURCE)
-                                .detail_type("tick")
-                                .detail(serde_json::to_string(&next)?)
-                                .build(),
-                        )
-                        .send()
-                        .await?;
+                    events.put_events().entries(tick(&next)?).send().await?;
                     Ok::<_, Error>(())
                 }
             };
@@ -174,12 +182,7 @@ async fn main() -> Result<(), Error> {
         }
         "s3" => {
             let bucket = var("LOOP_BUCKET")?;
-            let s3 = aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&sdk_config)
-                    .force_path_style(true)
-                    .loop_guard_with(interceptor())
-                    .build(),
-            );
+            let s3 = s3_client();
             let lookup = s3.clone();
             let handler = move |event: LambdaEvent<S3Event>| {
                 let (s3, bucket) = (s3.clone(), bucket.clone());
@@ -212,13 +215,7 @@ async fn main() -> Result<(), Error> {
                         log_run("eventbridge-sqs");
                         events
                             .put_events()
-                            .entries(
-                                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-                                    .source(EVENT_SOURCE)
-                                    .detail_type("tick")
-                                    .detail(r#"{"hop":1}"#)
-                                    .build(),
-                            )
+                            .entries(tick(&Tick { hop: 1 })?)
                             .send()
                             .await?;
                     }
@@ -229,12 +226,7 @@ async fn main() -> Result<(), Error> {
         }
         "s3-sqs" => {
             let bucket = var("LOOP_BUCKET")?;
-            let s3 = aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&sdk_config)
-                    .force_path_style(true)
-                    .loop_guard_with(interceptor())
-                    .build(),
-            );
+            let s3 = s3_client();
             let lookup = s3.clone();
             let handler = move |event: LambdaEvent<SqsEvent>| {
                 let (s3, bucket) = (s3.clone(), bucket.clone());

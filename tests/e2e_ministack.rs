@@ -70,24 +70,7 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
             env.insert("LOOP_SEND_QUEUE_URL".into(), queue_url.clone());
         }
         Topology::SnsToSqs { raw } => {
-            let arn = c
-                .sns
-                .create_topic()
-                .name("loop-topic")
-                .send()
-                .await
-                .unwrap()
-                .topic_arn
-                .unwrap();
-            c.sns
-                .subscribe()
-                .topic_arn(&arn)
-                .protocol("sqs")
-                .endpoint(&queue_arn)
-                .attributes("RawMessageDelivery", raw.to_string())
-                .send()
-                .await
-                .unwrap();
+            let arn = c.topic_to_queue("loop-topic", &queue_arn, raw).await;
             env.insert("LOOP_PUBLISH_TOPIC_ARN".into(), arn.clone());
             // Without raw delivery the lineage travels in the envelope,
             // which is read only from a topic the function trusts.

@@ -103,6 +103,36 @@ async fn watch(c: &Clients, function: &str) -> Runs {
     Runs::parse(c.log_text(function).await)
 }
 
+/// Maps a stream (DynamoDB, Kinesis) to `function` from its oldest record,
+/// one record per batch, one retry, batch item failures reported.
+async fn map_stream(c: &Clients, stream_arn: &str, function: &str) -> String {
+    c.lambda
+        .create_event_source_mapping()
+        .event_source_arn(stream_arn)
+        .function_name(function)
+        .starting_position(EventSourcePosition::TrimHorizon)
+        .batch_size(1)
+        .maximum_retry_attempts(1)
+        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+        .send()
+        .await
+        .unwrap()
+        .uuid
+        .unwrap()
+}
+
+/// [`watch`], then deletes the event source `mapping`.
+async fn watch_then_unmap(c: &Clients, function: &str, mapping: &str) -> Runs {
+    let runs = watch(c, function).await;
+    c.lambda
+        .delete_event_source_mapping()
+        .uuid(mapping)
+        .send()
+        .await
+        .unwrap();
+    runs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_stream_loop_stops_at_max_depth() {
     let emulator = start_ministack();
@@ -119,20 +149,7 @@ async fn dynamodb_stream_loop_stops_at_max_depth() {
         &[("LOOP_SOURCE", "dynamodb"), ("LOOP_TABLE", table)],
     )
     .await;
-    let mapping = c
-        .lambda
-        .create_event_source_mapping()
-        .event_source_arn(&stream_arn)
-        .function_name(function)
-        .starting_position(EventSourcePosition::TrimHorizon)
-        .batch_size(1)
-        .maximum_retry_attempts(1)
-        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-        .send()
-        .await
-        .unwrap()
-        .uuid
-        .unwrap();
+    let mapping = map_stream(&c, &stream_arn, function).await;
 
     // The first write, as a user request would make it: no lineage.
     dynamodb
@@ -144,13 +161,7 @@ async fn dynamodb_stream_loop_stops_at_max_depth() {
         .await
         .unwrap();
 
-    let runs = watch(&c, function).await;
-    c.lambda
-        .delete_event_source_mapping()
-        .uuid(&mapping)
-        .send()
-        .await
-        .unwrap();
+    let runs = watch_then_unmap(&c, function, &mapping).await;
     runs.assert_stopped(function, "dynamodb");
 
     // The item was updated once per run, and carries the last run's lineage.
@@ -341,20 +352,7 @@ async fn kinesis_stream_loop_stops_at_max_depth() {
         &[("LOOP_SOURCE", "kinesis"), ("LOOP_STREAM", stream)],
     )
     .await;
-    let mapping = c
-        .lambda
-        .create_event_source_mapping()
-        .event_source_arn(&summary.stream_arn)
-        .function_name(function)
-        .starting_position(EventSourcePosition::TrimHorizon)
-        .batch_size(1)
-        .maximum_retry_attempts(1)
-        .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-        .send()
-        .await
-        .unwrap()
-        .uuid
-        .unwrap();
+    let mapping = map_stream(&c, &summary.stream_arn, function).await;
 
     // The first record, as a producer without the guard writes it.
     kinesis
@@ -366,13 +364,7 @@ async fn kinesis_stream_loop_stops_at_max_depth() {
         .await
         .unwrap();
 
-    let runs = watch(&c, function).await;
-    c.lambda
-        .delete_event_source_mapping()
-        .uuid(&mapping)
-        .send()
-        .await
-        .unwrap();
+    let runs = watch_then_unmap(&c, function, &mapping).await;
     runs.assert_stopped(function, "kinesis");
 
     // Every record accounted for: the seed and one per run, each run's
@@ -538,24 +530,8 @@ async fn s3_queue_loop(via: S3ToQueue) {
                 .unwrap(),
         ),
         S3ToQueue::ThroughSns => {
-            let topic = c
-                .sns
-                .create_topic()
-                .name("objects")
-                .send()
-                .await
-                .unwrap()
-                .topic_arn
-                .unwrap();
             // Not raw: the notification arrives in an SNS envelope.
-            c.sns
-                .subscribe()
-                .topic_arn(&topic)
-                .protocol("sqs")
-                .endpoint(&arn)
-                .send()
-                .await
-                .unwrap();
+            let topic = c.topic_to_queue("objects", &arn, false).await;
             notifications.topic_configurations(
                 aws_sdk_s3::types::TopicConfiguration::builder()
                     .topic_arn(topic)

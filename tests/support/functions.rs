@@ -101,6 +101,30 @@ impl Clients {
             .unwrap()
     }
 
+    /// A topic `name` subscribed by the queue `queue_arn` (`raw`: raw
+    /// message delivery, else each message in an SNS envelope); its ARN.
+    pub async fn topic_to_queue(&self, name: &str, queue_arn: &str, raw: bool) -> String {
+        let topic = self
+            .sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .unwrap()
+            .topic_arn
+            .unwrap();
+        self.sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", raw.to_string())
+            .send()
+            .await
+            .unwrap();
+        topic
+    }
+
     pub async fn drain(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
         drain_queue(&self.sqs, url).await
     }
