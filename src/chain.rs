@@ -201,16 +201,16 @@ impl Chain {
         source_arn: Option<&str>,
     ) -> Self {
         let mut lineage = config.record_run(arrived, source_arn);
-        // The record's own chain, if it arrived in one, else the
-        // invocation's (not a fresh one); the budget left is the
-        // invocation's.
-        let chain = self
-            .lineage
-            .chain()
-            .map(|chain| arrived.chain().unwrap_or(chain));
-        match (chain, self.lineage.budget()) {
-            (Some(chain), Some(budget)) => lineage = lineage.with_budget(chain, budget),
-            (Some(chain), None) => lineage = lineage.in_chain(chain),
+        // The budget left is the invocation's. The chain: the record's own
+        // if it arrived in a budgeted one (or, without any budget, in any
+        // one), else the invocation's (where the budget, or the id,
+        // started), never a fresh one per record.
+        match (self.lineage.chain(), self.lineage.budget()) {
+            (Some(chain), Some(budget)) => {
+                let own = arrived.chain().filter(|_| arrived.budget().is_some());
+                lineage = lineage.with_budget(own.unwrap_or(chain), budget);
+            }
+            (Some(chain), None) => lineage = lineage.in_chain(arrived.chain().unwrap_or(chain)),
             (None, _) => {}
         }
         Chain {

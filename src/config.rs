@@ -322,14 +322,14 @@ impl LoopGuardConfig {
     }
 
     /// `lineage`, which arrived without a budget, as the start of a
-    /// budgeted chain (a fresh chain id, unless it has one) when the budget
-    /// is on; arriving without a chain id, with a fresh one when chain ids
+    /// budgeted chain when the budget is on: a fresh chain id, also when it
+    /// arrived with one (`LOOP_GUARD_CHAIN_IDS`), so that every budget
+    /// started is a chain of its own (an exact budget's store counts it
+    /// apart); arriving without a chain id, with a fresh one when chain ids
     /// are on; else as is.
     pub(crate) fn with_budget(&self, lineage: &Lineage) -> Lineage {
         match (self.chain_budget, lineage.budget(), lineage.chain()) {
-            (Some(budget), None, chain) => {
-                lineage.with_budget(chain.unwrap_or_else(ChainId::random), budget)
-            }
+            (Some(budget), None, _) => lineage.with_budget(ChainId::random(), budget),
             (_, _, None) if self.chain_ids => lineage.in_chain(ChainId::random()),
             _ => *lineage,
         }

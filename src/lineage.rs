@@ -54,10 +54,21 @@ const TAG_LEN: usize = 18;
 const VERSION_2: &str = "v2";
 
 /// The smaller of two optional values, `None` only when both are.
-fn min_some<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// The chain (and its budget) a merge of two lineages continues: see
+/// [`Lineage::merge`].
+fn chain_of_merge(
+    a: (Option<ChainId>, Option<u32>),
+    b: (Option<ChainId>, Option<u32>),
+) -> (Option<ChainId>, Option<u32>) {
+    // Smallest first: a budget, then the smaller one; an id, then the
+    // smaller one.
+    let rank = |(chain, budget): (Option<ChainId>, Option<u32>)| {
+        (budget.is_none(), budget, chain.is_none(), chain)
+    };
+    if rank(b) < rank(a) {
+        b
+    } else {
+        a
     }
 }
 
@@ -340,15 +351,16 @@ impl Lineage {
     /// Merges `other` into `self`: the maximum count per function, the
     /// maximum hop count. This is how disagreeing carriers are reconciled.
     pub fn merge(&mut self, other: &Lineage) {
-        // The chain: the smaller id (any order of merging agrees); the
-        // budget: the smaller one, which never lets a subtree grow.
-        // The same value again (carriers of one hop): nothing changes, and
-        // its signature still covers it.
+        // The chain and its budget go together: the pair with the smaller
+        // budget (a budget never lets a subtree grow), a budgeted chain
+        // before one without, the smaller id on a tie (any order of merging
+        // agrees). The same value again (carriers of one hop): nothing
+        // changes, and its signature still covers it.
         if *self == *other {
             return;
         }
-        let chain = min_some(self.chain, other.chain);
-        let budget = min_some(self.budget, other.budget);
+        let (chain, budget) =
+            chain_of_merge((self.chain, self.budget), (other.chain, other.budget));
         // A merge is a new value: no signature covers it.
         self.set_tag(None);
         if self.is_empty() {
@@ -884,6 +896,32 @@ mod tests {
     }
 
     #[test]
+    fn a_merge_keeps_each_chain_with_its_own_budget() {
+        let x = |budget| Lineage::new().with_budget(ChainId::from_u64(1).unwrap(), budget);
+        let y = |budget| Lineage::new().with_budget(ChainId::from_u64(2).unwrap(), budget);
+        let pair = |l: Lineage| (l.chain().map(ChainId::as_u64), l.budget());
+        for (a, b) in [(x(1000), y(5)), (y(5), x(1000))] {
+            let mut m = a;
+            m.merge(&b);
+            assert_eq!(
+                pair(m),
+                (Some(2), Some(5)),
+                "the smaller budget, with its chain"
+            );
+        }
+        // An id-only chain does not take another chain's budget.
+        let id_only = Lineage::new().in_chain(ChainId::from_u64(1).unwrap());
+        for (a, b) in [(id_only, y(20)), (y(20), id_only)] {
+            let mut m = a;
+            m.merge(&b);
+            assert_eq!(pair(m), (Some(2), Some(20)));
+        }
+        let mut m = x(7);
+        m.merge(&y(7));
+        assert_eq!(pair(m), (Some(1), Some(7)), "a tie: the smaller id");
+    }
+
+    #[test]
     fn decoder_rejects_malformed_values() {
         for bad in [
             "",
@@ -1007,7 +1045,7 @@ mod tests {
     }
 
     #[test]
-    fn merging_keeps_the_smaller_chain_and_budget() {
+    fn merging_keeps_the_chain_of_the_smaller_budget() {
         let a = Lineage::new().with_budget(ChainId::from_u64(9).unwrap(), 5);
         let b = Lineage::new().with_budget(ChainId::from_u64(4).unwrap(), 8);
         let mut ab = a;
@@ -1015,7 +1053,7 @@ mod tests {
         let mut ba = b;
         ba.merge(&a);
         assert_eq!(ab, ba);
-        assert_eq!((ab.chain(), ab.budget()), (ChainId::from_u64(4), Some(5)));
+        assert_eq!((ab.chain(), ab.budget()), (ChainId::from_u64(9), Some(5)));
         let mut with_v1 = a;
         with_v1.merge(&Lineage::new().record_run(id(3)));
         assert_eq!((with_v1.chain(), with_v1.budget()), (a.chain(), Some(5)));
@@ -1049,8 +1087,20 @@ mod tests {
             m.merge(&b);
             prop_assert!(m.len() <= MAX_ENTRIES);
             prop_assert_eq!(m.hops(), a.hops().max(b.hops()));
-            prop_assert_eq!(m.budget(), min_some(a.budget(), b.budget()));
-            prop_assert_eq!(m.chain(), min_some(a.chain(), b.chain()));
+            // The budget never grows; the chain comes with its budget, from
+            // one of the two; the merge does not depend on the order.
+            let min_budget = match (a.budget(), b.budget()) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+            prop_assert_eq!(m.budget(), min_budget);
+            prop_assert!(
+                (m.chain(), m.budget()) == (a.chain(), a.budget())
+                    || (m.chain(), m.budget()) == (b.chain(), b.budget())
+            );
+            let mut n = b;
+            n.merge(&a);
+            prop_assert_eq!((n.chain(), n.budget()), (m.chain(), m.budget()));
             for (i, c) in m.entries() {
                 prop_assert_eq!(c, a.count(i).max(b.count(i)));
             }

@@ -9,7 +9,7 @@ mod queue_loop;
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_loop_guard::exact_budget::{ChainBudgetStore, ClaimFuture, ExactBudget};
+use lambda_loop_guard::exact_budget::{ChainBudgetStore, ClaimFuture, ExactBudget, ReleaseFuture};
 use lambda_loop_guard::testing::{context, sqs_event, sqs_message, CapturedMetrics};
 use lambda_loop_guard::{for_record, Chain, ChainId, LoopGuardConfig, LoopGuardLayer};
 use lambda_runtime::LambdaEvent;
@@ -120,6 +120,10 @@ struct Unreachable;
 impl ChainBudgetStore for Unreachable {
     fn claim(&self, chain: ChainId, _: u32, _: u32) -> ClaimFuture<'_> {
         panic!("claimed for {chain}, which has no budget")
+    }
+
+    fn release(&self, chain: ChainId, _: u32) -> ReleaseFuture<'_> {
+        panic!("released for {chain}, which has no budget")
     }
 }
 

@@ -57,7 +57,8 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
     let c = Clients::new(&emulator).await;
     let function = format!("looper-{}", max_depth);
 
-    let ((queue_url, queue_arn), (dlq_url, _)) = queue_with_dlq(&c, "loop-queue").await;
+    let ((queue_url, queue_arn), (dlq_url, _)) =
+        c.queue_with_dlq("loop-queue", MAX_RECEIVE_COUNT).await;
 
     let mut env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), max_depth.to_string()),
@@ -80,7 +81,7 @@ async fn run_loop(topology: Topology, max_depth: u16) -> Outcome {
     }
 
     deploy(&c, &function, "loop_function", env, 30).await;
-    let mapping = map_queue(&c, &queue_arn, &function).await;
+    let mapping = c.map_queue(&queue_arn, &function, 1).await;
 
     // The first message, as a user request would send it: no lineage.
     match &topic_arn {
@@ -216,7 +217,8 @@ async fn each_record_of_a_batch_keeps_its_own_chain() {
     let c = Clients::new(&emulator).await;
     let function = "batcher";
     let me = FunctionId::from_identity(function);
-    let ((queue_url, queue_arn), (dlq_url, _)) = queue_with_dlq(&c, "batch-queue").await;
+    let ((queue_url, queue_arn), (dlq_url, _)) =
+        c.queue_with_dlq("batch-queue", MAX_RECEIVE_COUNT).await;
     let env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
         ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
@@ -333,26 +335,6 @@ async fn each_record_of_a_batch_keeps_its_own_chain() {
     );
 }
 
-/// A queue with a DLQ (`maxReceiveCount` as above, 1 s visibility).
-async fn queue_with_dlq(c: &Clients, name: &str) -> ((String, String), (String, String)) {
-    c.queue_with_dlq(name, MAX_RECEIVE_COUNT).await
-}
-
-/// Maps `queue_arn` to `function` (batch size 1, batch item failures).
-async fn map_queue(c: &Clients, queue_arn: &str, function: &str) -> String {
-    c.map_queue(queue_arn, function, 1).await
-}
-
-/// Maps `queue_arn` to `function` with `batch_size` (batch item failures).
-async fn map_queue_in_batches(
-    c: &Clients,
-    queue_arn: &str,
-    function: &str,
-    batch_size: i32,
-) -> String {
-    c.map_queue(queue_arn, function, batch_size).await
-}
-
 /// The lineages of a function's handler runs, from its log.
 fn runs_of(logs: &str) -> Vec<Lineage> {
     logs.lines()
@@ -369,8 +351,8 @@ async fn a_loop_through_a_function_in_allow_mode_stops_at_the_guarded_one() {
     const G_MAX: u16 = 3;
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
-    let ((f_url, f_arn), (f_dlq, _)) = queue_with_dlq(&c, "f-queue").await;
-    let ((g_url, g_arn), (g_dlq, _)) = queue_with_dlq(&c, "g-queue").await;
+    let ((f_url, f_arn), (f_dlq, _)) = c.queue_with_dlq("f-queue", MAX_RECEIVE_COUNT).await;
+    let ((g_url, g_arn), (g_dlq, _)) = c.queue_with_dlq("g-queue", MAX_RECEIVE_COUNT).await;
     let env = |mode: &str, send_to: &str| {
         HashMap::from([
             ("LOOP_GUARD_MODE".to_string(), mode.to_string()),
@@ -389,8 +371,8 @@ async fn a_loop_through_a_function_in_allow_mode_stops_at_the_guarded_one() {
     )
     .await;
     let mappings = [
-        map_queue(&c, &f_arn, "f-allow").await,
-        map_queue(&c, &g_arn, "g-terminate").await,
+        c.map_queue(&f_arn, "f-allow", 1).await,
+        c.map_queue(&g_arn, "g-terminate", 1).await,
     ];
     c.sqs
         .send_message()
@@ -455,7 +437,7 @@ async fn a_forged_full_lineage_does_not_keep_a_self_loop_from_stopping() {
     const MAX_DEPTH: u16 = 3;
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
-    let ((url, arn), (dlq, _)) = queue_with_dlq(&c, "forged-queue").await;
+    let ((url, arn), (dlq, _)) = c.queue_with_dlq("forged-queue", MAX_RECEIVE_COUNT).await;
     let env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), MAX_DEPTH.to_string()),
         ("AWS_ENDPOINT_URL".to_string(), emulator.endpoint()),
@@ -501,7 +483,7 @@ async fn seed_until_dead_letter(
         .send()
         .await
         .unwrap();
-    let mapping = map_queue(c, arn, function).await;
+    let mapping = c.map_queue(arn, function, 1).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut dead = Vec::new();
     while dead.is_empty() && Instant::now() < deadline {
@@ -528,7 +510,7 @@ async fn seed_until_dead_letter(
 async fn a_forged_count_drops_no_work_when_lineages_are_signed() {
     let emulator = start_ministack();
     let c = Clients::new(&emulator).await;
-    let ((url, arn), (dlq, _)) = queue_with_dlq(&c, "signed-queue").await;
+    let ((url, arn), (dlq, _)) = c.queue_with_dlq("signed-queue", MAX_RECEIVE_COUNT).await;
     let env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), "3".to_string()),
         (
@@ -552,12 +534,6 @@ async fn a_forged_count_drops_no_work_when_lineages_are_signed() {
     assert!(logs.contains("\"UnverifiedLineages\":1"), "{logs}");
 }
 
-/// Issue 15: a function that sends two messages back to its own queue per
-/// record grows as 2^depth; with a chain budget of 20 the whole tree runs
-/// at most 20 times. Undeclared sends each take half of what is left, so
-/// the tree runs exactly 12 times here (20 -> 1 + runs of 10 and 5 -> ...),
-/// and every message is accounted for: the seed and the 24 sent either ran
-/// or reached the DLQ (13), none is left.
 /// What the x2 fan-out loop with a chain budget of 20 did on ministack.
 struct FanOut {
     runs: Vec<Lineage>,
@@ -569,7 +545,7 @@ struct FanOut {
 /// message sent has either run or reached the DLQ; with `budget_table`,
 /// the budget is counted exactly in that DynamoDB table.
 async fn fan_out_loop(emulator: &Emulator, c: &Clients, budget_table: Option<&str>) -> FanOut {
-    let ((url, arn), (dlq, _)) = queue_with_dlq(c, "fan-out-queue").await;
+    let ((url, arn), (dlq, _)) = c.queue_with_dlq("fan-out-queue", MAX_RECEIVE_COUNT).await;
     let mut env = HashMap::from([
         ("LOOP_GUARD_MAX_DEPTH".to_string(), "100".to_string()),
         ("LOOP_GUARD_CHAIN_BUDGET".to_string(), "20".to_string()),
@@ -588,7 +564,7 @@ async fn fan_out_loop(emulator: &Emulator, c: &Clients, budget_table: Option<&st
         .send()
         .await
         .unwrap();
-    let mapping = map_queue(c, &arn, "fan-out").await;
+    let mapping = c.map_queue(&arn, "fan-out", 1).await;
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut dead = Vec::new();
     // Until every message sent has either run or reached the DLQ.
@@ -626,6 +602,12 @@ async fn fan_out_loop(emulator: &Emulator, c: &Clients, budget_table: Option<&st
     }
 }
 
+/// Issue 15: a function that sends two messages back to its own queue per
+/// record grows as 2^depth; with a chain budget of 20 the whole tree runs
+/// at most 20 times. Undeclared sends each take half of what is left, so
+/// the tree runs exactly 12 times here (20 -> 1 + runs of 10 and 5 -> ...),
+/// and every message is accounted for: the seed and the 24 sent either ran
+/// or reached the DLQ (13), none is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fan_out_loop_runs_at_most_its_chain_budget() {
     let emulator = start_ministack();
@@ -1173,7 +1155,7 @@ async fn fifo_self_loop_stops_at_max_depth() {
     ]);
     deploy(&c, "fifo-looper", "loop_function", env, 30).await;
     send_fifo(&c, &url, "g", "first order", None).await;
-    let mapping = map_queue(&c, &arn, "fifo-looper").await;
+    let mapping = c.map_queue(&arn, "fifo-looper", 1).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut dead = Vec::new();
     while dead.is_empty() && Instant::now() < deadline {
@@ -1245,7 +1227,7 @@ async fn fifo_outcome(batch_size: i32) -> FifoOutcome {
         let id = send_fifo(&c, &url, group, body, lineage).await;
         bodies.insert(id, body.to_string());
     }
-    let mapping = map_queue_in_batches(&c, &arn, &function, batch_size).await;
+    let mapping = c.map_queue(&arn, &function, batch_size).await;
     // Until all five are accounted for (or 60 s pass).
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut dead = Vec::new();

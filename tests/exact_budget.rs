@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_loop_guard::error::{Limit, GUARD_UNAVAILABLE_ERROR_TYPE};
-use lambda_loop_guard::exact_budget::{ChainBudgetStore, ClaimFuture, ExactBudget, OnStoreError};
+use lambda_loop_guard::exact_budget::{
+    ChainBudgetStore, ClaimFuture, ExactBudget, OnStoreError, ReleaseFuture,
+};
 use lambda_loop_guard::metric::EXACT_BUDGET_UNAVAILABLE_METRIC;
 use lambda_loop_guard::testing::{context, context_with, sqs_event, sqs_message, CapturedMetrics};
 use lambda_loop_guard::{
@@ -45,6 +47,19 @@ impl ChainBudgetStore for MemoryStore {
             let granted = runs.min(limit.saturating_sub(*recorded));
             *recorded += granted;
             Ok(granted)
+        })
+    }
+
+    fn release(&self, chain: ChainId, runs: u32) -> ReleaseFuture<'_> {
+        Box::pin(async move {
+            let mut all = self.runs.lock().unwrap();
+            let recorded = all.get_mut(&chain).expect("released what was claimed");
+            assert!(
+                runs >= 1 && runs <= *recorded,
+                "release({runs}) of {recorded}"
+            );
+            *recorded -= runs;
+            Ok(())
         })
     }
 }
@@ -207,30 +222,124 @@ async fn a_batch_claims_one_run_per_record_in_one_call_per_chain() {
     assert_eq!(store.recorded(ChainId::from_u64(0xb).unwrap()), 1);
 }
 
-#[tokio::test]
-async fn an_ordered_batch_is_cut_at_its_first_record_past_the_budget() {
-    let store = MemoryStore::default();
-    let (a, spent) = (in_chain(0xa, 10), in_chain(0xc, 1));
-    let mut records = vec![
-        sqs_message("m1", Some(&a)),
-        sqs_message("m2", None),
-        sqs_message("m3", Some(&spent)),
-        sqs_message("m4", Some(&a)),
-        sqs_message("m5", None),
-    ];
+/// `records` as a FIFO queue delivers them.
+fn fifo(mut records: Vec<aws_lambda_events::event::sqs::SqsMessage>) -> SqsEvent {
     for record in &mut records {
         record.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:orders.fifo".into());
     }
-    let (result, seen, reasons, _) = guard_batch(
-        &store,
-        OnStoreError::Retry,
-        Mode::Terminate,
-        sqs_event(records),
-    )
-    .await;
+    sqs_event(records)
+}
+
+#[tokio::test]
+async fn an_ordered_batch_is_cut_at_its_first_record_past_the_budget() {
+    let store = MemoryStore::default();
+    // Chain a: a budget of 3, so 2 runs after its root; three records.
+    let a = in_chain(0xa, 3);
+    let event = fifo(vec![
+        sqs_message("m1", Some(&a)),
+        sqs_message("m2", None),
+        sqs_message("m3", Some(&a)),
+        sqs_message("m4", Some(&a)),
+        sqs_message("m5", None),
+    ]);
+    let (result, seen, reasons, _) =
+        guard_batch(&store, OnStoreError::Retry, Mode::Terminate, event).await;
+    assert_eq!(seen, ["m1", "m2", "m3"]);
+    assert_eq!(failed_ids(&result.unwrap()), ["m4", "m5"]);
+    assert_eq!(reasons, [Limit::ChainBudget], "only m4 is past the budget");
+    assert_eq!(store.calls(), 1);
+    assert_eq!(store.recorded(ChainId::from_u64(0xa).unwrap()), 2);
+}
+
+#[tokio::test]
+async fn runs_claimed_for_records_cut_or_never_run_are_given_back() {
+    // Cut: m3 was granted a run of chain b, but comes after m2, whose chain
+    // is spent: b gets m3's run back, so its retry does not spend it twice.
+    let store = MemoryStore::default();
+    let (b, spent) = (in_chain(0xb, 10), in_chain(0xc, 2));
+    store
+        .runs
+        .lock()
+        .unwrap()
+        .insert(ChainId::from_u64(0xc).unwrap(), 1);
+    let event = fifo(vec![
+        sqs_message("m1", Some(&b)),
+        sqs_message("m2", Some(&spent)),
+        sqs_message("m3", Some(&b)),
+    ]);
+    let (result, seen, _, _) =
+        guard_batch(&store, OnStoreError::Retry, Mode::Terminate, event).await;
+    assert_eq!(seen, ["m1"]);
+    assert_eq!(failed_ids(&result.unwrap()), ["m2", "m3"]);
+    assert_eq!(
+        store.recorded(ChainId::from_u64(0xb).unwrap()),
+        1,
+        "m1's run only"
+    );
+
+    // Never run: a response that cannot report records fails the whole
+    // invocation (the default policy), and every claimed run goes back.
+    let store = MemoryStore::default();
+    store
+        .runs
+        .lock()
+        .unwrap()
+        .insert(ChainId::from_u64(0xc).unwrap(), 1);
+    let layer = LoopGuardLayer::new(config(10))
+        .metric_sink(())
+        .with_exact_budget(ExactBudget::new(store.clone()));
+    let handler =
+        service_fn(|_: LambdaEvent<SqsEvent>| async { Ok::<(), lambda_runtime::Error>(()) });
+    let event = sqs_event(vec![
+        sqs_message("m1", Some(&b)),
+        sqs_message("m2", Some(&spent)),
+    ]);
+    let error = layer
+        .layer(handler)
+        .oneshot(LambdaEvent::new(event, context()))
+        .await
+        .unwrap_err();
+    assert!(error.as_dropped().is_some());
+    assert_eq!(store.recorded(ChainId::from_u64(0xb).unwrap()), 0);
+    assert_eq!(
+        store.recorded(ChainId::from_u64(0xc).unwrap()),
+        1,
+        "nothing granted to c"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_store_cuts_an_ordered_batch_for_retry() {
+    let store = MemoryStore::default();
+    store.failing.store(true, Ordering::SeqCst);
+    let a = in_chain(0xa, 10);
+    let event = fifo(vec![
+        sqs_message("m1", None),
+        sqs_message("m2", Some(&a)),
+        sqs_message("m3", None),
+    ]);
+    let (result, seen, reasons, metrics) =
+        guard_batch(&store, OnStoreError::Retry, Mode::Terminate, event).await;
+    assert_eq!(seen, ["m1"]);
+    assert_eq!(failed_ids(&result.unwrap()), ["m2", "m3"]);
+    assert!(reasons.is_empty(), "not loops");
+    assert_eq!((metrics.drops(), unavailable_lines(&metrics)), (0, vec![1]));
+}
+
+#[tokio::test]
+async fn observe_mode_runs_everything_when_the_store_fails() {
+    let store = MemoryStore::default();
+    store.failing.store(true, Ordering::SeqCst);
+    let a = in_chain(0xa, 10);
+    let event = fifo(vec![
+        sqs_message("m1", Some(&a)),
+        sqs_message("m2", Some(&a)),
+    ]);
+    let (result, seen, _, metrics) =
+        guard_batch(&store, OnStoreError::Retry, Mode::Observe, event).await;
+    assert!(failed_ids(&result.unwrap()).is_empty());
     assert_eq!(seen, ["m1", "m2"]);
-    assert_eq!(failed_ids(&result.unwrap()), ["m3", "m4", "m5"]);
-    assert_eq!(reasons, [Limit::ChainBudget], "only m3 loops");
+    assert_eq!(unavailable_lines(&metrics), [1], "still reported");
 }
 
 #[tokio::test]
@@ -323,8 +432,7 @@ async fn a_direct_invocation_fails_for_retry_when_the_store_fails() {
     let diagnostic = Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, GUARD_UNAVAILABLE_ERROR_TYPE);
     assert_eq!(runs.load(Ordering::SeqCst), 0);
-    // A chain starting here needs no claim: it runs.
-    store.failing.store(true, Ordering::SeqCst);
+    // A chain starting here needs no claim: it runs, store down or not.
     guarded
         .oneshot(LambdaEvent::new(serde_json::json!({}), context()))
         .await

@@ -69,6 +69,14 @@ async fn the_dynamodb_store_on_moto() {
     // A partial grant: 2 left of 27, 5 asked.
     assert_eq!(store.claim(chain, 5, 27).await.unwrap(), 2);
     assert_eq!(number(&item(&dynamodb, chain).await, "runs"), 27);
+    // Runs given back (units that did not run) can be claimed again.
+    store.release(chain, 3).await.unwrap();
+    assert_eq!(number(&item(&dynamodb, chain).await, "runs"), 24);
+    assert_eq!(store.claim(chain, 5, 27).await.unwrap(), 3);
+    // Nothing is released for a chain never claimed: no item appears.
+    let never = ChainId::from_u64(0xdead).unwrap();
+    assert!(store.release(never, 1).await.is_err());
+    assert!(item(&dynamodb, never).await.is_empty());
 
     // Through the layer: the x2 fan-out loop with a budget of 20 runs
     // exactly 20 times, on one chain whose item records the 19 after its

@@ -91,17 +91,18 @@ impl JsonKey {
     /// escapes (a lineage never needs one). Text that does not contain the
     /// quoted key is not parsed at all.
     pub fn read_text<'a>(&self, text: &'a str) -> Option<&'a str> {
-        let quoted = Value::String(self.name().to_owned()).to_string();
-        memchr::memmem::find(text.as_bytes(), quoted.as_bytes())?;
-        json_text::string_at(text, &[self.name()])
+        self.read_text_in(text, None)
     }
 
-    /// [`read_text`](Self::read_text) of the object under `outer` in JSON
-    /// text (an EventBridge event's `detail`).
-    pub(crate) fn read_text_in<'a>(&self, text: &'a str, outer: &str) -> Option<&'a str> {
+    /// [`read_text`](Self::read_text) of the object under key `outer` (an
+    /// EventBridge event's `detail`), or of the top-level object.
+    pub(crate) fn read_text_in<'a>(&self, text: &'a str, outer: Option<&str>) -> Option<&'a str> {
         let quoted = Value::String(self.name().to_owned()).to_string();
         memchr::memmem::find(text.as_bytes(), quoted.as_bytes())?;
-        json_text::string_at(text, &[outer, self.name()])
+        match outer {
+            Some(outer) => json_text::string_at(text, &[outer, self.name()]),
+            None => json_text::string_at(text, &[self.name()]),
+        }
     }
 
     /// Writes `lineage` into JSON *text* that holds an object, returning the

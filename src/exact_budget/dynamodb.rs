@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{ChainBudgetStore, ClaimFuture, StoreError};
+use super::{ChainBudgetStore, ClaimFuture, ReleaseFuture, StoreError};
 use crate::lineage::ChainId;
 
 const RUNS: &str = "runs";
@@ -18,8 +18,8 @@ const ATTEMPTS: usize = 5;
 /// A [`ChainBudgetStore`] on DynamoDB: one item per chain, keyed
 /// `chain#<16 hex digits>` in the table's partition key (a string
 /// attribute, `id` by default), holding `runs` (recorded after the run
-/// that started the chain) and `expiration` (seconds since the epoch:
-/// enable TTL on it).
+/// that started the chain) and `expiration` (seconds since the epoch, set
+/// by the chain's first claim: enable TTL on it).
 ///
 /// A claim is one `UpdateItem` that adds the runs only if the total stays
 /// within the limit (`ADD` under a condition): atomic however many
@@ -28,6 +28,9 @@ const ATTEMPTS: usize = 5;
 /// table in one region (give functions in other regions a client for that
 /// region): global table replicas accept conditional writes each on their
 /// own, so they would each grant the budget.
+///
+/// The SDK retries a claim whose answer was lost (a timeout): its runs may
+/// then be counted twice, which only lowers what the chain may still run.
 ///
 /// The function needs `dynamodb:UpdateItem` (and `GetItem`, used when a
 /// failed condition does not return the item) on the table.
@@ -41,8 +44,8 @@ pub struct DynamoDbBudgetStore {
 
 impl DynamoDbBudgetStore {
     /// A store in `table`, whose partition key is the string attribute `id`;
-    /// items expire 15 days after their chain started (over SQS's longest
-    /// retention, 14 days).
+    /// items expire 15 days after their chain's first claim (over SQS's
+    /// longest retention, 14 days).
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         DynamoDbBudgetStore {
             client,
@@ -156,10 +159,31 @@ impl ChainBudgetStore for DynamoDbBudgetStore {
                 };
                 want = runs.min(limit.saturating_sub(recorded));
             }
+            if want == 0 {
+                return Ok(0);
+            }
             Err(format!(
                 "chain {chain}: its count changed under {ATTEMPTS} claims in a row (concurrent executions)"
             )
             .into())
+        })
+    }
+
+    fn release(&self, chain: ChainId, runs: u32) -> ReleaseFuture<'_> {
+        Box::pin(async move {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(&self.key, Self::id(chain))
+                .update_expression("ADD #runs :minus")
+                // Only what was claimed: never an item of its own.
+                .condition_expression("attribute_exists(#runs)")
+                .expression_attribute_names("#runs", RUNS)
+                .expression_attribute_values(":minus", AttributeValue::N(format!("-{runs}")))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| DisplayErrorContext(e).to_string().into())
         })
     }
 }

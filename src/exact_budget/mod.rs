@@ -73,7 +73,16 @@ pub trait ChainBudgetStore: fmt::Debug + Send + Sync + 'static {
     /// recorded (`0` when the chain has none left). `runs` and `limit` are
     /// at least 1.
     fn claim(&self, chain: ChainId, runs: u32, limit: u32) -> ClaimFuture<'_>;
+
+    /// Gives back `runs` runs of `chain` claimed for units that did not run
+    /// after all (an ordered batch cut after them, an invocation that
+    /// failed before its handler), so that their retry does not spend them
+    /// twice. `runs` is at least 1 and never more than was claimed.
+    fn release(&self, chain: ChainId, runs: u32) -> ReleaseFuture<'_>;
 }
+
+/// The future of [`ChainBudgetStore::release`].
+pub type ReleaseFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// What the guard does with units whose chain's claim failed (the store
 /// could not be reached, throttled, denied).

@@ -12,7 +12,9 @@ use super::inspect::{ExactClaims, Inspection, Verdict};
 use super::layer::LoopGuardLayer;
 use super::shared::Shared;
 use super::staged::{staged_service, Stage, StagedGuard, StagedLayer};
+use crate::config::Mode;
 use crate::exact_budget::{ExactBudget, OnStoreError};
+use crate::lineage::ChainId;
 use crate::source::GuardedEvent;
 
 impl LoopGuardLayer {
@@ -63,37 +65,64 @@ impl<T: GuardedEvent + Send + Sync + 'static> Stage<T> for ExactBudget {
             inspection.finish()
         })
     }
+
+    fn release<'e>(
+        &'e self,
+        shared: &'e Shared,
+        unrun: Vec<(ChainId, u32)>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'e>> {
+        Box::pin(release(shared, self, unrun))
+    }
 }
 
 staged_service!(ExactBudget, crate::source::GuardedEvent);
 
-/// Makes every chain's claim (concurrently), applying the store error
-/// policy to the ones that fail.
+/// Claims made at once.
+const CONCURRENT_CLAIMS: usize = 8;
+
+/// Makes every chain's claim (a few at a time), applying the store error
+/// policy to the ones that fail: outside `terminate` mode (where nothing is
+/// dropped) their units run, whatever the policy.
 async fn claim(shared: &Shared, budget: &ExactBudget, claims: &mut ExactClaims, request_id: &str) {
+    use futures_util::StreamExt;
     let store = &*budget.store;
-    let granted = futures_util::future::join_all(claims.claims.iter().map(|claim| async move {
-        // The run that started the chain is not in the store.
-        match claim.budget.saturating_sub(1) {
-            0 => Ok(0),
-            limit => store.claim(claim.chain, claim.runs, limit).await,
-        }
-    }))
-    .await;
+    // Owned: a stream of futures borrowing from a closure's argument is
+    // not `Send` for every lifetime the boxed future needs.
+    let wanted: Vec<_> = claims
+        .claims
+        .iter()
+        .map(|claim| (claim.chain, claim.runs, claim.budget))
+        .collect();
+    let granted: Vec<_> =
+        futures_util::stream::iter(wanted.into_iter().map(|(chain, runs, budget)| async move {
+            // The run that started the chain is not in the store.
+            match budget.saturating_sub(1) {
+                0 => Ok(0),
+                limit => store.claim(chain, runs, limit).await,
+            }
+        }))
+        .buffered(CONCURRENT_CLAIMS)
+        .collect()
+        .await;
+    let config = &shared.config;
+    let run = budget.on_store_error == OnStoreError::Run || config.mode() != Mode::Terminate;
     let mut failed = 0;
     for (claim, granted) in claims.claims.iter_mut().zip(granted) {
         claim.granted = match granted {
-            Ok(runs) => Ok(runs.min(claim.runs)),
+            Ok(runs) => {
+                claim.recorded = true;
+                Ok(runs.min(claim.runs))
+            }
             Err(e) => {
                 failed += 1;
-                let run = budget.on_store_error == OnStoreError::Run;
                 tracing::warn!(
-                    FunctionName = shared.config.function_name(),
+                    FunctionName = config.function_name(),
                     ChainId = %claim.chain,
                     Records = claim.runs,
                     RequestId = request_id,
                     error = %e,
                     "loop guard could not claim runs on the exact chain budget: {}",
-                    if run { "running them unchecked (OnStoreError::Run)" } else { "leaving them to be retried" }
+                    if run { "running them unchecked by it" } else { "leaving them to be retried" }
                 );
                 if run {
                     Ok(claim.runs)
@@ -104,7 +133,6 @@ async fn claim(shared: &Shared, budget: &ExactBudget, claims: &mut ExactClaims, 
         };
     }
     if failed > 0 {
-        let config = &shared.config;
         crate::metric::EmfLine::counted(
             config.metric_namespace(),
             crate::metric::EXACT_BUDGET_UNAVAILABLE_METRIC,
@@ -114,5 +142,31 @@ async fn claim(shared: &Shared, budget: &ExactBudget, claims: &mut ExactClaims, 
         )
         .property("RequestId", request_id)
         .write_to(&*shared.sink);
+    }
+}
+
+/// Gives back runs claimed for units that did not run, so that a retry of
+/// them does not spend the chain's budget twice. A failure is logged: the
+/// budget then counts runs that did not happen (never the reverse).
+async fn release(shared: &Shared, budget: &ExactBudget, unrun: Vec<(ChainId, u32)>) {
+    use futures_util::StreamExt;
+    let store = &*budget.store;
+    let mut released = futures_util::stream::iter(
+        unrun
+            .into_iter()
+            .map(|(chain, runs)| async move { (chain, runs, store.release(chain, runs).await) }),
+    )
+    .buffer_unordered(CONCURRENT_CLAIMS);
+    while let Some((chain, runs, result)) = released.next().await {
+        if let Err(e) = result {
+            tracing::warn!(
+                FunctionName = shared.config.function_name(),
+                ChainId = %chain,
+                Runs = runs,
+                error = %e,
+                "loop guard could not give back runs claimed for units that did not run: \
+                 the chain's budget counts them"
+            );
+        }
     }
 }

@@ -29,6 +29,19 @@ pub(super) struct DroppedUnit {
     pub(super) retry: bool,
 }
 
+impl DroppedUnit {
+    /// A unit refused (looping, cut, or `retry`: undecided), reported by
+    /// its id.
+    fn refused(index: usize, item_id: Option<&str>, retry: bool) -> Self {
+        DroppedUnit {
+            index,
+            item_id: item_id.map(str::to_owned),
+            unchanged: false,
+            retry,
+        }
+    }
+}
+
 /// Why the guard refuses a unit: it loops, or the guard could not decide.
 #[derive(Debug)]
 pub(super) enum Refusal {
@@ -57,6 +70,20 @@ pub(super) struct Verdict {
     pub(super) dropped: Vec<DroppedUnit>,
     /// The error describing the first drop.
     pub(super) error: Option<Refusal>,
+    /// With an exact budget: per chain, the runs its store granted and how
+    /// many of them run (the rest go back once the invocation is decided).
+    #[cfg_attr(not(any(feature = "s3", feature = "exact-budget")), allow(dead_code))]
+    pub(super) claimed: Vec<ClaimedRuns>,
+}
+
+/// Runs an exact budget's store granted to one chain of an invocation.
+#[cfg_attr(not(any(feature = "s3", feature = "exact-budget")), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ClaimedRuns {
+    pub(super) chain: crate::lineage::ChainId,
+    pub(super) granted: u32,
+    /// Granted to units that run if the handler is called.
+    pub(super) used: u32,
 }
 
 /// Reads every unit of `payload`, reports each one past a limit (metric +
@@ -91,10 +118,13 @@ pub(super) struct Inspection<'s, 'a> {
     runner_source: Option<Option<&'a str>>,
     dropped: Vec<DroppedUnit>,
     error: Option<Refusal>,
+    // The index of the unit `error` describes: the first refused one.
+    error_index: usize,
     // With an exact chain budget: the units that passed every check their
     // message alone decides, in order, waiting for their chains' claims.
     deferred: Option<Vec<Deferred<'a>>>,
     exact: bool,
+    claimed: Vec<ClaimedRuns>,
 }
 
 /// A unit waiting for its chain's claim on the exact budget.
@@ -127,6 +157,11 @@ pub(super) struct ExactClaim {
     /// What the store granted: how many of the `runs` may run, or why it
     /// could not tell.
     pub(super) granted: Result<u32, String>,
+    /// Granted runs given to units so far (while settling).
+    pub(super) used: u32,
+    /// Whether the store recorded the granted runs (not when its error was
+    /// overridden with [`OnStoreError::Run`](crate::exact_budget::OnStoreError::Run)).
+    pub(super) recorded: bool,
 }
 
 impl<'s, 'a> Inspection<'s, 'a> {
@@ -153,9 +188,11 @@ impl<'s, 'a> Inspection<'s, 'a> {
             runner_source: None,
             dropped: Vec::new(),
             error: None,
+            error_index: 0,
             deferred: (exact && config.mode() != Mode::Allow && config.counts_runs())
                 .then(Vec::new),
             exact,
+            claimed: Vec::new(),
         };
         // Each unit is decided as the event hands it over: no buffer of units.
         payload.read_incoming(
@@ -172,12 +209,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
         let config = &self.shared.config;
         let mode = config.mode();
         if self.cut_at_first_drop && self.error.is_some() {
-            self.dropped.push(DroppedUnit {
-                index,
-                item_id: unit.item_id().map(str::to_owned),
-                unchanged: false,
-                retry: false,
-            });
+            self.dropped
+                .push(DroppedUnit::refused(index, unit.item_id(), false));
             return;
         }
         if unit.is_unchanged() && self.per_record {
@@ -213,20 +246,32 @@ impl<'s, 'a> Inspection<'s, 'a> {
             // configured one) or is not budgeted.
             budget: lineage.budget().or(config.chain_budget()),
         };
+        let mut reported = false;
         if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
             if self.past_limit(index, &unit, &lineage, &over, limit) {
                 return;
             }
+            reported = true;
         }
         match &mut self.deferred {
-            Some(deferred) => deferred.push(Deferred {
+            // A unit reported already (`observe`) runs: no claim for it.
+            Some(deferred) if !reported => deferred.push(Deferred {
                 index,
                 unit,
                 lineage,
                 over,
                 claim: None,
             }),
-            None => self.merge(&lineage),
+            _ => self.merge(&lineage),
+        }
+    }
+
+    /// Records why the invocation refuses units: the refusal of the first
+    /// unit (by index) refused.
+    fn refuse(&mut self, index: usize, refusal: impl FnOnce() -> Refusal) {
+        if self.error.is_none() || index < self.error_index {
+            self.error = Some(refusal());
+            self.error_index = index;
         }
     }
 
@@ -261,13 +306,9 @@ impl<'s, 'a> Inspection<'s, 'a> {
         if config.mode() != Mode::Terminate {
             return false;
         }
-        self.dropped.push(DroppedUnit {
-            index,
-            item_id: unit.item_id().map(str::to_owned),
-            unchanged: false,
-            retry: false,
-        });
-        self.error.get_or_insert_with(|| {
+        self.dropped
+            .push(DroppedUnit::refused(index, unit.item_id(), false));
+        self.refuse(index, || {
             Refusal::Loop(RecursiveInvocationError {
                 function_name: config.function_name().to_owned(),
                 limit,
@@ -311,6 +352,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
                     budget,
                     runs: 0,
                     granted: Ok(0),
+                    used: 0,
+                    recorded: false,
                 });
                 claims.claims.len() - 1
             });
@@ -344,26 +387,27 @@ impl<'s, 'a> Inspection<'s, 'a> {
         } in deferred
         {
             if self.cut_at_first_drop && cut_at.is_some_and(|at| at < index) {
-                self.dropped.push(DroppedUnit {
-                    index,
-                    item_id: unit.item_id().map(str::to_owned),
-                    unchanged: false,
-                    retry: false,
-                });
+                self.dropped
+                    .push(DroppedUnit::refused(index, unit.item_id(), false));
                 continue;
             }
             // Whether the unit's chain has a run left for it (taken now).
-            let runs = claim.map(
-                |at| match claims.claims.get_mut(at).map(|c| &mut c.granted) {
-                    Some(Ok(granted)) => {
-                        let left = *granted > 0;
-                        *granted = granted.saturating_sub(1);
-                        Ok(left)
-                    }
-                    Some(Err(reason)) => Err(reason.clone()),
-                    None => Err("no claim was made for the chain".to_owned()),
-                },
-            );
+            let runs = claim.map(|at| match claims.claims.get_mut(at) {
+                Some(ExactClaim {
+                    granted: Ok(granted),
+                    used,
+                    ..
+                }) => {
+                    let left = *used < *granted;
+                    *used += u32::from(left);
+                    Ok(left)
+                }
+                Some(ExactClaim {
+                    granted: Err(reason),
+                    ..
+                }) => Err(reason.clone()),
+                None => Err("no claim was made for the chain".to_owned()),
+            });
             match runs {
                 None | Some(Ok(true)) => {}
                 Some(Ok(false)) => {
@@ -373,19 +417,16 @@ impl<'s, 'a> Inspection<'s, 'a> {
                     }
                 }
                 Some(Err(reason)) => {
-                    self.dropped.push(DroppedUnit {
-                        index,
-                        item_id: unit.item_id().map(str::to_owned),
-                        unchanged: false,
-                        retry: true,
-                    });
+                    self.dropped
+                        .push(DroppedUnit::refused(index, unit.item_id(), true));
                     cut_at = Some(cut_at.map_or(index, |at| at.min(index)));
                     let function_name = self.shared.config.function_name().to_owned();
-                    self.error
-                        .get_or_insert(Refusal::Unavailable(GuardUnavailableError {
+                    self.refuse(index, || {
+                        Refusal::Unavailable(GuardUnavailableError {
                             function_name,
                             reason,
-                        }));
+                        })
+                    });
                     continue;
                 }
             }
@@ -393,6 +434,18 @@ impl<'s, 'a> Inspection<'s, 'a> {
         }
         // Units held back were decided out of their turn.
         self.dropped.sort_unstable_by_key(|d| d.index);
+        self.claimed = claims
+            .claims
+            .iter()
+            .filter_map(|claim| {
+                let granted = *claim.granted.as_ref().ok()?;
+                (claim.recorded && granted > 0).then_some(ClaimedRuns {
+                    chain: claim.chain,
+                    granted,
+                    used: claim.used,
+                })
+            })
+            .collect();
     }
 
     pub(super) fn finish(self) -> Verdict {
@@ -434,6 +487,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
             units: self.units,
             dropped: self.dropped,
             error: self.error,
+            claimed: self.claimed,
         }
     }
 }

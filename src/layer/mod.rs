@@ -72,7 +72,7 @@ pub use self::future::ResponseFuture;
 pub use self::layer::LoopGuardLayer;
 #[cfg(feature = "s3")]
 #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
-pub use self::s3::{S3Metadata, S3MetadataGuard, S3MetadataLayer};
+pub use self::s3::{S3Metadata, S3MetadataGuard, S3MetadataLayer, S3ResponseFuture};
 pub use self::service::LoopGuard;
 pub use self::shared::BatchDropPolicy;
 #[cfg(any(feature = "s3", feature = "exact-budget"))]

@@ -47,6 +47,9 @@ pub type S3MetadataLayer = StagedLayer<S3Metadata>;
 /// each object's metadata first. Built by [`LoopGuardLayer::with_s3_metadata`].
 pub type S3MetadataGuard<S> = StagedGuard<S, S3Metadata>;
 
+/// The boxed future of [`S3MetadataGuard`] (it awaits S3 before the handler).
+pub type S3ResponseFuture<R, E> = super::StagedFuture<R, E>;
+
 impl<T: S3Notified + Send + Sync + 'static> Stage<T> for S3Metadata {
     fn verdict<'e>(
         &'e self,

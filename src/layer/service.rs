@@ -131,6 +131,7 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
         units,
         dropped,
         error,
+        ..
     } = verdict;
     let failures: Vec<String> = match error {
         // Nothing loops; unchanged writes (if any) are removed below.

@@ -14,7 +14,7 @@ use lambda_runtime::LambdaEvent;
 use tower::{Layer, Service};
 
 use super::inspect::Verdict;
-use super::service::{decide, respond};
+use super::service::{decide, respond, Decision};
 use super::shared::Shared;
 use crate::error::LoopGuardError;
 use crate::source::{GuardedEvent, GuardedResponse};
@@ -28,6 +28,16 @@ pub(super) trait Stage<T>: Clone + Send + Sync + 'static {
         event: &'e LambdaEvent<T>,
         reports_failures: bool,
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'e>>;
+
+    /// Gives back what the verdict claimed for units that do not run (an
+    /// exact budget's runs); nothing by default.
+    fn release<'e>(
+        &'e self,
+        _shared: &'e Shared,
+        _unrun: Vec<(crate::lineage::ChainId, u32)>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'e>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Applies a [`StagedGuard`] with stage `St`. Built by
@@ -123,8 +133,29 @@ impl<S, St> StagedGuard<S, St> {
         let stage = self.stage.clone();
         Box::pin(async move {
             let reports_failures = S::Response::empty_batch_response().is_some();
-            let verdict = stage.verdict(&shared, &event, reports_failures).await;
+            let mut verdict = stage.verdict(&shared, &event, reports_failures).await;
+            let claimed = std::mem::take(&mut verdict.claimed);
             let decision = decide::<T, S::Response>(&shared, &mut event.payload, verdict);
+            // Claimed for units that will not run: the cut ones, or all of
+            // them when the handler is not called.
+            let handler_runs = matches!(decision, Decision::Run { .. });
+            let unrun: Vec<_> = claimed
+                .iter()
+                .map(|c| {
+                    (
+                        c.chain,
+                        if handler_runs {
+                            c.granted - c.used
+                        } else {
+                            c.granted
+                        },
+                    )
+                })
+                .filter(|&(_, runs)| runs > 0)
+                .collect();
+            if !unrun.is_empty() {
+                stage.release(&shared, unrun).await;
+            }
             respond(&shared, &mut inner, event, decision).await
         })
     }

@@ -114,6 +114,10 @@ fn read_record<'a>(r: &'a Value, shape: Shape, config: &LoopGuardConfig) -> Opti
             if let Some(v) = str_at(r, &["Sns", "MessageAttributes", KEY, "Value"]) {
                 incoming.read_lineage_value(v, "sns message attribute");
             }
+            // An EventBridge rule's SNS target: the event is the message.
+            if let Some(message) = str_at(r, &["Sns", "Message"]) {
+                crate::source::nested::read_eventbridge_event(message, &mut incoming);
+            }
             incoming
         }
         Shape::DynamoDb => {

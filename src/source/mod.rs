@@ -8,11 +8,14 @@
 //! | --- | --- | --- | --- |
 //! | `invoke` | direct invokes: trace header and client context of the `Context`; `()`, `String` | none | `Invoke` client context (`lambda`) |
 //! | `async_payload` | the key moved out of async payloads ([`AsyncPayloadLayer`]) | none | async `Invoke` payloads, opt-in (`lambda`) |
-//! | `sqs` | `SqsEvent`, `SqsEventObj<T>`: attribute, `AWSTraceHeader`, SNS envelope | `SqsBatchResponse` | `SendMessage(Batch)` (`sqs`) |
-//! | `sns` | `SnsEvent`, `SnsEventObj<T>` | none | `Publish(Batch)` (`sns`) |
+//! | `sqs` | `SqsEvent`, `SqsEventObj<T>`: attribute, `AWSTraceHeader`, SNS envelope, EventBridge event in the body | `SqsBatchResponse` | `SendMessage(Batch)` (`sqs`) |
+//! | `sns` | `SnsEvent`, `SnsEventObj<T>`; an EventBridge event as the message | none | `Publish(Batch)` (`sns`) |
 //! | `dynamodb` | `DynamoDbEvent` (feature `dynamodb`) | `DynamoDbEventResponse`, ordered | item writes, opt-in per table |
+//! | `kinesis` | `KinesisEvent` (feature `kinesis`) | `KinesisEventResponse`, ordered | `PutRecord(s)` data, opt-in per stream |
+//! | `kafka` | `KafkaEvent` headers (feature `kafka`) | none (the batch drop policy), ordered | producers: `header_value` |
 //! | `eventbridge` | `EventBridgeEvent<T>` (feature `eventbridge`) | none | `PutEvents` (`eventbridge`) |
-//! | `s3` | `S3Event` through `HeadObject` (feature `s3`) | none | object writes, opt-in per bucket |
+//! | `stepfunctions` | a Lambda task's payload, through [`AsyncPayloadLayer`] | none | `StartExecution`, `StartSyncExecution` (`stepfunctions`) |
+//! | `s3` | `S3Event`, and S3 notifications in `SqsEvent` bodies and `SnsEvent` messages, through `HeadObject` (feature `s3`) | as their event's | object writes, opt-in per bucket |
 //! | `http` | API Gateway, Function URL, ALB events, when trusted (feature `http`) | none | `http::HttpStampLayer` |
 //! | `json` | `serde_json::Value` in any of the shapes above | none | - |
 //!
@@ -24,7 +27,8 @@
 //! Implement [`GuardedEvent`] for the event type (read each record's
 //! carriers into an [`Incoming`], say how its units may be dropped) and,
 //! for a batch, [`GuardedResponse`] for its response type. The guide's
-//! section 9 walks through a complete Kafka source, tested through the layer.
+//! section 9 walks through a complete Amazon MQ (RabbitMQ) source, tested
+//! through the layer.
 //!
 //! [`AsyncPayloadLayer`]: crate::AsyncPayloadLayer
 

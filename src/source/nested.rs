@@ -54,7 +54,7 @@ pub(crate) fn eventbridge_detail_lineage(text: &str) -> Option<&str> {
     if !opens_like_an_eventbridge_event(text) {
         return None;
     }
-    JsonKey::default().read_text_in(text, "detail")
+    JsonKey::default().read_text_in(text, Some("detail"))
 }
 
 /// Whether `text` opens with `{"version":"0","id":`, JSON whitespace

@@ -44,17 +44,29 @@ fn stamp_detail(entry: &mut PutEventsRequestEntry, key: &JsonKey, chain: &Chain)
     let Some(detail) = entry.detail.as_deref() else {
         return;
     };
+    // The entry's other fields count toward its size too.
+    let others = [
+        &entry.source,
+        &entry.detail_type,
+        &entry.trace_header,
+        &entry.event_bus_name,
+    ]
+    .into_iter()
+    .flatten()
+    .map(String::len)
+    .chain(entry.resources.iter().flatten().map(String::len))
+    .sum::<usize>();
     if let Some(stamped) = key.stamped_payload(
         detail,
         chain.lineage(),
-        MAX_EVENT_BYTES,
+        MAX_EVENT_BYTES.saturating_sub(others),
         "EventBridge detail",
     ) {
         entry.detail = Some(stamped);
     }
 }
 
-/// EventBridge refuses an event larger than this (its detail is most of it).
+/// EventBridge refuses an entry larger than this.
 const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 #[cfg(test)]

@@ -22,7 +22,6 @@
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use lambda_runtime::Context;
 
-use crate::carrier::JsonKey;
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming, Units};
 use crate::source::record::read_records;
@@ -67,9 +66,10 @@ impl GuardedRecord for KinesisEventRecord {
 /// Our key's value in record `data`, if the data is a JSON object that has
 /// it.
 fn read_data(data: &[u8]) -> Option<&str> {
-    // Not UTF-8 (binary data, most of it): no key, and no parse.
+    // Data without the key (binary data, most of it) is not checked for
+    // UTF-8 or parsed.
     memchr::memmem::find(data, br#""loop-guard""#)?;
-    JsonKey::default().read_text(std::str::from_utf8(data).ok()?)
+    crate::carrier::json_text::string_at(std::str::from_utf8(data).ok()?, &[crate::carrier::KEY])
 }
 
 #[cfg(test)]
@@ -157,7 +157,7 @@ mod tests {
             }
             let lineage = (0..count).fold(Lineage::new(), |l, _| l.record_run(FunctionId::from_u32(9)));
             let object = serde_json::to_string(&members).unwrap();
-            let stamped = JsonKey::default().write_text(&object, &lineage).unwrap();
+            let stamped = crate::carrier::JsonKey::default().write_text(&object, &lineage).unwrap();
             let read = read_data(stamped.as_bytes()).map(|v| v.parse::<Lineage>().unwrap());
             prop_assert_eq!(read, Some(lineage));
             let mut back: serde_json::Map<String, serde_json::Value> =

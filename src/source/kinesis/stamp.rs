@@ -3,6 +3,7 @@
 
 use aws_sdk_kinesis::operation::put_record::PutRecordInput;
 use aws_sdk_kinesis::operation::put_records::PutRecordsInput;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use aws_smithy_runtime_api::client::interceptors::context::Input;
 use aws_smithy_types::Blob;
 
@@ -12,6 +13,8 @@ use crate::source::StampOptions;
 
 /// Kinesis refuses a record whose data and partition key are larger.
 const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Kinesis refuses a `PutRecords` request whose records are larger.
+const MAX_REQUEST_BYTES: usize = 5 * 1024 * 1024;
 
 /// Which streams are stamped.
 #[derive(Debug, Clone, Default)]
@@ -35,16 +38,29 @@ pub(crate) fn stamp(input: &mut Input, options: &StampOptions, lineage: &Lineage
         if stamping.covers(put.stream_name.as_deref(), put.stream_arn.as_deref()) {
             let key = put.partition_key.as_deref().map_or(0, str::len);
             if let Some(data) = &mut put.data {
-                stamp_data(data, key, lineage);
+                stamp_data(data, MAX_RECORD_BYTES.saturating_sub(key), lineage);
             }
         }
         return true;
     }
     if let Some(put) = input.downcast_mut::<PutRecordsInput>() {
         if stamping.covers(put.stream_name.as_deref(), put.stream_arn.as_deref()) {
+            let key = |r: &PutRecordsRequestEntry| r.partition_key.as_deref().map_or(0, str::len);
+            // What the whole request may still grow by.
+            let total: usize = put
+                .records
+                .iter()
+                .flatten()
+                .map(|r| r.data.as_ref().len() + key(r))
+                .sum();
+            let mut request_room = MAX_REQUEST_BYTES.saturating_sub(total);
             for entry in put.records.iter_mut().flatten() {
-                let key = entry.partition_key.as_deref().map_or(0, str::len);
-                stamp_data(&mut entry.data, key, lineage);
+                let before = entry.data.as_ref().len();
+                let room = MAX_RECORD_BYTES
+                    .saturating_sub(key(entry))
+                    .min(before + request_room);
+                stamp_data(&mut entry.data, room, lineage);
+                request_room -= entry.data.as_ref().len() - before;
             }
         }
         return true;
@@ -69,12 +85,12 @@ pub(crate) fn records(options: &StampOptions, input: &Input) -> Option<u32> {
     Some(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-/// Writes the key into `data` when it is a JSON object and still fits.
-fn stamp_data(data: &mut Blob, partition_key: usize, lineage: &Lineage) {
+/// Writes the key into `data` when it is a JSON object and the stamped data
+/// is at most `room` bytes.
+fn stamp_data(data: &mut Blob, room: usize, lineage: &Lineage) {
     let Ok(text) = std::str::from_utf8(data.as_ref()) else {
         return;
     };
-    let room = MAX_RECORD_BYTES.saturating_sub(partition_key);
     if let Some(stamped) =
         JsonKey::default().stamped_payload(text, lineage, room, "Kinesis record data")
     {
@@ -87,7 +103,6 @@ mod tests {
     use super::*;
     use crate::interceptor::tests::{chain, run_serialization_hook_with};
     use crate::interceptor::LoopGuardInterceptor;
-    use aws_sdk_kinesis::types::PutRecordsRequestEntry;
     use serde_json::Value;
 
     fn entry(data: &[u8]) -> PutRecordsRequestEntry {
@@ -193,11 +208,52 @@ mod tests {
         assert_eq!(records(&options, &Input::erase(elsewhere)), Some(0));
     }
 
+    #[tokio::test]
+    async fn a_request_stamped_past_five_mebibytes_stamps_only_what_fits() {
+        // Five records with 40 bytes of room each (data and partition key
+        // 1 MiB - 40), and a small one: 50 bytes of room in the request,
+        // enough for one stamp (about 32 bytes) and not two.
+        let record = |i: usize| {
+            let pad = MAX_RECORD_BYTES - 40 - "customer-7".len() - r#"{"i":0,"pad":""}"#.len();
+            entry(format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(pad)).as_bytes())
+        };
+        let mut builder = PutRecordsInput::builder().stream_name("orders");
+        for i in 0..5 {
+            builder = builder.records(record(i));
+        }
+        let small = format!(r#"{{"i":5,"pad":"{}"}}"#, "x".repeat(150 - 10 - 16));
+        builder = builder.records(entry(small.as_bytes()));
+        let out = run_serialization_hook_with(
+            LoopGuardInterceptor::new().stamp_kinesis_stream("orders"),
+            builder.build().unwrap(),
+            Some(chain(3, None)),
+        )
+        .await;
+        let records = out.records.unwrap();
+        let total: usize = records
+            .iter()
+            .map(|r| r.data.as_ref().len() + r.partition_key.as_deref().map_or(0, str::len))
+            .sum();
+        assert!(total <= MAX_REQUEST_BYTES, "{total}");
+        let stamped = records
+            .iter()
+            .filter(|r| memchr::memmem::find(r.data.as_ref(), b"loop-guard").is_some())
+            .count();
+        assert_eq!(stamped, 1, "{total} bytes");
+        assert!(records
+            .iter()
+            .all(|r| r.data.as_ref().len() + 10 <= MAX_RECORD_BYTES));
+    }
+
     #[test]
     fn data_stamped_past_one_mebibyte_is_sent_as_it_was() {
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_RECORD_BYTES - 20));
         let mut data = Blob::new(big.clone());
-        stamp_data(&mut data, 10, &chain(1, None).lineage().clone());
+        stamp_data(
+            &mut data,
+            MAX_RECORD_BYTES - 10,
+            &chain(1, None).lineage().clone(),
+        );
         assert_eq!(data.as_ref(), big.as_bytes());
     }
 }

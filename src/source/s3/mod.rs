@@ -108,15 +108,30 @@ impl S3Notified for aws_lambda_events::event::sns::SnsEvent {
     }
 }
 
-/// The objects an S3 notification names when `text` (an SQS body, an SNS
-/// message) is one: an S3 notification (`{"Records":[...]}`), an SNS
-/// envelope around one, or an EventBridge `Object Created` event from
-/// `aws.s3`. Other text is passed over after a look at its first bytes.
+/// The object an S3 notification names when `text` (an SQS body, an SNS
+/// message) is one: an S3 notification (`{"Records":[...]}`, its first
+/// record), an SNS envelope around one, or an EventBridge `Object Created`
+/// event from `aws.s3`. Other text is passed over after a look at its first
+/// bytes.
+///
+/// Whoever writes the body names the object, but its metadata carries the
+/// lineage, written by the interceptor of whoever wrote the object: a body
+/// can only point at an object the function may read (and with signing
+/// keys, only a signed value counts).
 pub(crate) fn objects_in_text(text: &str) -> Vec<S3ObjectRef> {
     use crate::source::nested::{opens_like_an_eventbridge_event, opens_with};
     if opens_with(text, &["{", "\"Records\"", ":", "["]) {
+        // S3 sends one record per notification: a body naming more is not
+        // S3's, and is not allowed to cost more lookups.
         return serde_json::from_str::<S3Event>(text)
-            .map(|event| event.created_objects().into_iter().flatten().collect())
+            .map(|event| {
+                event
+                    .created_objects()
+                    .into_iter()
+                    .flatten()
+                    .take(1)
+                    .collect()
+            })
             .unwrap_or_default();
     }
     if opens_with(text, &["{", "\"Type\""]) {
