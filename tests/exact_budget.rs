@@ -2,10 +2,14 @@
 //! a fan-out tree runs exactly its budget whatever its shape, batches claim
 //! per record, ordered batches are cut, and a failing store never lets work
 //! run silently. The DynamoDB store itself is tested on moto
-//! (`tests/exact_budget_dynamodb.rs`).
+//! (`tests/moto_sources/exact_budget.rs`).
 
 #[path = "support/queue_loop.rs"]
 mod queue_loop;
+// One test binary for the in-process chain tests: each binary links the
+// whole dependency tree.
+#[path = "exact_budget/chain_ids.rs"]
+mod chain_ids;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -11,7 +11,12 @@
 //!   own `HeadObject`, including an object that is already gone.
 #![cfg(all(feature = "dynamodb", feature = "eventbridge", feature = "s3"))]
 
+#[path = "support/queue_loop.rs"]
+mod queue_loop;
 mod support;
+// The exact budget's DynamoDB store: one moto test binary.
+#[path = "moto_sources/exact_budget.rs"]
+mod exact_budget;
 
 use std::collections::HashMap;
 

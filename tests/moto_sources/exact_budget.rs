@@ -3,16 +3,13 @@
 //! executions claim at once), a fan-out loop through the real layer runs
 //! exactly its budget, and an unreachable table leaves work to be retried.
 
-#[path = "support/queue_loop.rs"]
-mod queue_loop;
-mod support;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_loop_guard::error::Limit;
 use lambda_loop_guard::exact_budget::{ChainBudgetStore, DynamoDbBudgetStore, ExactBudget};
 use lambda_loop_guard::{ChainId, LoopGuardConfig};
 
-use queue_loop::{run_queue_loop_counted, Attributes, Behaviour};
+use super::queue_loop::{run_queue_loop_counted, Attributes, Behaviour};
+use super::support;
 
 async fn item(
     dynamodb: &aws_sdk_dynamodb::Client,

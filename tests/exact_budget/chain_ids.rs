@@ -3,9 +3,6 @@
 //! and the records of a batch that arrived without one share their
 //! invocation's. Off, unbudgeted chains carry none (wire format `v1`).
 
-#[path = "support/queue_loop.rs"]
-mod queue_loop;
-
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -15,7 +12,7 @@ use lambda_loop_guard::{for_record, Chain, ChainId, LoopGuardConfig, LoopGuardLa
 use lambda_runtime::LambdaEvent;
 use tower::{service_fn, Layer, ServiceExt};
 
-use queue_loop::{run_queue_loop, run_queue_loop_counted, Attributes, Behaviour};
+use super::queue_loop::{run_queue_loop, run_queue_loop_counted, Attributes, Behaviour};
 
 fn config(chain_ids: bool) -> LoopGuardConfig {
     LoopGuardConfig::builder()
