@@ -248,6 +248,17 @@ impl<'a> Incoming<'a> {
         lineage.unwrap_or_default()
     }
 
+    /// What the guard's decision on this unit depends on, besides the
+    /// configuration: `None` for a unit that holds a lineage decoded on the
+    /// way in, or that changed nothing but our stamp (decided otherwise).
+    pub(crate) fn decision_inputs(&self) -> Option<DecisionInputs<'a>> {
+        (self.decoded.is_none() && !self.unchanged).then(|| DecisionInputs {
+            texts: self.texts.map(|text| text.map(|(text, _)| text)),
+            source: self.source,
+            source_arn: self.source_arn,
+        })
+    }
+
     /// Where this unit came from.
     pub fn source(&self) -> EventSource {
         self.source
@@ -265,6 +276,15 @@ impl<'a> Incoming<'a> {
             header.root()
         })
     }
+}
+
+/// The lineage texts, source and source ARN of a unit: two units equal in
+/// these are decided alike (only their item ids and chain roots differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DecisionInputs<'a> {
+    texts: [Option<&'a str>; 3],
+    source: EventSource,
+    source_arn: Option<&'a str>,
 }
 
 /// Decodes a lineage value read from `carrier`, logging (at `warn`) and

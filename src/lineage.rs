@@ -391,7 +391,23 @@ impl Lineage {
     /// The encoded value in a `String` of its own, sized exactly (what a
     /// carrier stores).
     pub fn to_text(&self) -> String {
-        self.encode().as_str().to_owned()
+        // Every call an invocation makes carries its one lineage: the last
+        // one encoded on this thread is kept, and a repeat is a copy.
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(Lineage, EncodedLineage)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some((lineage, encoded)) if lineage == self => encoded.as_str().to_owned(),
+                _ => {
+                    let encoded = self.encode();
+                    *last = Some((*self, encoded));
+                    encoded.as_str().to_owned()
+                }
+            }
+        })
     }
 
     /// Encodes into a stack buffer (no heap allocation).
@@ -1057,6 +1073,30 @@ mod tests {
         let mut with_v1 = a;
         with_v1.merge(&Lineage::new().record_run(id(3)));
         assert_eq!((with_v1.chain(), with_v1.budget()), (a.chain(), Some(5)));
+    }
+
+    /// `to_text` keeps the last lineage it encoded on the thread: it must
+    /// never answer for another one (a signature, a chain, a budget or one
+    /// count apart), in any order.
+    #[test]
+    fn to_text_always_encodes_its_own_lineage() {
+        let base = Lineage::new().record_run(id(1)).record_run(id(2));
+        let keys = crate::signing::SigningKeys::new(["0123456789abcdef0123456789abcdef"])
+            .unwrap()
+            .unwrap();
+        let lineages = [
+            base,
+            base.record_run(id(1)),
+            keys.sign(&base),
+            base.with_budget(ChainId::from_u64(7).unwrap(), 5),
+            base.with_budget(ChainId::from_u64(7).unwrap(), 4),
+            Lineage::new(),
+        ];
+        for (i, j) in (0..lineages.len()).flat_map(|i| (0..lineages.len()).map(move |j| (i, j))) {
+            for lineage in [lineages[i], lineages[j], lineages[j]] {
+                assert_eq!(lineage.to_text(), lineage.encode().as_str(), "{lineage:?}");
+            }
+        }
     }
 
     proptest! {

@@ -1293,3 +1293,170 @@ mod count_correctness {
         assert_eq!(*seen.lock().unwrap(), vec![vec!["b".to_string()]]);
     }
 }
+
+/// Records of one batch that repeat one another (the usual shape: one
+/// producer run stamps them all) are read and decided through shortcuts:
+/// an equal trace header is compared instead of scanned, and a record with
+/// the same lineage texts and source as one that ran is decided as it was.
+/// Whatever the mix and order, each record's fate and the chain the handler
+/// runs in are those of deciding each record on its own.
+mod repeated_records {
+    use super::*;
+    use lambda_loop_guard::GuardedRecord;
+    use proptest::prelude::*;
+
+    const REQUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:requeue";
+    const ORDERS: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
+    const ROOT: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
+
+    fn config() -> LoopGuardConfig {
+        LoopGuardConfig::builder()
+            .function_identity(ME)
+            .max_depth(4)
+            .source_max_depth(REQUEUE, 6)
+            .build()
+            .unwrap()
+    }
+
+    /// The header (none, one value, two values, a value of another
+    /// function, no value), the attribute and the queue of one record.
+    fn record(i: usize, header: u8, attribute: u8, queue: u8) -> SqsMessage {
+        let requeue = config().limit_for(Some(REQUEUE)).0;
+        let mut m = sqs_record(&format!("r{i}"), None);
+        let header = match header {
+            0 => None,
+            1 => Some(format!("{ROOT};LoopGuard={}", ran(2))),
+            2 => Some(format!("{ROOT};LoopGuard={}", ran(4))),
+            // Two values: the first one loops on either queue.
+            3 => Some(format!(
+                "{ROOT};LoopGuard={};Sampled=1;LoopGuard={}",
+                {
+                    let mut both = ran(4);
+                    both.merge(&ran_as(requeue, 6));
+                    both
+                },
+                ran_as(requeue, 1)
+            )),
+            4 => Some(format!("{ROOT};LoopGuard={}", ran_as(requeue, 3))),
+            _ => Some(format!("{ROOT};Sampled=0")),
+        };
+        if let Some(header) = header {
+            m.attributes.insert("AWSTraceHeader".into(), header);
+        }
+        let attribute = match attribute {
+            0 => None,
+            1 => Some(ran(2).to_string()),
+            2 => Some(ran(3).to_string()),
+            _ => Some("not a lineage".to_owned()),
+        };
+        if let Some(value) = attribute {
+            let mut a = SqsMessageAttribute::default();
+            a.data_type = Some("String".into());
+            a.string_value = Some(value);
+            m.message_attributes.insert(KEY.into(), a);
+        }
+        m.event_source_arn = Some(if queue == 0 { ORDERS } else { REQUEUE }.into());
+        m
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn each_record_is_decided_as_if_alone(
+            shapes in proptest::collection::vec((0u8..6, 0u8..4, 0u8..2), 1..24)
+        ) {
+            let records: Vec<SqsMessage> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, &(h, a, q))| record(i, h, a, q))
+                .collect();
+            let config = config();
+            // Each record alone: its lineage, its limit, its fate.
+            let mut expected_run = Vec::new();
+            let mut merged = Lineage::new();
+            let mut runner = None;
+            for r in &records {
+                let lineage = r.read_record(&config).lineage();
+                let (id, max_depth) = config.limit_for(r.event_source_arn.as_deref());
+                runner.get_or_insert(id);
+                if u32::from(lineage.count(id)) < max_depth {
+                    expected_run.push(r.message_id.clone().unwrap());
+                    merged.merge(&lineage);
+                }
+            }
+            let runner = runner.unwrap();
+            let lines = Lines::default();
+            let seen: RanWith = Default::default();
+            let handler = {
+                let seen = seen.clone();
+                service_fn(move |e: LambdaEvent<SqsEvent>| {
+                    let seen = seen.clone();
+                    async move {
+                        let ids = e.payload.records.iter().filter_map(|r| r.message_id.clone()).collect();
+                        *seen.lock().unwrap() = Some((ids, *Chain::current().unwrap().lineage()));
+                        Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+                    }
+                })
+            };
+            let svc = LoopGuardLayer::new(config).metric_sink(lines.sink()).layer(handler);
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let resp = rt
+                .block_on(svc.oneshot(LambdaEvent::new(sqs_event(records.clone()), context_with(None))))
+                .unwrap();
+            let dropped = records.len() - expected_run.len();
+            prop_assert_eq!(resp.batch_item_failures.len(), dropped);
+            prop_assert_eq!(lines.json().len(), dropped, "one drop line per looping record");
+            let seen = seen.lock().unwrap().take();
+            if expected_run.is_empty() {
+                prop_assert!(seen.is_none(), "the handler never runs");
+            } else {
+                let (ran_ids, chain) = seen.unwrap();
+                prop_assert_eq!(ran_ids, expected_run);
+                let outgoing = merged.record_run(runner);
+                for id in [me(), config_requeue()] {
+                    prop_assert_eq!(chain.count(id), outgoing.count(id));
+                }
+                prop_assert_eq!(chain.hops(), outgoing.hops());
+            }
+        }
+    }
+
+    /// The ids of the records the handler ran, and the chain it ran in.
+    type RanWith = Arc<Mutex<Option<(Vec<String>, Lineage)>>>;
+
+    fn config_requeue() -> FunctionId {
+        config().limit_for(Some(REQUEUE)).0
+    }
+
+    /// With signing keys, each record whose lineage does not verify counts
+    /// in `UnverifiedLineages`, repeats included.
+    #[tokio::test]
+    async fn every_repeated_unsigned_lineage_is_counted() {
+        let config = LoopGuardConfig::builder()
+            .function_identity(ME)
+            .signing_key("0123456789abcdef0123456789abcdef")
+            .build()
+            .unwrap();
+        let lines = Lines::default();
+        let seen: Seen = Default::default();
+        let svc = LoopGuardLayer::new(config)
+            .metric_sink(lines.sink())
+            .layer(recording_batch_handler(&seen));
+        let records = (0..5).map(|i| record(i, 1, 2, 0)).collect();
+        svc.oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
+            .await
+            .unwrap();
+        assert_eq!(
+            seen.lock().unwrap()[0].len(),
+            5,
+            "counted as absent: all run"
+        );
+        let unverified: Vec<u64> = lines
+            .json()
+            .iter()
+            .filter_map(|line| line.get("UnverifiedLineages")?.as_u64())
+            .collect();
+        // Two texts per record (header and attribute), each rejected.
+        assert_eq!(unverified, vec![10]);
+    }
+}

@@ -115,13 +115,7 @@ macro_rules! sdk_attribute_carrier {
                 lineage: &Lineage,
             ) -> Result<(), StampError> {
                 self.check_room(map)?;
-                let attribute = <$value>::builder()
-                    .data_type("String")
-                    .string_value(lineage.to_text())
-                    .build()
-                    .map_err(|error| StampError::Invalid {
-                        reason: error.to_string(),
-                    })?;
+                let attribute = <$value as AttributeSize>::of_lineage(lineage)?;
                 map.insert(self.name().to_owned(), attribute);
                 Ok(())
             }
@@ -143,9 +137,12 @@ sdk_attribute_carrier!(
 /// The bytes an SDK message attribute counts toward the message size (its
 /// data type and value; the name is counted by the map).
 #[cfg(any(feature = "sqs", feature = "sns"))]
-pub(crate) trait AttributeSize: Clone {
+pub(crate) trait AttributeSize: Sized {
     /// Bytes of the data type and the value.
     fn size(&self) -> usize;
+
+    /// The `String` attribute whose value is `lineage`.
+    fn of_lineage(lineage: &Lineage) -> Result<Self, StampError>;
 }
 
 macro_rules! attribute_size {
@@ -156,6 +153,16 @@ macro_rules! attribute_size {
                 self.data_type().len()
                     + self.string_value().map_or(0, str::len)
                     + self.binary_value().map_or(0, |b| b.as_ref().len())
+            }
+
+            fn of_lineage(lineage: &Lineage) -> Result<Self, StampError> {
+                <$value>::builder()
+                    .data_type("String")
+                    .string_value(lineage.to_text())
+                    .build()
+                    .map_err(|error| StampError::Invalid {
+                        reason: error.to_string(),
+                    })
             }
         }
     };
@@ -179,22 +186,23 @@ pub(crate) fn stamp_attribute<V: AttributeSize>(
     lineage: &Lineage,
     full_logged: &std::sync::atomic::AtomicBool,
     full_message: &'static str,
-) where
-    MessageAttribute: Carrier<HashMap<String, V>>,
-{
-    let size = |attributes: &HashMap<String, V>| {
-        body.len()
+) {
+    // One pass over the attributes and one hash of the key: the size after
+    // is the size before, less the attribute replaced, plus ours.
+    let stamp = |attributes: &mut HashMap<String, V>| {
+        MessageAttribute::default().check_room(attributes)?;
+        let attribute = V::of_lineage(lineage)?;
+        let before = body.len()
             + attributes
                 .iter()
                 .map(|(name, value)| name.len() + value.size())
-                .sum::<usize>()
-    };
-    let before = size(attributes);
-    let previous = attributes.get(KEY).cloned();
-    match MessageAttribute::default().write(attributes, lineage) {
-        Ok(()) if size(attributes) > max_bytes(before) => {
-            match previous {
-                Some(previous) => attributes.insert(KEY.to_owned(), previous),
+                .sum::<usize>();
+        let added = KEY.len() + attribute.size();
+        let replaced = attributes.insert(KEY.to_owned(), attribute);
+        let removed = replaced.as_ref().map_or(0, |old| KEY.len() + old.size());
+        if before - removed + added > max_bytes(before) {
+            match replaced {
+                Some(replaced) => attributes.insert(KEY.to_owned(), replaced),
                 None => attributes.remove(KEY),
             };
             tracing::warn!(
@@ -203,6 +211,9 @@ pub(crate) fn stamp_attribute<V: AttributeSize>(
                  sent in the trace header only"
             );
         }
+        Ok(())
+    };
+    match stamp(attributes) {
         Ok(()) => {}
         Err(StampError::NoRoom { .. }) => {
             if full_logged.swap(true, std::sync::atomic::Ordering::Relaxed) {

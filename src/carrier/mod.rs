@@ -87,6 +87,7 @@ pub use http::{HttpHeader, HTTP_HEADER};
 pub use item::ItemAttribute;
 pub use json::JsonKey;
 pub use map::MapKey;
+pub(crate) use trace::LastHeader;
 pub use trace::TraceField;
 
 /// The one name of the lineage in every keyed carrier: the SQS/SNS message

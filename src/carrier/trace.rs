@@ -14,6 +14,17 @@ use crate::trace_header::{TraceHeader, MAX_TRACE_HEADER_LEN};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TraceField;
 
+/// The last trace header of a batch [`TraceField::read_batch_header`] read,
+/// and where our field's value is in it.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct LastHeader<'a> {
+    header: &'a str,
+    // `Some(None)`: no value; `Some(Some((start, end)))`: one value, at
+    // these byte offsets; `None`: nothing remembered (no header yet, or two
+    // values or more, which are read again).
+    value: Option<Option<(usize, usize)>>,
+}
+
 impl TraceField {
     /// Merges every valid value of our field in the header value `header`
     /// and takes its `Root` as the chain root (if none is known yet): the
@@ -28,6 +39,44 @@ impl TraceField {
             }
             Err(error) => tracing::warn!(%error, "ignoring oversized trace header"),
         }
+    }
+
+    /// [`read_header`](Self::read_header) for the headers of one batch, in
+    /// order: a header equal byte for byte to `last` (the records one
+    /// producer run sent carry one header) is compared, not scanned again.
+    pub(crate) fn read_batch_header<'a>(
+        &self,
+        header: &'a str,
+        incoming: &mut Incoming<'a>,
+        last: &mut LastHeader<'a>,
+    ) {
+        if let Some(value) = last.value.filter(|_| last.header == header) {
+            if let Some(value) = value.and_then(|(start, end)| header.get(start..end)) {
+                incoming.read_lineage_value(value, "trace header");
+            }
+            incoming.set_chain_root_header(header);
+            return;
+        }
+        let Ok(parsed) = TraceHeader::parse(header) else {
+            // Warned about, every time.
+            return self.read_header(header, incoming);
+        };
+        let (mut values, mut only) = (0, None);
+        parsed.each_loop_guard_value(|value| {
+            values += 1;
+            only = Some(value);
+            incoming.read_lineage_value(value, "trace header");
+        });
+        incoming.set_chain_root_header(header);
+        // Where the only value sits, to slice it out of an equal header.
+        let range = only.map(|value| {
+            let start = value.as_ptr() as usize - header.as_ptr() as usize;
+            (start, start + value.len())
+        });
+        *last = LastHeader {
+            header,
+            value: (values <= 1).then_some(range),
+        };
     }
 
     /// `header` with our field set to `lineage`, in a string of its own

@@ -290,7 +290,7 @@ impl Storable for CallLineage {
 fn stamp_trace_header(headers: &mut Headers, chain: &Chain, lineage: &crate::lineage::Lineage) {
     let existing = headers.get(TRACE_ID_HEADER);
     let source = existing.or(chain.incoming_trace_header()).unwrap_or("");
-    let stamped = match TraceField.stamped(source, lineage) {
+    let stamped = match stamped_memo(source, lineage) {
         Ok(stamped) => stamped,
         Err(error) => {
             tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
@@ -302,6 +302,40 @@ fn stamp_trace_header(headers: &mut Headers, chain: &Chain, lineage: &crate::lin
     if let Err(error) = headers.try_insert(NAME, stamped) {
         tracing::warn!(%error, "x-amzn-trace-id left as is: the stamped value is not a valid header");
     }
+}
+
+/// `source` stamped with `lineage`. The calls of one invocation start from
+/// one header (the invocation's) with one lineage: the last header stamped
+/// on this thread is kept, and a repeat is a copy.
+fn stamped_memo(
+    source: &str,
+    lineage: &crate::lineage::Lineage,
+) -> Result<String, crate::carrier::StampError> {
+    struct Stamped {
+        source: String,
+        lineage: crate::lineage::Lineage,
+        stamped: String,
+    }
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<Stamped>> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some(memo) if memo.lineage == *lineage && memo.source == source => {
+                Ok(memo.stamped.clone())
+            }
+            _ => {
+                let stamped = TraceField.stamped(source, lineage)?;
+                *last = Some(Stamped {
+                    source: source.to_owned(),
+                    lineage: *lineage,
+                    stamped: stamped.clone(),
+                });
+                Ok(stamped)
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -501,6 +535,32 @@ pub(crate) mod tests {
         let odd = chain(1, Some("Root=1-a-b;Note=caf\u{e9}"));
         let out = transmit(None, Some(odd)).await;
         assert!(out.is_none() || out.unwrap().contains("LoopGuard="));
+    }
+
+    /// The stamped-header memo answers exactly what stamping answers, for
+    /// any sequence of headers and lineages (repeats and alternations).
+    #[test]
+    fn the_stamped_header_memo_never_answers_for_another_call() {
+        let me = FunctionId::from_identity("f");
+        let headers = [
+            "Root=1-a-b",
+            "Root=1-a-c",
+            "Root=1-a-b;LoopGuard=v1.1.00000009-1",
+            "",
+        ];
+        let lineages = [
+            Lineage::new().record_run(me),
+            Lineage::new().record_run(me).record_run(me),
+        ];
+        for step in 0..64usize {
+            let header = headers[step % 3 + (step / 16) % 2];
+            let lineage = lineages[(step / 2) % 2];
+            assert_eq!(
+                stamped_memo(header, &lineage).ok(),
+                TraceField.stamped(header, &lineage).ok(),
+                "{header} {lineage:?}"
+            );
+        }
     }
 
     proptest::proptest! {

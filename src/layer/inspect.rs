@@ -10,7 +10,7 @@ use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::{GuardUnavailableError, Limit, LoopGuardError, RecursiveInvocationError};
-use crate::incoming::{DecodeCache, EventSource, Incoming, Units};
+use crate::incoming::{DecisionInputs, DecodeCache, EventSource, Incoming, Units};
 use crate::lineage::Lineage;
 use crate::metric::DropEvent;
 use crate::source::{Batch, GuardedEvent};
@@ -125,6 +125,22 @@ pub(super) struct Inspection<'s, 'a> {
     deferred: Option<Vec<Deferred<'a>>>,
     exact: bool,
     claimed: Vec<ClaimedRuns>,
+    // The last unit that ran without a report: a later unit with the same
+    // inputs (the records of one producer run) is decided as it was.
+    last_ran: Option<Ran<'a>>,
+    // Times `merged` took in a lineage that differed from it.
+    merges: u32,
+}
+
+/// A unit that ran: what it was decided on, the lineage it merged, and the
+/// lineages its resolution counted as unverified.
+struct Ran<'a> {
+    inputs: DecisionInputs<'a>,
+    lineage: Lineage,
+    rejected: u32,
+    // `merges` when merging `lineage` again was seen to change nothing: as
+    // long as nothing else is merged, it is not merged again.
+    settled: Option<u32>,
 }
 
 /// A unit waiting for its chain's claim on the exact budget.
@@ -193,6 +209,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
                 .then(Vec::new),
             exact,
             claimed: Vec::new(),
+            last_ran: None,
+            merges: 0,
         };
         // Each unit is decided as the event hands it over: no buffer of units.
         payload.read_incoming(
@@ -226,6 +244,21 @@ impl<'s, 'a> Inspection<'s, 'a> {
             });
             return;
         }
+        // Only the records of a batch repeat one another.
+        let inputs = self.per_record.then(|| unit.decision_inputs()).flatten();
+        if let (Some(inputs), Some(ran)) = (&inputs, &self.last_ran) {
+            if *inputs == ran.inputs {
+                // Decided as that unit was: the same lineage, under the same
+                // limits, runs again (merging it changes nothing more).
+                self.decoded.rejected += ran.rejected;
+                if ran.settled != Some(self.merges) {
+                    let lineage = ran.lineage;
+                    self.merge(&lineage);
+                }
+                return;
+            }
+        }
+        let rejected = self.decoded.rejected;
         let lineage = unit.resolve(&mut self.decoded);
         if unit.source() == EventSource::Http && !config.trust_http() {
             if !lineage.is_empty() {
@@ -262,7 +295,19 @@ impl<'s, 'a> Inspection<'s, 'a> {
                 over,
                 claim: None,
             }),
-            _ => self.merge(&lineage),
+            _ => {
+                self.merge(&lineage);
+                if let (Some(inputs), false) = (inputs, reported) {
+                    let mut again = self.merged;
+                    Self::merge_into(&mut again, &lineage);
+                    self.last_ran = Some(Ran {
+                        inputs,
+                        lineage,
+                        rejected: self.decoded.rejected - rejected,
+                        settled: (again == self.merged).then_some(self.merges),
+                    });
+                }
+            }
         }
     }
 
@@ -326,11 +371,20 @@ impl<'s, 'a> Inspection<'s, 'a> {
 
     /// Adds a unit that runs to the invocation's outgoing lineage.
     fn merge(&mut self, lineage: &Lineage) {
-        // The records of a batch usually carry one lineage: merging it again
-        // changes nothing, and a comparison costs less.
-        if lineage.unsigned() != self.merged {
-            self.merged.merge(lineage);
+        if Self::merge_into(&mut self.merged, lineage) {
+            self.merges += 1;
         }
+    }
+
+    /// Merges `lineage` into `merged`, unless they are equal already (the
+    /// records of a batch usually carry one lineage: a comparison costs
+    /// less than a merge); returns whether it merged.
+    fn merge_into(merged: &mut Lineage, lineage: &Lineage) -> bool {
+        let differs = lineage.unsigned() != *merged;
+        if differs {
+            merged.merge(lineage);
+        }
+        differs
     }
 
     #[cfg(feature = "exact-budget")]

@@ -30,7 +30,7 @@ use std::future::Future;
 
 use crate::chain::{Chain, Scoped};
 use crate::config::LoopGuardConfig;
-use crate::incoming::{EventSource, Incoming, Units};
+use crate::incoming::{EventSource, Incoming};
 
 /// One record of a batch event, read on its own: what
 /// [`Chain::for_record`] needs. Implemented for SQS messages (typed bodies
@@ -49,10 +49,11 @@ pub trait GuardedRecord {
 pub(crate) const NOT_A_RECORD: EventSource = EventSource::Custom("\0not a record");
 
 /// Appends one unit per record, each read on its own.
+#[cfg(any(feature = "dynamodb", feature = "kinesis"))]
 pub(crate) fn read_records<'a, R: GuardedRecord>(
     records: &'a [R],
     config: &LoopGuardConfig,
-    out: &mut Units<'a, '_>,
+    out: &mut crate::incoming::Units<'a, '_>,
 ) {
     for record in records {
         out.push(record.read_record(config));

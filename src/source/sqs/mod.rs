@@ -22,10 +22,11 @@ use aws_lambda_events::event::sqs::{
 use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::carrier::{Carrier, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY};
+use crate::carrier::{
+    Carrier, LastHeader, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY,
+};
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming, Units};
-use crate::source::record::read_records;
 use crate::source::{
     add_missing, retain_by_index, Batch, GuardedEvent, GuardedRecord, GuardedResponse,
 };
@@ -40,7 +41,10 @@ impl GuardedEvent for SqsEvent {
         config: &LoopGuardConfig,
         out: &mut Units<'a, '_>,
     ) {
-        read_records(&self.records, config, out);
+        let mut last = LastHeader::default();
+        for message in &self.records {
+            out.push(read_message(message, config, &mut last));
+        }
     }
 
     fn batch(&self) -> Batch {
@@ -56,10 +60,13 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
     fn read_incoming<'a>(
         &'a self,
         _context: &'a Context,
-        config: &LoopGuardConfig,
+        _config: &LoopGuardConfig,
         out: &mut Units<'a, '_>,
     ) {
-        read_records(&self.records, config, out);
+        let mut last = LastHeader::default();
+        for message in &self.records {
+            out.push(read_message_obj(message, &mut last));
+        }
     }
 
     fn batch(&self) -> Batch {
@@ -73,33 +80,52 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
 
 impl GuardedRecord for SqsMessage {
     fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
-        let mut incoming = read_record(
-            self.message_id.as_deref(),
-            &self.attributes,
-            &self.message_attributes,
-        );
-        // A message with our attribute was sent by a guarded producer (or
-        // delivered raw): its body is not an envelope of ours to read.
-        if let Some(body) = self.body.as_deref() {
-            crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
-                crate::carrier::small_map_get(&self.message_attributes, KEY).is_some()
-            });
-        }
-        incoming.set_source_arn(self.event_source_arn.as_deref());
-        incoming
+        read_message(self, config, &mut LastHeader::default())
     }
 }
 
 impl<T: Serialize> GuardedRecord for SqsMessageObj<T> {
     fn read_record<'a>(&'a self, _config: &LoopGuardConfig) -> Incoming<'a> {
-        let mut incoming = read_record(
-            self.message_id.as_deref(),
-            &self.attributes,
-            &self.message_attributes,
-        );
-        incoming.set_source_arn(self.event_source_arn.as_deref());
-        incoming
+        read_message_obj(self, &mut LastHeader::default())
     }
+}
+
+/// One message of a batch whose previous trace header was `last`.
+fn read_message<'a>(
+    message: &'a SqsMessage,
+    config: &LoopGuardConfig,
+    last: &mut LastHeader<'a>,
+) -> Incoming<'a> {
+    let mut incoming = read_record(
+        message.message_id.as_deref(),
+        &message.attributes,
+        &message.message_attributes,
+        last,
+    );
+    // A message with our attribute was sent by a guarded producer (or
+    // delivered raw): its body is not an envelope of ours to read.
+    if let Some(body) = message.body.as_deref() {
+        crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
+            crate::carrier::small_map_get(&message.message_attributes, KEY).is_some()
+        });
+    }
+    incoming.set_source_arn(message.event_source_arn.as_deref());
+    incoming
+}
+
+/// [`read_message`] for a message whose body is typed (not read).
+fn read_message_obj<'a, T: Serialize>(
+    message: &'a SqsMessageObj<T>,
+    last: &mut LastHeader<'a>,
+) -> Incoming<'a> {
+    let mut incoming = read_record(
+        message.message_id.as_deref(),
+        &message.attributes,
+        &message.message_attributes,
+        last,
+    );
+    incoming.set_source_arn(message.event_source_arn.as_deref());
+    incoming
 }
 
 /// [`Batch::Ordered`] for a FIFO queue (the records of one invocation all
@@ -135,11 +161,12 @@ fn read_record<'a>(
     message_id: Option<&'a str>,
     attributes: &'a HashMap<String, String>,
     message_attributes: &'a HashMap<String, SqsMessageAttribute>,
+    last: &mut LastHeader<'a>,
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sqs);
     incoming.set_item_id(message_id);
     if let Some(header) = crate::carrier::small_map_get(attributes, AWS_TRACE_HEADER_ATTRIBUTE) {
-        TraceField.read(header, &mut incoming);
+        TraceField.read_batch_header(header, &mut incoming, last);
     }
     MessageAttribute::default().read(message_attributes, &mut incoming);
     incoming
