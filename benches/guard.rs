@@ -29,7 +29,7 @@ use lambda_loop_guard::{
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
-use common::{interleaved, paired_differences, print_paired};
+use common::{interleaved, paired_differences, paired_differences_with, print_paired};
 use fixtures::{aws_shaped_sqs_event, json_body_4k, TYPICAL_TRACE_HEADER as TYPICAL};
 
 fn big_header() -> String {
@@ -196,6 +196,23 @@ fn layer(c: &mut Criterion) {
                     BatchSize::LargeInput,
                 )
             });
+            // The same difference as paired runs, back to back in
+            // alternating order (drift hits both): per record.
+            let (bare_median, added) = paired_differences_with(
+                if records > 1000 { 200 } else { 4_000 },
+                || LambdaEvent::new(event.clone(), context()),
+                |e| drop(rt.block_on(batch_handler.oneshot(e))),
+                |e| drop(rt.block_on(guarded_batch.clone().oneshot(e))),
+            );
+            let n = records as f64;
+            println!(
+                "layer/sqs_{shape}_{records}/paired: bare median {:.1} ns per record; \
+                 guarded - bare: median {:.1} ns per record, IQR {:.1} .. {:.1}",
+                bare_median / n,
+                added.median / n,
+                added.q1 / n,
+                added.q3 / n,
+            );
         }
     }
     // Linear everywhere: 10,000 records that all loop (each reported,

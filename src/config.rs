@@ -258,6 +258,11 @@ impl LoopGuardConfig {
             })
     }
 
+    /// Whether any source has a limit of its own.
+    pub(crate) fn has_source_limits(&self) -> bool {
+        !self.source_max_depth.is_empty()
+    }
+
     /// The per-source limits, in the order given.
     pub fn source_max_depths(&self) -> impl Iterator<Item = (&str, u32)> {
         self.source_max_depth

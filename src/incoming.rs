@@ -251,11 +251,13 @@ impl<'a> Incoming<'a> {
     /// What the guard's decision on this unit depends on, besides the
     /// configuration: `None` for a unit that holds a lineage decoded on the
     /// way in, or that changed nothing but our stamp (decided otherwise).
-    pub(crate) fn decision_inputs(&self) -> Option<DecisionInputs<'a>> {
+    /// The source ARN counts only `with_arn` (when some source has a limit
+    /// of its own).
+    pub(crate) fn decision_inputs(&self, with_arn: bool) -> Option<DecisionInputs<'a>> {
         (self.decoded.is_none() && !self.unchanged).then(|| DecisionInputs {
             texts: self.texts.map(|text| text.map(|(text, _)| text)),
             source: self.source,
-            source_arn: self.source_arn,
+            source_arn: self.source_arn.filter(|_| with_arn),
         })
     }
 

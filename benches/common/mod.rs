@@ -49,14 +49,26 @@ pub fn paired_differences(
     mut bare: impl FnMut(),
     mut guarded: impl FnMut(),
 ) -> (f64, Spread) {
-    let time = |f: &mut dyn FnMut()| {
+    paired_differences_with(pairs, || (), |()| bare(), |()| guarded())
+}
+
+/// [`paired_differences`] of runs that each take an input `setup` makes
+/// (untimed) just before the run.
+pub fn paired_differences_with<I>(
+    pairs: usize,
+    mut setup: impl FnMut() -> I,
+    mut bare: impl FnMut(I),
+    mut guarded: impl FnMut(I),
+) -> (f64, Spread) {
+    let mut time = |f: &mut dyn FnMut(I)| {
+        let input = setup();
         let start = Instant::now();
-        f();
+        f(input);
         start.elapsed().as_nanos() as f64
     };
     for _ in 0..pairs / 10 {
-        bare();
-        guarded();
+        time(&mut bare);
+        time(&mut guarded);
     }
     let mut bare_times = Vec::with_capacity(pairs);
     let mut differences = Vec::with_capacity(pairs);

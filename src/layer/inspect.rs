@@ -132,15 +132,14 @@ pub(super) struct Inspection<'s, 'a> {
     merges: u32,
 }
 
-/// A unit that ran: what it was decided on, the lineage it merged, and the
-/// lineages its resolution counted as unverified.
+/// A unit that ran: what it was decided on, the lineages its resolution
+/// counted as unverified, and `merges` once its lineage was merged and
+/// merging it again was seen to change nothing. Until something else is
+/// merged, a unit with the same inputs runs with nothing more to do.
 struct Ran<'a> {
     inputs: DecisionInputs<'a>,
-    lineage: Lineage,
     rejected: u32,
-    // `merges` when merging `lineage` again was seen to change nothing: as
-    // long as nothing else is merged, it is not merged again.
-    settled: Option<u32>,
+    merges: u32,
 }
 
 /// A unit waiting for its chain's claim on the exact budget.
@@ -245,16 +244,15 @@ impl<'s, 'a> Inspection<'s, 'a> {
             return;
         }
         // Only the records of a batch repeat one another.
-        let inputs = self.per_record.then(|| unit.decision_inputs()).flatten();
+        let inputs = self
+            .per_record
+            .then(|| unit.decision_inputs(config.has_source_limits()))
+            .flatten();
         if let (Some(inputs), Some(ran)) = (&inputs, &self.last_ran) {
-            if *inputs == ran.inputs {
+            if ran.merges == self.merges && *inputs == ran.inputs {
                 // Decided as that unit was: the same lineage, under the same
-                // limits, runs again (merging it changes nothing more).
+                // limits, runs, and merging it changes nothing.
                 self.decoded.rejected += ran.rejected;
-                if ran.settled != Some(self.merges) {
-                    let lineage = ran.lineage;
-                    self.merge(&lineage);
-                }
                 return;
             }
         }
@@ -299,12 +297,11 @@ impl<'s, 'a> Inspection<'s, 'a> {
                 self.merge(&lineage);
                 if let (Some(inputs), false) = (inputs, reported) {
                     let mut again = self.merged;
-                    Self::merge_into(&mut again, &lineage);
-                    self.last_ran = Some(Ran {
+                    let settled = !Self::merge_into(&mut again, &lineage) || again == self.merged;
+                    self.last_ran = settled.then(|| Ran {
                         inputs,
-                        lineage,
                         rejected: self.decoded.rejected - rejected,
-                        settled: (again == self.merged).then_some(self.merges),
+                        merges: self.merges,
                     });
                 }
             }

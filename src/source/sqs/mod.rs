@@ -96,8 +96,10 @@ fn read_message<'a>(
     config: &LoopGuardConfig,
     last: &mut LastHeader<'a>,
 ) -> Incoming<'a> {
-    let mut incoming = read_record(
-        message.message_id.as_deref(),
+    let mut incoming = Incoming::new(EventSource::Sqs);
+    incoming.set_item_id(message.message_id.as_deref());
+    read_attributes(
+        &mut incoming,
         &message.attributes,
         &message.message_attributes,
         last,
@@ -118,8 +120,10 @@ fn read_message_obj<'a, T: Serialize>(
     message: &'a SqsMessageObj<T>,
     last: &mut LastHeader<'a>,
 ) -> Incoming<'a> {
-    let mut incoming = read_record(
-        message.message_id.as_deref(),
+    let mut incoming = Incoming::new(EventSource::Sqs);
+    incoming.set_item_id(message.message_id.as_deref());
+    read_attributes(
+        &mut incoming,
         &message.attributes,
         &message.message_attributes,
         last,
@@ -157,19 +161,18 @@ impl GuardedResponse for SqsBatchResponse {
     }
 }
 
-fn read_record<'a>(
-    message_id: Option<&'a str>,
+/// Reads a message's two carriers into `incoming` (built in place: a unit
+/// is moved as few times as possible).
+fn read_attributes<'a>(
+    incoming: &mut Incoming<'a>,
     attributes: &'a HashMap<String, String>,
     message_attributes: &'a HashMap<String, SqsMessageAttribute>,
     last: &mut LastHeader<'a>,
-) -> Incoming<'a> {
-    let mut incoming = Incoming::new(EventSource::Sqs);
-    incoming.set_item_id(message_id);
+) {
     if let Some(header) = crate::carrier::small_map_get(attributes, AWS_TRACE_HEADER_ATTRIBUTE) {
-        TraceField.read_batch_header(header, &mut incoming, last);
+        TraceField.read_batch_header(header, incoming, last);
     }
-    MessageAttribute::default().read(message_attributes, &mut incoming);
-    incoming
+    MessageAttribute::default().read(message_attributes, incoming);
 }
 
 /// Reads the lineage of the SNS notification envelope `body`, if it is one
