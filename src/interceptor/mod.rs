@@ -288,27 +288,29 @@ impl Storable for CallLineage {
 /// Sets our field in `x-amzn-trace-id`, starting from the header already on
 /// the request, else from the invocation's incoming trace header.
 fn stamp_trace_header(headers: &mut Headers, chain: &Chain, lineage: &crate::lineage::Lineage) {
-    let existing = headers.get(TRACE_ID_HEADER);
-    let source = existing.or(chain.incoming_trace_header()).unwrap_or("");
-    let stamped = match stamped_memo(source, lineage) {
+    // A header name the SDK takes as is, not parsed again on every call.
+    const NAME: http::HeaderName = http::HeaderName::from_static(TRACE_ID_HEADER);
+    let existing = headers.get_all_bytes_by_name(&NAME).next();
+    let stamped = match stamped_memo(existing, chain.incoming_trace_header(), lineage) {
         Ok(stamped) => stamped,
         Err(error) => {
             tracing::warn!(%error, "x-amzn-trace-id left as is: cannot add the loop guard field");
             return;
         }
     };
-    // A header name the SDK takes as is, not parsed again on every call.
-    const NAME: http::HeaderName = http::HeaderName::from_static(TRACE_ID_HEADER);
     if let Err(error) = headers.try_insert(NAME, stamped) {
         tracing::warn!(%error, "x-amzn-trace-id left as is: the stamped value is not a valid header");
     }
 }
 
-/// `source` stamped with `lineage`. The calls of one invocation start from
-/// one header (the invocation's) with one lineage: the last header stamped
-/// on this thread is kept, and a repeat is a copy.
+/// The header a call carries, stamped with `lineage`: the one `existing` on
+/// the request when it is text, else the invocation's `incoming` one. The
+/// calls of one invocation start from one header with one lineage: the last
+/// header stamped on this thread is kept, and a repeat (byte for byte) is a
+/// copy, without the header's text checked again.
 fn stamped_memo(
-    source: &str,
+    existing: Option<&[u8]>,
+    incoming: Option<&str>,
     lineage: &crate::lineage::Lineage,
 ) -> Result<String, crate::carrier::StampError> {
     struct Stamped {
@@ -321,11 +323,17 @@ fn stamped_memo(
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
+        // Bytes that are not text never equal the kept source, which is.
+        let arrived = existing.unwrap_or(incoming.unwrap_or_default().as_bytes());
         match &*last {
-            Some(memo) if memo.lineage == *lineage && memo.source == source => {
+            Some(memo) if memo.lineage == *lineage && memo.source.as_bytes() == arrived => {
                 Ok(memo.stamped.clone())
             }
             _ => {
+                let source = existing
+                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
+                    .or(incoming)
+                    .unwrap_or_default();
                 let stamped = TraceField.stamped(source, lineage)?;
                 *last = Some(Stamped {
                     source: source.to_owned(),
@@ -552,13 +560,27 @@ pub(crate) mod tests {
             Lineage::new().record_run(me),
             Lineage::new().record_run(me).record_run(me),
         ];
-        for step in 0..64usize {
+        let not_text: &[u8] = b"Root=1-a-\xff";
+        for step in 0..96usize {
             let header = headers[step % 3 + (step / 16) % 2];
             let lineage = lineages[(step / 2) % 2];
+            // On the request, or the invocation's (the request has none,
+            // or one that is not text).
+            let (existing, incoming) = match step % 5 {
+                0 => (None, Some(header)),
+                1 => (Some(not_text), Some(header)),
+                2 => (None, None),
+                _ => (Some(header.as_bytes()), Some(headers[(step + 1) % 4])),
+            };
+            let expected = match (existing, incoming) {
+                (Some(bytes), _) if bytes != not_text => header,
+                (_, Some(incoming)) => incoming,
+                _ => "",
+            };
             assert_eq!(
-                stamped_memo(header, &lineage).ok(),
-                TraceField.stamped(header, &lineage).ok(),
-                "{header} {lineage:?}"
+                stamped_memo(existing, incoming, &lineage).ok(),
+                TraceField.stamped(expected, &lineage).ok(),
+                "{existing:?} {incoming:?} {lineage:?}"
             );
         }
     }
