@@ -391,8 +391,9 @@ impl Lineage {
     /// The encoded value in a `String` of its own, sized exactly (what a
     /// carrier stores).
     pub fn to_text(&self) -> String {
-        // Every call an invocation makes carries its one lineage: the last
-        // one encoded on this thread is kept, and a repeat is a copy.
+        // Without a chain budget the calls of one invocation carry its one
+        // lineage: the last one encoded on this thread is kept, and a
+        // repeat is a copy (a miss encodes, as without it).
         thread_local! {
             static LAST: std::cell::RefCell<Option<(Lineage, EncodedLineage)>> =
                 const { std::cell::RefCell::new(None) };
@@ -1144,6 +1145,26 @@ mod tests {
             for (i, c) in m.entries() {
                 prop_assert_eq!(c, a.count(i).max(b.count(i)));
             }
+        }
+
+        /// What the guard relies on to skip a repeated record's merge:
+        /// merging a lineage again changes nothing, right after its merge
+        /// or after others (full lineages, evictions and budgets included).
+        #[test]
+        fn merging_a_lineage_again_changes_nothing(
+            a in arb_lineage(),
+            b in arb_lineage(),
+            c in arb_lineage(),
+        ) {
+            let mut m = a;
+            m.merge(&b);
+            let once = m;
+            m.merge(&b);
+            prop_assert_eq!(m, once);
+            m.merge(&c);
+            let later = m;
+            m.merge(&b);
+            prop_assert_eq!(m, later);
         }
 
         #[test]

@@ -1309,19 +1309,40 @@ mod repeated_records {
     const ORDERS: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
     const ROOT: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
 
-    fn config() -> LoopGuardConfig {
-        LoopGuardConfig::builder()
+    /// A limit of 4, and of 6 through the requeue queue (`per_source`).
+    fn config(mode: Mode, per_source: bool) -> LoopGuardConfig {
+        let builder = LoopGuardConfig::builder()
             .function_identity(ME)
             .max_depth(4)
-            .source_max_depth(REQUEUE, 6)
-            .build()
-            .unwrap()
+            .mode(mode);
+        let builder = if per_source {
+            builder.source_max_depth(REQUEUE, 6)
+        } else {
+            builder
+        };
+        builder.build().unwrap()
+    }
+
+    fn requeue() -> FunctionId {
+        config(Mode::Terminate, true).limit_for(Some(REQUEUE)).0
+    }
+
+    /// Twelve other functions that each ran once: two of them in one chain
+    /// hold more functions than a lineage keeps (16).
+    fn others(first: u32) -> Lineage {
+        (first..first + 12).fold(Lineage::new(), |l, n| l.record_run(FunctionId::from_u32(n)))
+    }
+
+    fn merged(a: Lineage, b: &Lineage) -> Lineage {
+        let mut both = a;
+        both.merge(b);
+        both
     }
 
     /// The header (none, one value, two values, a value of another
-    /// function, no value), the attribute and the queue of one record.
+    /// function, no value, more functions than a lineage keeps), the
+    /// attribute and the queue of one record.
     fn record(i: usize, header: u8, attribute: u8, queue: u8) -> SqsMessage {
-        let requeue = config().limit_for(Some(REQUEUE)).0;
         let mut m = sqs_record(&format!("r{i}"), None);
         let header = match header {
             0 => None,
@@ -1330,14 +1351,14 @@ mod repeated_records {
             // Two values: the first one loops on either queue.
             3 => Some(format!(
                 "{ROOT};LoopGuard={};Sampled=1;LoopGuard={}",
-                {
-                    let mut both = ran(4);
-                    both.merge(&ran_as(requeue, 6));
-                    both
-                },
-                ran_as(requeue, 1)
+                merged(ran(4), &ran_as(requeue(), 6)),
+                ran_as(requeue(), 1)
             )),
-            4 => Some(format!("{ROOT};LoopGuard={}", ran_as(requeue, 3))),
+            4 => Some(format!("{ROOT};LoopGuard={}", ran_as(requeue(), 3))),
+            5 => Some(format!(
+                "{ROOT};LoopGuard={}",
+                merged(ran(1), &others(1000))
+            )),
             _ => Some(format!("{ROOT};Sampled=0")),
         };
         if let Some(header) = header {
@@ -1347,6 +1368,7 @@ mod repeated_records {
             0 => None,
             1 => Some(ran(2).to_string()),
             2 => Some(ran(3).to_string()),
+            3 => Some(others(2000).to_string()),
             _ => Some("not a lineage".to_owned()),
         };
         if let Some(value) = attribute {
@@ -1360,26 +1382,29 @@ mod repeated_records {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
         fn each_record_is_decided_as_if_alone(
-            shapes in proptest::collection::vec((0u8..6, 0u8..4, 0u8..2), 1..24)
+            shapes in proptest::collection::vec((0u8..7, 0u8..5, 0u8..2), 1..24),
+            mode in prop_oneof![Just(Mode::Terminate), Just(Mode::Observe), Just(Mode::Allow)],
+            per_source in any::<bool>(),
         ) {
             let records: Vec<SqsMessage> = shapes
                 .iter()
                 .enumerate()
                 .map(|(i, &(h, a, q))| record(i, h, a, q))
                 .collect();
-            let config = config();
+            let config = config(mode, per_source);
             // Each record alone: its lineage, its limit, its fate.
-            let mut expected_run = Vec::new();
-            let mut merged = Lineage::new();
-            let mut runner = None;
+            let (mut expected_run, mut merged, mut runner, mut looping) =
+                (Vec::new(), Lineage::new(), None, 0);
             for r in &records {
                 let lineage = r.read_record(&config).lineage();
                 let (id, max_depth) = config.limit_for(r.event_source_arn.as_deref());
                 runner.get_or_insert(id);
-                if u32::from(lineage.count(id)) < max_depth {
+                let loops = u32::from(lineage.count(id)) >= max_depth;
+                looping += usize::from(loops);
+                if !loops || mode != Mode::Terminate {
                     expected_run.push(r.message_id.clone().unwrap());
                     merged.merge(&lineage);
                 }
@@ -1403,9 +1428,9 @@ mod repeated_records {
             let resp = rt
                 .block_on(svc.oneshot(LambdaEvent::new(sqs_event(records.clone()), context_with(None))))
                 .unwrap();
-            let dropped = records.len() - expected_run.len();
-            prop_assert_eq!(resp.batch_item_failures.len(), dropped);
-            prop_assert_eq!(lines.json().len(), dropped, "one drop line per looping record");
+            prop_assert_eq!(resp.batch_item_failures.len(), records.len() - expected_run.len());
+            let reported = if mode == Mode::Allow { 0 } else { looping };
+            prop_assert_eq!(lines.json().len(), reported, "one line per looping record");
             let seen = seen.lock().unwrap().take();
             if expected_run.is_empty() {
                 prop_assert!(seen.is_none(), "the handler never runs");
@@ -1413,9 +1438,8 @@ mod repeated_records {
                 let (ran_ids, chain) = seen.unwrap();
                 prop_assert_eq!(ran_ids, expected_run);
                 let outgoing = merged.record_run(runner);
-                for id in [me(), config_requeue()] {
-                    prop_assert_eq!(chain.count(id), outgoing.count(id));
-                }
+                let counts = |l: &Lineage| l.entries().collect::<Vec<_>>();
+                prop_assert_eq!(counts(&chain), counts(&outgoing));
                 prop_assert_eq!(chain.hops(), outgoing.hops());
             }
         }
@@ -1423,10 +1447,6 @@ mod repeated_records {
 
     /// The ids of the records the handler ran, and the chain it ran in.
     type RanWith = Arc<Mutex<Option<(Vec<String>, Lineage)>>>;
-
-    fn config_requeue() -> FunctionId {
-        config().limit_for(Some(REQUEUE)).0
-    }
 
     /// With signing keys, each record whose lineage does not verify counts
     /// in `UnverifiedLineages`, repeats included.

@@ -21,11 +21,27 @@ pub struct Hooks {
     interceptor: LoopGuardInterceptor,
     chain: Chain,
     input: SendMessageInput,
-    header: &'static str,
+    // The request's trace header, one call after the other in turn.
+    headers: Vec<String>,
+    next: std::cell::Cell<usize>,
 }
 
 impl Hooks {
     pub fn new(header: &'static str) -> Hooks {
+        Hooks::with_headers(header, vec![header.to_owned()])
+    }
+
+    /// Calls whose requests carry headers that differ from one call to the
+    /// next (a `Parent` of their own), as long as `header`.
+    pub fn varying(header: &'static str) -> Hooks {
+        let parent = |p: &str| header.replace("Parent=53995c3f42cd8ad8", p);
+        Hooks::with_headers(
+            header,
+            vec![parent("Parent=0000000000000001"), parent("Parent=0000000000000002")],
+        )
+    }
+
+    fn with_headers(header: &'static str, headers: Vec<String>) -> Hooks {
         Hooks {
             components: RuntimeComponentsBuilder::for_tests().build().unwrap(),
             interceptor: LoopGuardInterceptor::new(),
@@ -38,15 +54,22 @@ impl Hooks {
                 .message_body("hello")
                 .build()
                 .unwrap(),
-            header,
+            headers,
+            next: std::cell::Cell::new(0),
         }
+    }
+
+    fn header(&self) -> &str {
+        let at = self.next.get();
+        self.next.set((at + 1) % self.headers.len());
+        &self.headers[at]
     }
 
     pub fn run(&self, guarded: bool) {
         let mut cfg = ConfigBag::base();
         let mut context = InterceptorContext::new(Input::erase(self.input.clone()));
         let request = http::Request::builder()
-            .header("x-amzn-trace-id", self.header)
+            .header("x-amzn-trace-id", self.header())
             .body(SdkBody::empty())
             .unwrap()
             .try_into()

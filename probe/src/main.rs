@@ -28,6 +28,31 @@ fn lineage(entries: u32) -> Lineage {
     })
 }
 
+/// `event` with a trace `Parent` of its own in each record's header (an
+/// instrumented producer: no two headers alike), and, with `alternate`,
+/// every other record from another chain (`other`, in both carriers).
+fn varied(mut event: SqsEvent, alternate: Option<&str>) -> SqsEvent {
+    for (i, record) in event.records.iter_mut().enumerate() {
+        let lineage = match alternate {
+            Some(other) if i % 2 == 1 => other.to_owned(),
+            _ => record.message_attributes["loop-guard"]
+                .string_value
+                .clone()
+                .unwrap_or_default(),
+        };
+        record.attributes.insert(
+            "AWSTraceHeader".into(),
+            format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={i:016x};Sampled=1;LoopGuard={lineage}"
+            ),
+        );
+        if let Some(attribute) = record.message_attributes.get_mut("loop-guard") {
+            attribute.string_value = Some(lineage);
+        }
+    }
+    event
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let case = args.next().unwrap_or_default();
@@ -76,6 +101,17 @@ fn main() {
     };
     let aws_small = aws_shaped_sqs_event(100, "{\"order\":1}", &probe_at(2));
     let aws_4k = aws_shaped_sqs_event(100, &json_body_4k(), &probe_at(2));
+    // The same records, no two trace headers alike; and two chains, one
+    // record each in turn.
+    let aws_parents = varied(aws_shaped_sqs_event(100, "{\"order\":1}", &probe_at(2)), None);
+    let other_chain = Lineage::new()
+        .record_run(FunctionId::from_identity("upstream"))
+        .record_run(FunctionId::from_identity("probe"))
+        .to_string();
+    let aws_two_chains = varied(
+        aws_shaped_sqs_event(100, "{\"order\":1}", &probe_at(2)),
+        Some(&other_chain),
+    );
     let clean_1000 = aws_shaped_sqs_event(1000, "{\"order\":1}", &probe_at(2));
     let looping_1000 = aws_shaped_sqs_event(1000, "{\"order\":1}", &probe_at(10));
     let run_batch = |guarded: bool, event: &SqsEvent| {
@@ -87,6 +123,9 @@ fn main() {
         }
     };
     let hooks = hooks::Hooks::new(TYPICAL);
+    // Each call from a header of its own (an instrumented SDK stamps a
+    // `Parent` per call): the kept stamped header never matches.
+    let hooks_new = hooks::Hooks::varying(TYPICAL);
     let aws_10 = aws_shaped_sqs_event(10, "{\"order\":1}", &probe_at(2));
     for _ in 0..n {
         match case.as_str() {
@@ -132,6 +171,11 @@ fn main() {
             ),
             "aws100_bare" => run_batch(false, &aws_small),
             "aws100_guarded" => run_batch(true, &aws_small),
+            "aws100_parents_bare" => run_batch(false, &aws_parents),
+            "aws100_parents_guarded" => run_batch(true, &aws_parents),
+            "aws100_two_chains_bare" => run_batch(false, &aws_two_chains),
+            "aws100_two_chains_guarded" => run_batch(true, &aws_two_chains),
+            "hooks_new_header" => hooks_new.run(true),
             "aws100_4k_bare" => run_batch(false, &aws_4k),
             "aws100_4k_guarded" => run_batch(true, &aws_4k),
             "clean1000_bare" => run_batch(false, &clean_1000),

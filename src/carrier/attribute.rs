@@ -47,6 +47,31 @@ impl MessageAttribute {
     }
 }
 
+/// What [`MessageAttribute::insert_lineage`] did: the bytes the attribute
+/// it inserted counts (name, type and value), and the one it replaced.
+#[cfg(any(feature = "sqs", feature = "sns"))]
+struct Inserted<V> {
+    size: usize,
+    replaced: Option<V>,
+}
+
+#[cfg(any(feature = "sqs", feature = "sns"))]
+impl MessageAttribute {
+    /// Sets this attribute to `lineage` in an SDK request's `map` (one hash
+    /// of the name), unless the message has no room for it.
+    fn insert_lineage<V: AttributeSize>(
+        &self,
+        map: &mut HashMap<String, V>,
+        lineage: &Lineage,
+    ) -> Result<Inserted<V>, StampError> {
+        self.check_room(map)?;
+        let attribute = V::of_lineage(lineage)?;
+        let size = self.name().len() + attribute.size();
+        let replaced = map.insert(self.name().to_owned(), attribute);
+        Ok(Inserted { size, replaced })
+    }
+}
+
 impl Default for MessageAttribute {
     /// The attribute [`KEY`] (`loop-guard`).
     fn default() -> Self {
@@ -114,10 +139,7 @@ macro_rules! sdk_attribute_carrier {
                 map: &mut HashMap<String, $value>,
                 lineage: &Lineage,
             ) -> Result<(), StampError> {
-                self.check_room(map)?;
-                let attribute = <$value as AttributeSize>::of_lineage(lineage)?;
-                map.insert(self.name().to_owned(), attribute);
-                Ok(())
+                self.insert_lineage(map, lineage).map(drop)
             }
         }
     };
@@ -190,15 +212,15 @@ pub(crate) fn stamp_attribute<V: AttributeSize>(
     // One pass over the attributes and one hash of the key: the size after
     // is the size before, less the attribute replaced, plus ours.
     let stamp = |attributes: &mut HashMap<String, V>| {
-        MessageAttribute::default().check_room(attributes)?;
-        let attribute = V::of_lineage(lineage)?;
         let before = body.len()
             + attributes
                 .iter()
                 .map(|(name, value)| name.len() + value.size())
                 .sum::<usize>();
-        let added = KEY.len() + attribute.size();
-        let replaced = attributes.insert(KEY.to_owned(), attribute);
+        let Inserted {
+            size: added,
+            replaced,
+        } = MessageAttribute::default().insert_lineage(attributes, lineage)?;
         let removed = replaced.as_ref().map_or(0, |old| KEY.len() + old.size());
         if before - removed + added > max_bytes(before) {
             match replaced {

@@ -14,14 +14,41 @@ use crate::trace_header::{TraceHeader, MAX_TRACE_HEADER_LEN};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct TraceField;
 
+/// Merges every value of our field in `header` into `incoming` and takes
+/// the header's `Root` as the chain root; returns where the value is when
+/// there is at most one (`Some(None)`: none), what [`LastHeader`] keeps. An
+/// oversized header is warned about and read as empty.
+fn scan_header<'a>(header: &'a str, incoming: &mut Incoming<'a>) -> Option<Option<(usize, usize)>> {
+    let parsed = match TraceHeader::parse(header) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::warn!(%error, "ignoring oversized trace header");
+            return None;
+        }
+    };
+    let (mut values, mut only) = (0, None);
+    parsed.each_loop_guard_value(|value| {
+        values += 1;
+        only = Some(value);
+        incoming.read_lineage_value(value, "trace header");
+    });
+    incoming.set_chain_root_header(header);
+    // Where the only value sits, to slice it out of an equal header.
+    let range = only.map(|value| {
+        let start = value.as_ptr() as usize - header.as_ptr() as usize;
+        (start, start + value.len())
+    });
+    (values <= 1).then_some(range)
+}
+
 /// The last trace header of a batch [`TraceField::read_batch_header`] read,
 /// and where our field's value is in it.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct LastHeader<'a> {
     header: &'a str,
     // `Some(None)`: no value; `Some(Some((start, end)))`: one value, at
-    // these byte offsets; `None`: nothing remembered (no header yet, or two
-    // values or more, which are read again).
+    // these byte offsets; `None`: no header yet. A header with two values
+    // or more is not kept: it is read again.
     value: Option<Option<(usize, usize)>>,
 }
 
@@ -30,15 +57,7 @@ impl TraceField {
     /// and takes its `Root` as the chain root (if none is known yet): the
     /// read side for headers held as `&str`.
     pub fn read_header<'a>(&self, header: &'a str, incoming: &mut Incoming<'a>) {
-        match TraceHeader::parse(header) {
-            Ok(parsed) => {
-                parsed.each_loop_guard_value(|value| {
-                    incoming.read_lineage_value(value, "trace header");
-                });
-                incoming.set_chain_root_header(header);
-            }
-            Err(error) => tracing::warn!(%error, "ignoring oversized trace header"),
-        }
+        scan_header(header, incoming);
     }
 
     /// [`read_header`](Self::read_header) for the headers of one batch, in
@@ -57,26 +76,12 @@ impl TraceField {
             incoming.set_chain_root_header(header);
             return;
         }
-        let Ok(parsed) = TraceHeader::parse(header) else {
-            // Warned about, every time.
-            return self.read_header(header, incoming);
-        };
-        let (mut values, mut only) = (0, None);
-        parsed.each_loop_guard_value(|value| {
-            values += 1;
-            only = Some(value);
-            incoming.read_lineage_value(value, "trace header");
-        });
-        incoming.set_chain_root_header(header);
-        // Where the only value sits, to slice it out of an equal header.
-        let range = only.map(|value| {
-            let start = value.as_ptr() as usize - header.as_ptr() as usize;
-            (start, start + value.len())
-        });
-        *last = LastHeader {
-            header,
-            value: (values <= 1).then_some(range),
-        };
+        if let Some(value) = scan_header(header, incoming) {
+            *last = LastHeader {
+                header,
+                value: Some(value),
+            };
+        }
     }
 
     /// `header` with our field set to `lineage`, in a string of its own

@@ -304,46 +304,55 @@ fn stamp_trace_header(headers: &mut Headers, chain: &Chain, lineage: &crate::lin
 }
 
 /// The header a call carries, stamped with `lineage`: the one `existing` on
-/// the request when it is text, else the invocation's `incoming` one. The
-/// calls of one invocation start from one header with one lineage: the last
-/// header stamped on this thread is kept, and a repeat (byte for byte) is a
-/// copy, without the header's text checked again.
+/// the request when it is text, else the invocation's `incoming` one.
+/// Without a chain budget the calls of one invocation start from one header
+/// with one lineage: the last header stamped on this thread is kept, and a
+/// repeat (byte for byte) is a copy, without the header's text checked
+/// again. A miss (each send of a budgeted chain carries its own share)
+/// costs what stamping does, the kept buffers reused.
 fn stamped_memo(
     existing: Option<&[u8]>,
     incoming: Option<&str>,
     lineage: &crate::lineage::Lineage,
 ) -> Result<String, crate::carrier::StampError> {
+    #[derive(Default)]
     struct Stamped {
         source: String,
         lineage: crate::lineage::Lineage,
         stamped: String,
     }
     thread_local! {
-        static LAST: std::cell::RefCell<Option<Stamped>> = const { std::cell::RefCell::new(None) };
+        static LAST: std::cell::RefCell<Stamped> = std::cell::RefCell::new(Stamped::default());
     }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        // Bytes that are not text never equal the kept source, which is.
-        let arrived = existing.unwrap_or(incoming.unwrap_or_default().as_bytes());
-        match &*last {
-            Some(memo) if memo.lineage == *lineage && memo.source.as_bytes() == arrived => {
-                Ok(memo.stamped.clone())
-            }
-            _ => {
-                let source = existing
-                    .and_then(|bytes| std::str::from_utf8(bytes).ok())
-                    .or(incoming)
-                    .unwrap_or_default();
-                let stamped = TraceField.stamped(source, lineage)?;
-                *last = Some(Stamped {
-                    source: source.to_owned(),
-                    lineage: *lineage,
-                    stamped: stamped.clone(),
-                });
-                Ok(stamped)
-            }
+    let stamp = |memo: Option<&mut Stamped>| {
+        let source = existing
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .or(incoming)
+            .unwrap_or_default();
+        let stamped = TraceField.stamped(source, lineage)?;
+        if let Some(memo) = memo {
+            memo.source.clear();
+            memo.source.push_str(source);
+            memo.lineage = *lineage;
+            memo.stamped.clear();
+            memo.stamped.push_str(&stamped);
+        }
+        Ok(stamped)
+    };
+    // Bytes that are not text never equal the kept source, which is.
+    let arrived = existing.unwrap_or(incoming.unwrap_or_default().as_bytes());
+    LAST.try_with(|last| {
+        let mut memo = last.borrow_mut();
+        // The empty kept source stands for nothing kept yet.
+        if !memo.source.is_empty() && memo.lineage == *lineage && memo.source.as_bytes() == arrived
+        {
+            Ok(memo.stamped.clone())
+        } else {
+            stamp(Some(&mut memo))
         }
     })
+    // The thread is ending: stamp without the memo.
+    .unwrap_or_else(|_| stamp(None))
 }
 
 #[cfg(test)]
@@ -583,6 +592,18 @@ pub(crate) mod tests {
                 "{existing:?} {incoming:?} {lineage:?}"
             );
         }
+        // A header that cannot be stamped is refused, and not kept: the
+        // header before it is still answered for, and itself again too.
+        let huge = format!("Root=1-a-b;Pad={}", "x".repeat(9000));
+        for _ in 0..2 {
+            for header in ["Root=1-a-b", huge.as_str()] {
+                assert_eq!(
+                    stamped_memo(Some(header.as_bytes()), None, &lineages[0]).ok(),
+                    TraceField.stamped(header, &lineages[0]).ok(),
+                );
+            }
+        }
+        assert!(stamped_memo(None, Some(&huge), &lineages[0]).is_err());
     }
 
     proptest::proptest! {

@@ -125,21 +125,19 @@ pub(super) struct Inspection<'s, 'a> {
     deferred: Option<Vec<Deferred<'a>>>,
     exact: bool,
     claimed: Vec<ClaimedRuns>,
-    // The last unit that ran without a report: a later unit with the same
-    // inputs (the records of one producer run) is decided as it was.
-    last_ran: Option<Ran<'a>>,
-    // Times `merged` took in a lineage that differed from it.
-    merges: u32,
+    // The last two kinds of unit that ran without a report, the latest
+    // first: a later unit with the same inputs (the records of one producer
+    // run, or of two in turn) is decided as it was.
+    last_ran: [Option<Ran<'a>>; 2],
 }
 
-/// A unit that ran: what it was decided on, the lineages its resolution
-/// counted as unverified, and `merges` once its lineage was merged and
-/// merging it again was seen to change nothing. Until something else is
-/// merged, a unit with the same inputs runs with nothing more to do.
+/// A unit that ran (its lineage merged): what it was decided on, and the
+/// lineages its resolution counted as unverified. A unit with the same
+/// inputs runs with nothing more to do: merging a lineage again changes
+/// nothing, whatever was merged since (`Lineage::merge`'s tests).
 struct Ran<'a> {
     inputs: DecisionInputs<'a>,
     rejected: u32,
-    merges: u32,
 }
 
 /// A unit waiting for its chain's claim on the exact budget.
@@ -208,8 +206,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
                 .then(Vec::new),
             exact,
             claimed: Vec::new(),
-            last_ran: None,
-            merges: 0,
+            last_ran: [None, None],
         };
         // Each unit is decided as the event hands it over: no buffer of units.
         payload.read_incoming(
@@ -248,11 +245,22 @@ impl<'s, 'a> Inspection<'s, 'a> {
             .per_record
             .then(|| unit.decision_inputs(config.has_source_limits()))
             .flatten();
-        if let (Some(inputs), Some(ran)) = (&inputs, &self.last_ran) {
-            if ran.merges == self.merges && *inputs == ran.inputs {
-                // Decided as that unit was: the same lineage, under the same
-                // limits, runs, and merging it changes nothing.
-                self.decoded.rejected += ran.rejected;
+        if let Some(inputs) = &inputs {
+            let [latest, before] = &mut self.last_ran;
+            let seen = |ran: &Option<Ran<'a>>| {
+                ran.as_ref()
+                    .filter(|r| r.inputs == *inputs)
+                    .map(|r| r.rejected)
+            };
+            // Decided as that unit was: the same lineage, under the same
+            // limits, runs, and merging it again changes nothing.
+            if let Some(rejected) = seen(latest) {
+                self.decoded.rejected += rejected;
+                return;
+            }
+            if let Some(rejected) = seen(before) {
+                std::mem::swap(latest, before);
+                self.decoded.rejected += rejected;
                 return;
             }
         }
@@ -296,12 +304,9 @@ impl<'s, 'a> Inspection<'s, 'a> {
             _ => {
                 self.merge(&lineage);
                 if let (Some(inputs), false) = (inputs, reported) {
-                    let mut again = self.merged;
-                    let settled = !Self::merge_into(&mut again, &lineage) || again == self.merged;
-                    self.last_ran = settled.then(|| Ran {
+                    self.last_ran[1] = self.last_ran[0].replace(Ran {
                         inputs,
                         rejected: self.decoded.rejected - rejected,
-                        merges: self.merges,
                     });
                 }
             }
@@ -368,20 +373,11 @@ impl<'s, 'a> Inspection<'s, 'a> {
 
     /// Adds a unit that runs to the invocation's outgoing lineage.
     fn merge(&mut self, lineage: &Lineage) {
-        if Self::merge_into(&mut self.merged, lineage) {
-            self.merges += 1;
+        // The records of a batch usually carry one lineage: merging it again
+        // changes nothing, and a comparison costs less.
+        if lineage.unsigned() != self.merged {
+            self.merged.merge(lineage);
         }
-    }
-
-    /// Merges `lineage` into `merged`, unless they are equal already (the
-    /// records of a batch usually carry one lineage: a comparison costs
-    /// less than a merge); returns whether it merged.
-    fn merge_into(merged: &mut Lineage, lineage: &Lineage) -> bool {
-        let differs = lineage.unsigned() != *merged;
-        if differs {
-            merged.merge(lineage);
-        }
-        differs
     }
 
     #[cfg(feature = "exact-budget")]

@@ -41,10 +41,7 @@ impl GuardedEvent for SqsEvent {
         config: &LoopGuardConfig,
         out: &mut Units<'a, '_>,
     ) {
-        let mut last = LastHeader::default();
-        for message in &self.records {
-            out.push(read_message(message, config, &mut last));
-        }
+        read_messages(&self.records, config, out);
     }
 
     fn batch(&self) -> Batch {
@@ -60,13 +57,10 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
     fn read_incoming<'a>(
         &'a self,
         _context: &'a Context,
-        _config: &LoopGuardConfig,
+        config: &LoopGuardConfig,
         out: &mut Units<'a, '_>,
     ) {
-        let mut last = LastHeader::default();
-        for message in &self.records {
-            out.push(read_message_obj(message, &mut last));
-        }
+        read_messages(&self.records, config, out);
     }
 
     fn batch(&self) -> Batch {
@@ -80,55 +74,90 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
 
 impl GuardedRecord for SqsMessage {
     fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
-        read_message(self, config, &mut LastHeader::default())
+        read_message(self.parts(), config, &mut LastHeader::default())
     }
 }
 
 impl<T: Serialize> GuardedRecord for SqsMessageObj<T> {
-    fn read_record<'a>(&'a self, _config: &LoopGuardConfig) -> Incoming<'a> {
-        read_message_obj(self, &mut LastHeader::default())
+    fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
+        read_message(self.parts(), config, &mut LastHeader::default())
     }
 }
 
-/// One message of a batch whose previous trace header was `last`.
+/// What the guard reads of an SQS message, its body typed or not.
+struct Parts<'a> {
+    id: Option<&'a str>,
+    attributes: &'a HashMap<String, String>,
+    message_attributes: &'a HashMap<String, SqsMessageAttribute>,
+    // The body as text (`None` when typed: then not read).
+    body: Option<&'a str>,
+    arn: Option<&'a str>,
+}
+
+trait SqsParts {
+    fn parts(&self) -> Parts<'_>;
+}
+
+impl SqsParts for SqsMessage {
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            id: self.message_id.as_deref(),
+            attributes: &self.attributes,
+            message_attributes: &self.message_attributes,
+            body: self.body.as_deref(),
+            arn: self.event_source_arn.as_deref(),
+        }
+    }
+}
+
+impl<T: Serialize> SqsParts for SqsMessageObj<T> {
+    fn parts(&self) -> Parts<'_> {
+        Parts {
+            id: self.message_id.as_deref(),
+            attributes: &self.attributes,
+            message_attributes: &self.message_attributes,
+            body: None,
+            arn: self.event_source_arn.as_deref(),
+        }
+    }
+}
+
+/// One unit per message, in order; a trace header equal to the one before
+/// it is not scanned again.
+fn read_messages<'a, M: SqsParts>(
+    messages: &'a [M],
+    config: &LoopGuardConfig,
+    out: &mut Units<'a, '_>,
+) {
+    let mut last = LastHeader::default();
+    for message in messages {
+        out.push(read_message(message.parts(), config, &mut last));
+    }
+}
+
+/// One message of a batch whose previous trace header was `last`; the unit
+/// is built in place (moved as few times as possible).
 fn read_message<'a>(
-    message: &'a SqsMessage,
+    message: Parts<'a>,
     config: &LoopGuardConfig,
     last: &mut LastHeader<'a>,
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sqs);
-    incoming.set_item_id(message.message_id.as_deref());
-    read_attributes(
-        &mut incoming,
-        &message.attributes,
-        &message.message_attributes,
-        last,
-    );
+    incoming.set_item_id(message.id);
+    if let Some(header) =
+        crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
+    {
+        TraceField.read_batch_header(header, &mut incoming, last);
+    }
+    MessageAttribute::default().read(message.message_attributes, &mut incoming);
     // A message with our attribute was sent by a guarded producer (or
     // delivered raw): its body is not an envelope of ours to read.
-    if let Some(body) = message.body.as_deref() {
+    if let Some(body) = message.body {
         crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
-            crate::carrier::small_map_get(&message.message_attributes, KEY).is_some()
+            crate::carrier::small_map_get(message.message_attributes, KEY).is_some()
         });
     }
-    incoming.set_source_arn(message.event_source_arn.as_deref());
-    incoming
-}
-
-/// [`read_message`] for a message whose body is typed (not read).
-fn read_message_obj<'a, T: Serialize>(
-    message: &'a SqsMessageObj<T>,
-    last: &mut LastHeader<'a>,
-) -> Incoming<'a> {
-    let mut incoming = Incoming::new(EventSource::Sqs);
-    incoming.set_item_id(message.message_id.as_deref());
-    read_attributes(
-        &mut incoming,
-        &message.attributes,
-        &message.message_attributes,
-        last,
-    );
-    incoming.set_source_arn(message.event_source_arn.as_deref());
+    incoming.set_source_arn(message.arn);
     incoming
 }
 
@@ -159,20 +188,6 @@ impl GuardedResponse for SqsBatchResponse {
             failure
         }));
     }
-}
-
-/// Reads a message's two carriers into `incoming` (built in place: a unit
-/// is moved as few times as possible).
-fn read_attributes<'a>(
-    incoming: &mut Incoming<'a>,
-    attributes: &'a HashMap<String, String>,
-    message_attributes: &'a HashMap<String, SqsMessageAttribute>,
-    last: &mut LastHeader<'a>,
-) {
-    if let Some(header) = crate::carrier::small_map_get(attributes, AWS_TRACE_HEADER_ATTRIBUTE) {
-        TraceField.read_batch_header(header, incoming, last);
-    }
-    MessageAttribute::default().read(message_attributes, incoming);
 }
 
 /// Reads the lineage of the SNS notification envelope `body`, if it is one
