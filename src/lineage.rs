@@ -327,11 +327,16 @@ impl Lineage {
     /// lineage, forged or merely long, can keep a function from counting.
     #[must_use]
     pub fn record_run(mut self, function: FunctionId) -> Self {
-        let next = self.count(function).saturating_add(1);
-        if self.len() == MAX_ENTRIES && self.position(function).is_err() {
-            self.evict_smallest();
+        // One search: the function's entry, or where it goes.
+        match self.position(function) {
+            Ok(i) => self.counts[i] = self.counts[i].saturating_add(1),
+            Err(_) => {
+                if self.len() == MAX_ENTRIES {
+                    self.evict_smallest();
+                }
+                self.set_at_least(function, 1);
+            }
         }
-        self.set_at_least(function, next);
         self.hops = self.hops.saturating_add(1);
         // The run consumes one of its chain's budget.
         self.budget = self.budget.map(|b| b.saturating_sub(1));
