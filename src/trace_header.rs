@@ -132,7 +132,7 @@ impl<'a> TraceHeader<'a> {
     }
 
     /// Calls `on_value` with each value of our field, in order, found with
-    /// a SIMD scan for the first byte of its name (a header without our
+    /// a SIMD scan for a byte of its name (a header without our
     /// field is passed over in a few instructions per 16 bytes): the same values as
     /// [`loop_guard_values`](Self::loop_guard_values), without visiting the
     /// other fields.
@@ -148,14 +148,21 @@ impl<'a> TraceHeader<'a> {
     /// Calls `on_segment` with the byte range of each of our field's
     /// segments, in order, from the start of the segment (after the `;`,
     /// leading spaces included) to its separator. Headers are short: a SIMD
-    /// scan for the first byte of the name, then a prefix test, costs less
+    /// scan for one byte of the name, then a prefix test, costs less
     /// than setting up a substring search.
     #[inline]
     fn each_loop_guard_segment(&self, mut on_segment: impl FnMut(std::ops::Range<usize>)) {
+        // The scan looks for the `G` of `LoopGuard`: no other field of an
+        // X-Ray header has one (`Lineage`, which Lambda adds, starts with
+        // `L` too), so nearly every hit is ours.
+        const ANCHOR: usize = 4;
         let raw = self.raw;
         let bytes = raw.as_bytes();
         let field = LOOP_GUARD_FIELD.as_bytes();
-        for at in memchr::memchr_iter(field[0], bytes) {
+        for found in memchr::memchr_iter(field[ANCHOR], bytes) {
+            let Some(at) = found.checked_sub(ANCHOR) else {
+                continue;
+            };
             if !bytes[at..].starts_with(field) {
                 continue;
             }
