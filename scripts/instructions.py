@@ -10,7 +10,8 @@ usage: scripts/instructions.py [--check] PROBE_BINARY
 With --check, every row with a budget must be within it (a regression gate
 that cannot flake: the counts are exact, up to the order of the events'
 hash maps, which moves a batch's count by a few percent between processes;
-the budgets leave 10 to 20 % of room); exit 1 otherwise. Without
+the budgets of batches leave 15 to 25 % of room, those of single paths
+6 to 10 %); exit 1 otherwise. Without
 valgrind, --check says so loudly and exits 0.
 """
 import re, shutil, subprocess, sys

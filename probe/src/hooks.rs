@@ -35,10 +35,12 @@ impl Hooks {
     /// next (a `Parent` of their own), as long as `header`.
     pub fn varying(header: &'static str) -> Hooks {
         let parent = |p: &str| header.replace("Parent=53995c3f42cd8ad8", p);
-        Hooks::with_headers(
-            header,
-            vec![parent("Parent=0000000000000001"), parent("Parent=0000000000000002")],
-        )
+        let headers = vec![parent("Parent=0000000000000001"), parent("Parent=0000000000000002")];
+        assert!(
+            headers[0] != headers[1] && headers[0].len() == header.len(),
+            "the header's Parent was not replaced: the case would measure repeats"
+        );
+        Hooks::with_headers(header, headers)
     }
 
     fn with_headers(header: &'static str, headers: Vec<String>) -> Hooks {

@@ -48,11 +48,12 @@ impl MessageAttribute {
 }
 
 /// What [`MessageAttribute::insert_lineage`] did: the bytes the attribute
-/// it inserted counts (name, type and value), and the one it replaced.
+/// it inserted counts (name, type and value), and the one it replaced with
+/// its bytes.
 #[cfg(any(feature = "sqs", feature = "sns"))]
 struct Inserted<V> {
     size: usize,
-    replaced: Option<V>,
+    replaced: Option<(V, usize)>,
 }
 
 #[cfg(any(feature = "sqs", feature = "sns"))]
@@ -67,7 +68,10 @@ impl MessageAttribute {
         self.check_room(map)?;
         let attribute = V::of_lineage(lineage)?;
         let size = self.name().len() + attribute.size();
-        let replaced = map.insert(self.name().to_owned(), attribute);
+        let replaced = map.insert(self.name().to_owned(), attribute).map(|old| {
+            let size = self.name().len() + old.size();
+            (old, size)
+        });
         Ok(Inserted { size, replaced })
     }
 }
@@ -221,10 +225,10 @@ pub(crate) fn stamp_attribute<V: AttributeSize>(
             size: added,
             replaced,
         } = MessageAttribute::default().insert_lineage(attributes, lineage)?;
-        let removed = replaced.as_ref().map_or(0, |old| KEY.len() + old.size());
+        let removed = replaced.as_ref().map_or(0, |(_, size)| *size);
         if before - removed + added > max_bytes(before) {
             match replaced {
-                Some(replaced) => attributes.insert(KEY.to_owned(), replaced),
+                Some((replaced, _)) => attributes.insert(KEY.to_owned(), replaced),
                 None => attributes.remove(KEY),
             };
             tracing::warn!(

@@ -47,8 +47,8 @@ fn scan_header<'a>(header: &'a str, incoming: &mut Incoming<'a>) -> Option<Optio
 pub(crate) struct LastHeader<'a> {
     header: &'a str,
     // `Some(None)`: no value; `Some(Some((start, end)))`: one value, at
-    // these byte offsets; `None`: no header yet. A header with two values
-    // or more is not kept: it is read again.
+    // these byte offsets; `None`: no header kept yet. A header with two
+    // values or more, or an oversized one, is not kept: it is read again.
     value: Option<Option<(usize, usize)>>,
 }
 

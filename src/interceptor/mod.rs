@@ -315,14 +315,21 @@ fn stamped_memo(
     incoming: Option<&str>,
     lineage: &crate::lineage::Lineage,
 ) -> Result<String, crate::carrier::StampError> {
-    #[derive(Default)]
     struct Stamped {
+        kept: bool,
         source: String,
         lineage: crate::lineage::Lineage,
         stamped: String,
     }
     thread_local! {
-        static LAST: std::cell::RefCell<Stamped> = std::cell::RefCell::new(Stamped::default());
+        static LAST: std::cell::RefCell<Stamped> = const {
+            std::cell::RefCell::new(Stamped {
+                kept: false,
+                source: String::new(),
+                lineage: crate::lineage::Lineage::new(),
+                stamped: String::new(),
+            })
+        };
     }
     let stamp = |memo: Option<&mut Stamped>| {
         let source = existing
@@ -331,6 +338,7 @@ fn stamped_memo(
             .unwrap_or_default();
         let stamped = TraceField.stamped(source, lineage)?;
         if let Some(memo) = memo {
+            memo.kept = true;
             memo.source.clear();
             memo.source.push_str(source);
             memo.lineage = *lineage;
@@ -343,9 +351,7 @@ fn stamped_memo(
     let arrived = existing.unwrap_or(incoming.unwrap_or_default().as_bytes());
     LAST.try_with(|last| {
         let mut memo = last.borrow_mut();
-        // The empty kept source stands for nothing kept yet.
-        if !memo.source.is_empty() && memo.lineage == *lineage && memo.source.as_bytes() == arrived
-        {
+        if memo.kept && memo.lineage == *lineage && memo.source.as_bytes() == arrived {
             Ok(memo.stamped.clone())
         } else {
             stamp(Some(&mut memo))
