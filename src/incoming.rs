@@ -71,18 +71,67 @@ impl fmt::Display for EventSource {
 /// The guard decides on each unit as it arrives, so a batch of any size is
 /// read without a buffer of its units.
 pub struct Units<'a, 's> {
-    sink: &'s mut dyn FnMut(Incoming<'a>),
+    sink: Sink<'a, 's>,
+}
+
+enum Sink<'a, 's> {
+    // Units collected, or handed to code outside the guard.
+    Plain(&'s mut dyn FnMut(Incoming<'a>)),
+    // The guard's decision, which can also take a repeat (below).
+    Deciding(&'s mut dyn FnMut(Handed<'a>) -> bool),
+}
+
+/// What a batch reader hands the guard's decision.
+pub(crate) enum Handed<'a> {
+    /// A unit read in full.
+    Unit(Incoming<'a>),
+    /// A record whose carriers are byte for byte the last unit's: decided
+    /// as that one was, when it ran.
+    Repeat,
 }
 
 impl<'a, 's> Units<'a, 's> {
     /// Units handed to `sink`, one call per unit.
     pub fn new(sink: &'s mut dyn FnMut(Incoming<'a>)) -> Self {
-        Units { sink }
+        Units {
+            sink: Sink::Plain(sink),
+        }
+    }
+
+    /// Units handed to the guard's decision, which answers each with
+    /// whether a unit like it may be handed over as a repeat.
+    pub(crate) fn deciding(sink: &'s mut dyn FnMut(Handed<'a>) -> bool) -> Self {
+        Units {
+            sink: Sink::Deciding(sink),
+        }
     }
 
     /// Hands over the next unit.
     pub fn push(&mut self, unit: Incoming<'a>) {
-        (self.sink)(unit);
+        self.push_unit(unit);
+    }
+
+    /// Hands over the next unit; whether the next one may be handed over as
+    /// a [`repeat`](Self::repeat) of it, when its carriers are the same.
+    pub(crate) fn push_unit(&mut self, unit: Incoming<'a>) -> bool {
+        match &mut self.sink {
+            Sink::Plain(sink) => {
+                sink(unit);
+                false
+            }
+            Sink::Deciding(sink) => sink(Handed::Unit(unit)),
+        }
+    }
+
+    /// Hands over a unit whose carriers are byte for byte those of the last
+    /// one handed over, for which [`push_unit`](Self::push_unit) answered
+    /// true: whether it was taken (decided as that one). When it was not,
+    /// the caller hands the unit over in full.
+    pub(crate) fn repeat(&mut self) -> bool {
+        match &mut self.sink {
+            Sink::Plain(_) => false,
+            Sink::Deciding(sink) => sink(Handed::Repeat),
+        }
     }
 }
 

@@ -1308,13 +1308,15 @@ mod repeated_records {
     const REQUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:requeue";
     const ORDERS: &str = "arn:aws:sqs:us-east-1:123456789012:orders";
     const ROOT: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:events";
 
     /// A limit of 4, and of 6 through the requeue queue (`per_source`).
     fn config(mode: Mode, per_source: bool) -> LoopGuardConfig {
         let builder = LoopGuardConfig::builder()
             .function_identity(ME)
             .max_depth(4)
-            .mode(mode);
+            .mode(mode)
+            .trust_sns_topic(TOPIC);
         let builder = if per_source {
             builder.source_max_depth(REQUEUE, 6)
         } else {
@@ -1341,9 +1343,24 @@ mod repeated_records {
 
     /// The header (none, one value, two values, a value of another
     /// function, no value, more functions than a lineage keeps), the
-    /// attribute and the queue of one record.
-    fn record(i: usize, header: u8, attribute: u8, queue: u8) -> SqsMessage {
+    /// attribute, the body (plain, an EventBridge event, an SNS envelope
+    /// from a trusted topic, each with a lineage) and the queue of one
+    /// record.
+    fn record(i: usize, header: u8, attribute: u8, body: u8, queue: u8) -> SqsMessage {
         let mut m = sqs_record(&format!("r{i}"), None);
+        let event =
+            |l: Lineage| format!(r#"{{"version":"0","id":"e{i}","detail":{{"{KEY}":"{l}"}}}}"#);
+        match body {
+            1 => m.body = Some(event(ran(4))),
+            2 => m.body = Some(event(ran(1))),
+            3 => {
+                m.body = Some(format!(
+                    r#"{{"Type":"Notification","MessageId":"n{i}","TopicArn":"{TOPIC}","Message":"hi","MessageAttributes":{{"{KEY}":{{"Type":"String","Value":"{}"}}}}}}"#,
+                    ran(4)
+                ))
+            }
+            _ => {}
+        }
         let header = match header {
             0 => None,
             1 => Some(format!("{ROOT};LoopGuard={}", ran(2))),
@@ -1385,14 +1402,14 @@ mod repeated_records {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
         fn each_record_is_decided_as_if_alone(
-            shapes in proptest::collection::vec((0u8..7, 0u8..5, 0u8..2), 1..24),
+            shapes in proptest::collection::vec((0u8..7, 0u8..5, 0u8..4, 0u8..2), 1..24),
             mode in prop_oneof![Just(Mode::Terminate), Just(Mode::Observe), Just(Mode::Allow)],
             per_source in any::<bool>(),
         ) {
             let records: Vec<SqsMessage> = shapes
                 .iter()
                 .enumerate()
-                .map(|(i, &(h, a, q))| record(i, h, a, q))
+                .map(|(i, &(h, a, b, q))| record(i, h, a, b, q))
                 .collect();
             let config = config(mode, per_source);
             // Each record alone: its lineage, its limit, its fate.
@@ -1445,6 +1462,42 @@ mod repeated_records {
         }
     }
 
+    /// Two records alike but for their queue: with a limit per queue, the
+    /// one that runs through the requeue queue says nothing of the other.
+    #[tokio::test]
+    async fn a_record_like_the_last_from_another_queue_is_decided_anew() {
+        let seen: Seen = Default::default();
+        let svc = LoopGuardLayer::new(config(Mode::Terminate, true))
+            .metric_sink(Lines::default().sink())
+            .layer(recording_batch_handler(&seen));
+        // Header and attribute: this function ran 4 times (its limit on
+        // orders); under the requeue queue it counts as another function.
+        let records = vec![record(0, 2, 0, 0, 1), record(1, 2, 0, 0, 0)];
+        let response = svc
+            .oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
+            .await
+            .unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["r1"]);
+        assert_eq!(seen.lock().unwrap().as_slice(), [vec!["r0".to_owned()]]);
+    }
+
+    /// Each body shape carries its lineage (else the property above would
+    /// not test bodies at all).
+    #[test]
+    fn the_body_shapes_carry_their_lineage() {
+        let config = config(Mode::Terminate, false);
+        let body = |shape| record(0, 0, 0, shape, 0).read_record(&config).lineage();
+        assert_eq!(body(0), Lineage::new());
+        assert_eq!(body(1), ran(4));
+        assert_eq!(body(2), ran(1));
+        assert_eq!(body(3), ran(4));
+    }
+
     /// The ids of the records the handler ran, and the chain it ran in.
     type RanWith = Arc<Mutex<Option<(Vec<String>, Lineage)>>>;
 
@@ -1462,7 +1515,7 @@ mod repeated_records {
         let svc = LoopGuardLayer::new(config)
             .metric_sink(lines.sink())
             .layer(recording_batch_handler(&seen));
-        let records = (0..5).map(|i| record(i, 1, 2, 0)).collect();
+        let records = (0..5).map(|i| record(i, 1, 2, 0, 0)).collect();
         svc.oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
             .await
             .unwrap();

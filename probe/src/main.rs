@@ -8,6 +8,8 @@
 
 #[path = "../../tests/support/fixtures.rs"]
 mod fixtures;
+#[path = "../../tests/support/floor.rs"]
+mod floor;
 mod hooks;
 
 use std::hint::black_box;
@@ -122,7 +124,19 @@ fn main() {
             drop(rt.block_on(batch.oneshot(event)))
         }
     };
+    let floor_batch = floor::FloorGuard(batch);
+    let run_floor = |event: &SqsEvent| {
+        let event = LambdaEvent::new(event.clone(), context());
+        drop(rt.block_on(floor_batch.clone().oneshot(event)))
+    };
     let hooks = hooks::Hooks::new(TYPICAL);
+    // The two stamps' values, ready: what the SDK alone costs to take them.
+    let floor_header = format!("{TYPICAL};LoopGuard={}", probe_at(2));
+    let floor_attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(probe_at(2))
+        .build()
+        .unwrap();
     // Each call from a header of its own (an instrumented SDK stamps a
     // `Parent` per call): the kept stamped header never matches.
     let hooks_new = hooks::Hooks::varying(TYPICAL);
@@ -131,8 +145,11 @@ fn main() {
         match case.as_str() {
             "hooks_bare" => hooks.run(false),
             "hooks_guarded" => hooks.run(true),
+            "hooks_sdk_floor" => hooks.run_sdk_floor(&floor_attribute, &floor_header),
             "aws10_bare" => run_batch(false, &aws_10),
             "aws10_guarded" => run_batch(true, &aws_10),
+            "aws10_floor" => run_floor(&aws_10),
+            "aws100_floor" => run_floor(&aws_small),
             "header_150" => drop(black_box(
                 TraceHeader::parse(black_box(TYPICAL))
                     .unwrap()

@@ -83,11 +83,23 @@ impl Default for MessageAttribute {
     }
 }
 
+/// How a lineage read from an SQS message attribute is named in warnings.
+pub(crate) const SQS_ATTRIBUTE_CARRIER: &str = "sqs message attribute";
+
+impl MessageAttribute {
+    /// The text value of this attribute of an SQS record, if it has one.
+    pub(crate) fn sqs_value<'a>(
+        &self,
+        map: &'a HashMap<String, SqsMessageAttribute>,
+    ) -> Option<&'a str> {
+        super::small_map_get(map, self.name()).and_then(|a| a.string_value.as_deref())
+    }
+}
+
 impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {
     fn read<'a>(&self, map: &'a HashMap<String, SqsMessageAttribute>, incoming: &mut Incoming<'a>) {
-        let attribute = super::small_map_get(map, self.name());
-        if let Some(value) = attribute.and_then(|a| a.string_value.as_deref()) {
-            incoming.read_lineage_value(value, "sqs message attribute");
+        if let Some(value) = self.sqs_value(map) {
+            incoming.read_lineage_value(value, SQS_ATTRIBUTE_CARRIER);
         }
     }
 
@@ -129,7 +141,7 @@ impl Carrier<HashMap<String, SnsEventAttribute>> for MessageAttribute {
 /// `aws-sdk-sqs` / `aws-sdk-sns` request attribute maps: the same code over
 /// two SDK types that share their shape.
 macro_rules! sdk_attribute_carrier {
-    ($feature:literal, $value:ty, $label:literal) => {
+    ($feature:literal, $value:ty, $label:expr) => {
         #[cfg(feature = $feature)]
         impl Carrier<HashMap<String, $value>> for MessageAttribute {
             fn read<'a>(&self, map: &'a HashMap<String, $value>, incoming: &mut Incoming<'a>) {
@@ -152,7 +164,7 @@ macro_rules! sdk_attribute_carrier {
 sdk_attribute_carrier!(
     "sqs",
     aws_sdk_sqs::types::MessageAttributeValue,
-    "sqs message attribute"
+    SQS_ATTRIBUTE_CARRIER
 );
 sdk_attribute_carrier!(
     "sns",

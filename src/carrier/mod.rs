@@ -80,6 +80,7 @@ pub(crate) mod trace;
 
 #[cfg(any(feature = "sqs", feature = "sns"))]
 pub(crate) use attribute::stamp_attribute;
+pub(crate) use attribute::SQS_ATTRIBUTE_CARRIER;
 pub use attribute::{MessageAttribute, MAX_MESSAGE_ATTRIBUTES};
 #[cfg(feature = "http")]
 pub use http::{HttpHeader, HTTP_HEADER};

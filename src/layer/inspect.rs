@@ -10,7 +10,7 @@ use super::shared::Shared;
 use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::{GuardUnavailableError, Limit, LoopGuardError, RecursiveInvocationError};
-use crate::incoming::{DecisionInputs, DecodeCache, EventSource, Incoming, Units};
+use crate::incoming::{DecisionInputs, DecodeCache, EventSource, Handed, Incoming, Units};
 use crate::lineage::Lineage;
 use crate::metric::DropEvent;
 use crate::source::{Batch, GuardedEvent};
@@ -212,12 +212,17 @@ impl<'s, 'a> Inspection<'s, 'a> {
         payload.read_incoming(
             context,
             config,
-            &mut Units::new(&mut |unit| inspection.unit(unit)),
+            &mut Units::deciding(&mut |handed| match handed {
+                Handed::Unit(unit) => inspection.unit(unit),
+                Handed::Repeat => inspection.repeat(),
+            }),
         );
         inspection
     }
 
-    fn unit(&mut self, unit: Incoming<'a>) {
+    /// Decides one unit; whether it ran as the latest kind of unit that ran
+    /// (a [`repeat`](Self::repeat) of it may follow).
+    fn unit(&mut self, unit: Incoming<'a>) -> bool {
         let index = self.units;
         self.units += 1;
         let config = &self.shared.config;
@@ -225,7 +230,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
         if self.cut_at_first_drop && self.error.is_some() {
             self.dropped
                 .push(DroppedUnit::refused(index, unit.item_id(), false));
-            return;
+            return false;
         }
         if unit.is_unchanged() && self.per_record {
             tracing::debug!(
@@ -238,7 +243,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
                 unchanged: true,
                 retry: false,
             });
-            return;
+            return false;
         }
         // Only the records of a batch repeat one another.
         let inputs = self
@@ -256,12 +261,12 @@ impl<'s, 'a> Inspection<'s, 'a> {
             // limits, runs, and merging it again changes nothing.
             if let Some(rejected) = seen(latest) {
                 self.decoded.rejected += rejected;
-                return;
+                return true;
             }
             if let Some(rejected) = seen(before) {
                 std::mem::swap(latest, before);
                 self.decoded.rejected += rejected;
-                return;
+                return true;
             }
         }
         let rejected = self.decoded.rejected;
@@ -272,7 +277,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
                     "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
                 );
             }
-            return;
+            return false;
         }
         let (me, max_depth) = config.limit_for(unit.source_arn());
         self.runner_source.get_or_insert(unit.source_arn());
@@ -288,29 +293,52 @@ impl<'s, 'a> Inspection<'s, 'a> {
         let mut reported = false;
         if let (Some(limit), true) = (over.limit(), mode != Mode::Allow && config.counts_runs()) {
             if self.past_limit(index, &unit, &lineage, &over, limit) {
-                return;
+                return false;
             }
             reported = true;
         }
         match &mut self.deferred {
             // A unit reported already (`observe`) runs: no claim for it.
-            Some(deferred) if !reported => deferred.push(Deferred {
-                index,
-                unit,
-                lineage,
-                over,
-                claim: None,
-            }),
+            Some(deferred) if !reported => {
+                deferred.push(Deferred {
+                    index,
+                    unit,
+                    lineage,
+                    over,
+                    claim: None,
+                });
+                false
+            }
             _ => {
                 self.merge(&lineage);
-                if let (Some(inputs), false) = (inputs, reported) {
-                    self.last_ran[1] = self.last_ran[0].replace(Ran {
-                        inputs,
-                        rejected: self.decoded.rejected - rejected,
-                    });
+                match (inputs, reported) {
+                    (Some(inputs), false) => {
+                        self.last_ran[1] = self.last_ran[0].replace(Ran {
+                            inputs,
+                            rejected: self.decoded.rejected - rejected,
+                        });
+                        true
+                    }
+                    _ => false,
                 }
             }
         }
+    }
+
+    /// Decides a record whose carriers are byte for byte the last unit's,
+    /// which ran as the latest kind (its [`unit`](Self::unit) answered
+    /// true): it runs as that one did, its inputs being the same. Whether it
+    /// was taken; a reader hands over a record not taken in full.
+    fn repeat(&mut self) -> bool {
+        let Some(latest) = &self.last_ran[0] else {
+            return false;
+        };
+        if self.cut_at_first_drop && self.error.is_some() {
+            return false;
+        }
+        self.units += 1;
+        self.decoded.rejected += latest.rejected;
+        true
     }
 
     /// Records why the invocation refuses units: the refusal of the first

@@ -94,7 +94,7 @@ fn read_record<'a>(r: &'a Value, shape: Shape, config: &LoopGuardConfig) -> Opti
                 TraceField.read_header(h, &mut incoming);
             }
             if let Some(v) = str_at(r, &["messageAttributes", KEY, "stringValue"]) {
-                incoming.read_lineage_value(v, "sqs message attribute");
+                incoming.read_lineage_value(v, crate::carrier::SQS_ATTRIBUTE_CARRIER);
             }
             // Only a message without our attribute may be an envelope of
             // ours (as for typed events).

@@ -12,6 +12,36 @@ use crate::carrier::JsonKey;
 use crate::config::LoopGuardConfig;
 use crate::incoming::Incoming;
 
+/// What an SQS body may carry, from one look at its opening: most bodies
+/// are passed over there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// Neither an SNS envelope nor an EventBridge event: nothing to read.
+    Plain,
+    SnsEnvelope,
+    EventBridgeEvent,
+}
+
+impl BodyKind {
+    /// The kind `body` opens like.
+    pub(crate) fn of(body: &str) -> BodyKind {
+        let Some(first_key) = body
+            .trim_ascii_start()
+            .strip_prefix('{')
+            .map(str::trim_ascii_start)
+        else {
+            return BodyKind::Plain;
+        };
+        if first_key.starts_with("\"Type\"") {
+            BodyKind::SnsEnvelope
+        } else if first_key.starts_with("\"version\"") {
+            BodyKind::EventBridgeEvent
+        } else {
+            BodyKind::Plain
+        }
+    }
+}
+
 /// Reads what an SQS body carries: an SNS envelope's attribute (from a
 /// trusted topic, when the message has no attribute of ours:
 /// `has_attribute`, asked only of envelopes), or an EventBridge event's
@@ -23,19 +53,12 @@ pub(crate) fn read_sqs_body<'a>(
     incoming: &mut Incoming<'a>,
     has_attribute: impl FnOnce() -> bool,
 ) {
-    // One look at the opening decides which (if any) it may be: most
-    // bodies are passed over here.
-    let Some(first_key) = body
-        .trim_ascii_start()
-        .strip_prefix('{')
-        .map(str::trim_ascii_start)
-    else {
-        return;
-    };
-    if first_key.starts_with("\"Type\"") {
-        super::sqs::read_sns_envelope(body, config, incoming, has_attribute);
-    } else if first_key.starts_with("\"version\"") {
-        read_eventbridge_event(body, incoming);
+    match BodyKind::of(body) {
+        BodyKind::Plain => {}
+        BodyKind::SnsEnvelope => {
+            super::sqs::read_sns_envelope(body, config, incoming, has_attribute)
+        }
+        BodyKind::EventBridgeEvent => read_eventbridge_event(body, incoming),
     }
 }
 

@@ -23,10 +23,12 @@ use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::carrier::{
-    Carrier, LastHeader, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY,
+    LastHeader, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY,
+    SQS_ATTRIBUTE_CARRIER,
 };
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming, Units};
+use crate::source::nested::BodyKind;
 use crate::source::{
     add_missing, retain_by_index, Batch, GuardedEvent, GuardedRecord, GuardedResponse,
 };
@@ -74,14 +76,20 @@ impl<T: Serialize> GuardedEvent for SqsEventObj<T> {
 
 impl GuardedRecord for SqsMessage {
     fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
-        read_message(self.parts(), config, &mut LastHeader::default())
+        read_one(self.parts(), config)
     }
 }
 
 impl<T: Serialize> GuardedRecord for SqsMessageObj<T> {
     fn read_record<'a>(&'a self, config: &LoopGuardConfig) -> Incoming<'a> {
-        read_message(self.parts(), config, &mut LastHeader::default())
+        read_one(self.parts(), config)
     }
+}
+
+/// One message on its own.
+fn read_one<'a>(message: Parts<'a>, config: &LoopGuardConfig) -> Incoming<'a> {
+    let carriers = Carriers::of(&message, false);
+    read_message(message, carriers, config, &mut LastHeader::default())
 }
 
 /// What the guard reads of an SQS message, its body typed or not.
@@ -122,37 +130,78 @@ impl<T: Serialize> SqsParts for SqsMessageObj<T> {
     }
 }
 
-/// One unit per message, in order; a trace header equal to the one before
-/// it is not scanned again.
+/// One unit per message, in order. A trace header equal to the one before
+/// it is not scanned again; a message whose carriers are byte for byte
+/// those of the one before it, which ran, is handed over as a repeat
+/// (nothing to read or decide again).
 fn read_messages<'a, M: SqsParts>(
     messages: &'a [M],
     config: &LoopGuardConfig,
     out: &mut Units<'a, '_>,
 ) {
+    let with_arn = config.has_source_limits();
     let mut last = LastHeader::default();
+    // The carriers of the message before, when it ran and its body carried
+    // nothing.
+    let mut repeatable: Option<Carriers<'a>> = None;
     for message in messages {
-        out.push(read_message(message.parts(), config, &mut last));
+        let message = message.parts();
+        let carriers = Carriers::of(&message, with_arn);
+        if carriers.body_plain && repeatable == Some(carriers) && out.repeat() {
+            continue;
+        }
+        let ran = out.push_unit(read_message(message, carriers, config, &mut last));
+        repeatable = (ran && carriers.body_plain).then_some(carriers);
     }
 }
 
-/// One message of a batch whose previous trace header was `last`; the unit
-/// is built in place (moved as few times as possible).
+/// What the guard's decision on an SQS message depends on, found but not
+/// read: two messages equal in these, whose bodies carry nothing, are
+/// decided alike (only their ids differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Carriers<'a> {
+    header: Option<&'a str>,
+    attribute: Option<&'a str>,
+    // The body cannot be an envelope or an event of ours (or is typed).
+    body_plain: bool,
+    // Only when some source has a limit of its own.
+    arn: Option<&'a str>,
+}
+
+impl<'a> Carriers<'a> {
+    fn of(message: &Parts<'a>, with_arn: bool) -> Self {
+        Carriers {
+            header: crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
+                .map(String::as_str),
+            attribute: MessageAttribute::default().sqs_value(message.message_attributes),
+            body_plain: message
+                .body
+                .is_none_or(|body| BodyKind::of(body) == BodyKind::Plain),
+            arn: message.arn.filter(|_| with_arn),
+        }
+    }
+}
+
+/// One message, its `carriers` found, of a batch whose previous trace
+/// header was `last`; the unit is built in place (moved as few times as
+/// possible).
 fn read_message<'a>(
     message: Parts<'a>,
+    carriers: Carriers<'a>,
     config: &LoopGuardConfig,
     last: &mut LastHeader<'a>,
 ) -> Incoming<'a> {
     let mut incoming = Incoming::new(EventSource::Sqs);
     incoming.set_item_id(message.id);
-    if let Some(header) =
-        crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
-    {
+    if let Some(header) = carriers.header {
         TraceField.read_batch_header(header, &mut incoming, last);
     }
-    MessageAttribute::default().read(message.message_attributes, &mut incoming);
+    if let Some(value) = carriers.attribute {
+        incoming.read_lineage_value(value, SQS_ATTRIBUTE_CARRIER);
+    }
     // A message with our attribute was sent by a guarded producer (or
     // delivered raw): its body is not an envelope of ours to read.
-    if let Some(body) = message.body {
+    if let (Some(body), false) = (message.body, carriers.body_plain) {
         crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
             crate::carrier::small_map_get(message.message_attributes, KEY).is_some()
         });
