@@ -67,6 +67,9 @@ static FALLBACK: Mutex<Option<Chain>> = Mutex::new(None);
 pub(crate) struct Running {
     fallback: bool,
     previous: Option<Chain>,
+    // The chain's copy of the trace header, given back for the next
+    // invocation once the invocation is done.
+    header: Option<HeaderText>,
 }
 
 impl Running {
@@ -80,7 +83,11 @@ impl Running {
         } else {
             None
         };
-        Running { fallback, previous }
+        Running {
+            fallback,
+            previous,
+            header: chain.incoming_trace_header.clone(),
+        }
     }
 }
 
@@ -90,6 +97,89 @@ impl Drop for Running {
             *lock(&FALLBACK) = self.previous.take();
         }
         RUNNING.fetch_sub(1, Ordering::SeqCst);
+        // After the fallback: its copy of the chain is gone by now.
+        if let Some(header) = self.header.take() {
+            header.give_back();
+        }
+    }
+}
+
+/// An invocation's incoming trace header, as its chain keeps it.
+#[derive(Clone)]
+pub(crate) enum HeaderText {
+    /// As given to [`Chain::new`].
+    Given(Arc<str>),
+    /// Copied by the guard into a buffer that the next invocation on this
+    /// thread reuses once nothing holds it ([`HeaderText::copy_of`]).
+    Copied(Arc<String>),
+}
+
+/// The room a spare header buffer is made with: a Lambda trace header with
+/// our field is 100 to 200 bytes, up to ~500 with a long lineage.
+const SPARE_HEADER_BYTES: usize = 512;
+
+thread_local! {
+    // The buffer of the last header copied here whose invocation is done
+    // and nothing holds any more: an invocation allocates nothing in steady
+    // state.
+    static SPARE_HEADER: std::cell::Cell<Option<Arc<String>>> = const { std::cell::Cell::new(None) };
+}
+
+impl HeaderText {
+    /// `text`, copied into this thread's spare buffer if it has one.
+    pub(crate) fn copy_of(text: &str) -> HeaderText {
+        let spare = SPARE_HEADER.try_with(|spare| spare.take()).ok().flatten();
+        let buffer = match spare {
+            Some(mut buffer) => match Arc::get_mut(&mut buffer) {
+                Some(owned) => {
+                    owned.clear();
+                    owned.push_str(text);
+                    buffer
+                }
+                // Unreachable (only unshared buffers are given back), but a
+                // shared one is never written.
+                None => Arc::new(text.to_owned()),
+            },
+            None => Arc::new(text.to_owned()),
+        };
+        HeaderText::Copied(buffer)
+    }
+
+    /// Makes this thread's spare buffer, if it has none, with room for a
+    /// typical header (a longer one grows it once).
+    pub(crate) fn prepare_spare() {
+        let _ = SPARE_HEADER.try_with(|spare| {
+            let buffer = spare
+                .take()
+                .unwrap_or_else(|| Arc::new(String::with_capacity(SPARE_HEADER_BYTES)));
+            spare.set(Some(buffer));
+        });
+    }
+
+    /// Gives a copied header's buffer to this thread's next invocation, if
+    /// this is its last holder (a chain kept past its invocation, by a
+    /// spawned task say, keeps its header: the buffer is then dropped with
+    /// it, not reused).
+    fn give_back(self) {
+        if let HeaderText::Copied(mut buffer) = self {
+            if Arc::get_mut(&mut buffer).is_some() {
+                // A thread being torn down keeps nothing.
+                let _ = SPARE_HEADER.try_with(|spare| spare.set(Some(buffer)));
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            HeaderText::Given(text) => text,
+            HeaderText::Copied(text) => text,
+        }
+    }
+}
+
+impl std::fmt::Debug for HeaderText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -109,7 +199,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct Chain {
     lineage: Lineage,
-    incoming_trace_header: Option<Arc<str>>,
+    incoming_trace_header: Option<HeaderText>,
     // The guard's configuration, to derive a record's own chain
     // (`Chain::for_record`); shared, never copied.
     config: Option<Arc<LoopGuardConfig>>,
@@ -120,7 +210,8 @@ pub struct Chain {
 
 impl PartialEq for Chain {
     fn eq(&self, other: &Chain) -> bool {
-        self.lineage == other.lineage && self.incoming_trace_header == other.incoming_trace_header
+        self.lineage == other.lineage
+            && self.incoming_trace_header() == other.incoming_trace_header()
     }
 }
 
@@ -142,7 +233,7 @@ impl Chain {
         Chain {
             shares: shares_of(&lineage),
             lineage,
-            incoming_trace_header,
+            incoming_trace_header: incoming_trace_header.map(HeaderText::Given),
             config: None,
         }
     }
@@ -151,10 +242,10 @@ impl Chain {
     /// signature too, no budget shared out): a continuation's hop, the same
     /// run going on.
     #[cfg(feature = "continuation")]
-    pub(crate) fn unchanged(lineage: Lineage, incoming_trace_header: Option<Arc<str>>) -> Self {
+    pub(crate) fn unchanged(lineage: Lineage, incoming_trace_header: Option<&str>) -> Self {
         Chain {
             lineage,
-            incoming_trace_header,
+            incoming_trace_header: incoming_trace_header.map(HeaderText::copy_of),
             config: None,
             shares: None,
         }
@@ -163,7 +254,7 @@ impl Chain {
     /// A chain set by the guard, which knows its configuration.
     pub(crate) fn guarded(
         lineage: Lineage,
-        incoming_trace_header: Option<Arc<str>>,
+        incoming_trace_header: Option<HeaderText>,
         config: Arc<LoopGuardConfig>,
     ) -> Self {
         Chain {
@@ -178,7 +269,7 @@ impl Chain {
     /// store, so every send carries `lineage`'s whole budget, not a share.
     pub(crate) fn guarded_unshared(
         lineage: Lineage,
-        incoming_trace_header: Option<Arc<str>>,
+        incoming_trace_header: Option<HeaderText>,
         config: Arc<LoopGuardConfig>,
     ) -> Self {
         Chain {
@@ -311,7 +402,7 @@ impl Chain {
 
     /// The invocation's incoming `X-Amzn-Trace-Id`, as received.
     pub fn incoming_trace_header(&self) -> Option<&str> {
-        self.incoming_trace_header.as_deref()
+        self.incoming_trace_header.as_ref().map(HeaderText::as_str)
     }
 
     /// Runs the synchronous `f` with this chain as the current one.

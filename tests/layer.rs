@@ -1533,3 +1533,57 @@ mod repeated_records {
         assert_eq!(unverified, vec![10]);
     }
 }
+
+/// The guard copies each invocation's trace header into one buffer it
+/// reuses: a chain kept past its invocation (a stored clone, a spawned
+/// task) keeps its own header, and every invocation sees its own, long
+/// ones included.
+#[tokio::test]
+async fn a_chain_kept_past_its_invocation_keeps_its_trace_header() {
+    type Kept = Arc<Mutex<(Option<Chain>, Vec<String>)>>;
+    let kept: Kept = Arc::default();
+    let handler = {
+        let kept = kept.clone();
+        service_fn(move |_: LambdaEvent<Value>| {
+            let kept = kept.clone();
+            async move {
+                let chain = Chain::current().unwrap();
+                let mut kept = kept.lock().unwrap();
+                kept.1
+                    .push(chain.incoming_trace_header().unwrap().to_owned());
+                // The first invocation's chain outlives it.
+                kept.0.get_or_insert(chain);
+                Ok::<_, lambda_runtime::Error>(())
+            }
+        })
+    };
+    let config = LoopGuardConfig::builder()
+        .function_identity(ME)
+        .build()
+        .unwrap();
+    let svc = LoopGuardLayer::new(config)
+        .metric_sink(Lines::default().sink())
+        .layer(handler);
+    let root = "Root=1-5759e988-bd862e3fe1be46a994272793";
+    let headers = [
+        format!("{root};Parent=0000000000000001;Sampled=1"),
+        format!("{root};Parent=0000000000000002;Sampled=1"),
+        format!(
+            "{root};Parent=0000000000000003;Custom={}",
+            "x".repeat(2_000)
+        ),
+        format!("{root};Parent=0000000000000004"),
+    ];
+    for header in &headers {
+        let mut context = Context::default();
+        context.xray_trace_id = Some(header.clone());
+        svc.clone()
+            .oneshot(LambdaEvent::new(Value::Null, context))
+            .await
+            .unwrap();
+    }
+    let kept = kept.lock().unwrap();
+    assert_eq!(kept.1, headers, "each invocation sees its own header");
+    let first = kept.0.as_ref().unwrap();
+    assert_eq!(first.incoming_trace_header(), Some(headers[0].as_str()));
+}

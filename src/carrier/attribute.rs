@@ -88,6 +88,7 @@ pub(crate) const SQS_ATTRIBUTE_CARRIER: &str = "sqs message attribute";
 
 impl MessageAttribute {
     /// The text value of this attribute of an SQS record, if it has one.
+    #[inline]
     pub(crate) fn sqs_value<'a>(
         &self,
         map: &'a HashMap<String, SqsMessageAttribute>,

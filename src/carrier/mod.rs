@@ -188,7 +188,9 @@ pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
 
 /// `map[key]` for the small maps of events (message attributes, system
 /// attributes: ten entries at most): a walk comparing lengths first costs
-/// less than hashing the key.
+/// less than hashing the key. Inlined, so that a constant key is compared
+/// in place, without a call to `memcmp`.
+#[inline(always)]
 pub(crate) fn small_map_get<'a, V, S>(
     map: &'a std::collections::HashMap<String, V, S>,
     key: &str,

@@ -537,7 +537,7 @@ impl Continuations {
         }
         // Every carrier of this hop (trace header too) holds the arrived
         // lineage, not this run's incremented one.
-        let hop = Chain::unchanged(arrived, context.xray_trace_id.as_deref().map(Arc::from));
+        let hop = Chain::unchanged(arrived, context.xray_trace_id.as_deref());
         let invoke = self
             .lambda
             .invoke()

@@ -1,13 +1,12 @@
 //! The per-invocation decision: which units run, which are dropped, and the
 //! chain the handler runs in.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use lambda_runtime::Context;
 
 use super::shared::Shared;
-use crate::chain::Chain;
+use crate::chain::{Chain, HeaderText};
 use crate::config::Mode;
 use crate::error::{GuardUnavailableError, Limit, LoopGuardError, RecursiveInvocationError};
 use crate::incoming::{DecisionInputs, DecodeCache, EventSource, Handed, Incoming, Units};
@@ -545,7 +544,11 @@ impl<'s, 'a> Inspection<'s, 'a> {
             }
         }
         let outgoing = config.record_run(&self.merged, self.runner_source.flatten());
-        let incoming_trace_header = self.context.xray_trace_id.as_deref().map(Arc::<str>::from);
+        let incoming_trace_header = self
+            .context
+            .xray_trace_id
+            .as_deref()
+            .map(HeaderText::copy_of);
         let budget = self.merged.budget().or(config.chain_budget());
         let chain = match (self.exact, outgoing.chain(), budget) {
             // An exact budget is counted in its store, not shared out: every
