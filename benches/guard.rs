@@ -6,14 +6,24 @@
 //! * `layer/*`: the same handler bare and behind `LoopGuardLayer`, for a
 //!   direct invocation and AWS-shaped SQS batches of 10 and 10,000 records
 //!   (small and 4 KB JSON bodies), next to what lambda_runtime spends
-//!   deserializing the same event; 10,000 looping records;
+//!   deserializing the same event and to the floor (`tests/support/floor.rs`:
+//!   both carriers found and compared, the header in a task-local); 10,000
+//!   looping records;
 //! * `interceptor/*`: `SendMessage` on an in-process HTTP client (no
 //!   network): bare, with the SDK's own recursion detection active, with ours,
-//!   and with both; and the paired differences guarded - bare (median, IQR).
+//!   and with both; and the paired differences guarded - bare (median, IQR),
+//!   next to those of the floor (`tests/support/sdk_floor.rs`: an interceptor
+//!   that only writes both stamps, their values ready);
+//! * `interceptor_hooks/*`: the two hooks alone, and the SDK's own cost of
+//!   the two stamps.
 
 mod common;
 #[path = "../tests/support/fixtures.rs"]
 mod fixtures;
+#[path = "../tests/support/floor.rs"]
+mod floor;
+#[path = "../tests/support/sdk_floor.rs"]
+mod sdk_floor;
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -142,6 +152,7 @@ fn layer(c: &mut Criterion) {
         Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
     });
     let guarded_batch = guard().layer(batch_handler);
+    let floor_batch = floor::FloorGuard(batch_handler);
     // Records shaped as AWS delivers them (receipt handle, md5s, five
     // system attributes with a 150-byte AWSTraceHeader carrying our field,
     // our attribute), from a chain in which this function ran twice; with a
@@ -204,14 +215,25 @@ fn layer(c: &mut Criterion) {
                 |e| drop(rt.block_on(batch_handler.oneshot(e)).unwrap()),
                 |e| drop(rt.block_on(guarded_batch.clone().oneshot(e)).unwrap()),
             );
+            // The floor, paired the same way.
+            let (_, floor_added) = paired_differences_with(
+                if records > 1000 { 200 } else { 4_000 },
+                || LambdaEvent::new(event.clone(), context()),
+                |e| drop(rt.block_on(batch_handler.oneshot(e)).unwrap()),
+                |e| drop(rt.block_on(floor_batch.clone().oneshot(e)).unwrap()),
+            );
             let n = records as f64;
             println!(
                 "layer/sqs_{shape}_{records}/paired: bare median {:.1} ns per record (handler and event drop); \
-                 guarded - bare: median {:.1} ns per record, IQR {:.1} .. {:.1}",
+                 guarded - bare: median {:.1} ns per record, IQR {:.1} .. {:.1}; \
+                 floor - bare: median {:.1} ns per record, IQR {:.1} .. {:.1}",
                 bare_median / n,
                 added.median / n,
                 added.q1 / n,
                 added.q3 / n,
+                floor_added.median / n,
+                floor_added.q1 / n,
+                floor_added.q3 / n,
             );
         }
     }
@@ -231,6 +253,12 @@ fn layer(c: &mut Criterion) {
 }
 
 fn sqs_client(with_guard: bool) -> aws_sdk_sqs::Client {
+    sqs_client_with(with_guard.then(LoopGuardInterceptor::new))
+}
+
+fn sqs_client_with(
+    interceptor: Option<impl aws_smithy_runtime_api::client::interceptors::Intercept + 'static>,
+) -> aws_sdk_sqs::Client {
     let http = aws_smithy_http_client::test_util::infallible_client_fn(|_req| {
         http::Response::builder()
             .status(200)
@@ -243,8 +271,8 @@ fn sqs_client(with_guard: bool) -> aws_sdk_sqs::Client {
         .credentials_provider(aws_sdk_sqs::config::Credentials::for_tests())
         .endpoint_url("http://127.0.0.1:1")
         .http_client(http);
-    if with_guard {
-        config = config.interceptor(LoopGuardInterceptor::new());
+    if let Some(interceptor) = interceptor {
+        config = config.interceptor(interceptor);
     }
     aws_sdk_sqs::Client::from_conf(config.build())
 }
@@ -301,6 +329,19 @@ fn interceptor(c: &mut Criterion) {
             2_000,
             || drop(rt.block_on(send(&bare))),
             || drop(rt.block_on(send(&ours))),
+        ),
+    );
+    // The floor: an interceptor that only writes both stamps, ready.
+    let floor = sqs_client_with(Some(sdk_floor::FloorInterceptor(sdk_floor::Stamps::new(
+        TYPICAL,
+        &chain.lineage().to_string(),
+    ))));
+    print_paired(
+        "interceptor/send_message/paired_floor",
+        paired_differences(
+            2_000,
+            || drop(rt.block_on(send(&bare))),
+            || drop(rt.block_on(send(&floor))),
         ),
     );
     // The SDK's RecursionDetectionInterceptor works only with both variables
@@ -384,6 +425,22 @@ fn interceptor_hooks(c: &mut Criterion) {
                         .unwrap();
                 });
                 black_box((fresh, context))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The SDK's own cost of the same two stamps, their values ready.
+    let stamps = sdk_floor::Stamps::new(TYPICAL, &chain.lineage().to_string());
+    group.bench_function("send_message/sdk_floor", |b| {
+        b.iter_batched(
+            setup,
+            |(input, mut context)| {
+                let mut input = input.unwrap();
+                stamps.stamp_input(&mut input);
+                if let Some(request) = context.request_mut() {
+                    stamps.stamp_request(request);
+                }
+                black_box((input, context))
             },
             BatchSize::SmallInput,
         )

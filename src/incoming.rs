@@ -77,17 +77,20 @@ pub struct Units<'a, 's> {
 enum Sink<'a, 's> {
     // Units collected, or handed to code outside the guard.
     Plain(&'s mut dyn FnMut(Incoming<'a>)),
-    // The guard's decision, which can also take a repeat (below).
-    Deciding(&'s mut dyn FnMut(Handed<'a>) -> bool),
+    // The guard's decision, which can also take a repeat.
+    Deciding(&'s mut dyn Decide<'a>),
 }
 
-/// What a batch reader hands the guard's decision.
-pub(crate) enum Handed<'a> {
-    /// A unit read in full.
-    Unit(Incoming<'a>),
-    /// A record whose carriers are byte for byte the last unit's: decided
-    /// as that one was, when it ran.
-    Repeat,
+/// The guard's decision, unit by unit, as a batch reader hands them over.
+pub(crate) trait Decide<'a> {
+    /// Decides a unit read in full; whether a record like it may follow as
+    /// a [`repeat`](Self::repeat) (it ran as the latest kind of unit).
+    fn unit(&mut self, unit: Incoming<'a>) -> bool;
+
+    /// Decides a record whose carriers are byte for byte the last unit's,
+    /// for which [`unit`](Self::unit) answered true, as that one was:
+    /// whether it was taken (else it is handed over in full).
+    fn repeat(&mut self) -> bool;
 }
 
 impl<'a, 's> Units<'a, 's> {
@@ -100,7 +103,7 @@ impl<'a, 's> Units<'a, 's> {
 
     /// Units handed to the guard's decision, which answers each with
     /// whether a unit like it may be handed over as a repeat.
-    pub(crate) fn deciding(sink: &'s mut dyn FnMut(Handed<'a>) -> bool) -> Self {
+    pub(crate) fn deciding(sink: &'s mut dyn Decide<'a>) -> Self {
         Units {
             sink: Sink::Deciding(sink),
         }
@@ -119,7 +122,7 @@ impl<'a, 's> Units<'a, 's> {
                 sink(unit);
                 false
             }
-            Sink::Deciding(sink) => sink(Handed::Unit(unit)),
+            Sink::Deciding(decide) => decide.unit(unit),
         }
     }
 
@@ -130,7 +133,7 @@ impl<'a, 's> Units<'a, 's> {
     pub(crate) fn repeat(&mut self) -> bool {
         match &mut self.sink {
             Sink::Plain(_) => false,
-            Sink::Deciding(sink) => sink(Handed::Repeat),
+            Sink::Deciding(decide) => decide.repeat(),
         }
     }
 }

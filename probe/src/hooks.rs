@@ -6,7 +6,6 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use aws_sdk_sqs::operation::send_message::SendMessageInput;
-use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_smithy_runtime_api::client::interceptors::context::{Input, InterceptorContext};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::{
@@ -16,6 +15,8 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use lambda_loop_guard::chain::Chain;
 use lambda_loop_guard::{FunctionId, Lineage, LoopGuardInterceptor};
+
+use crate::sdk_floor::Stamps;
 
 pub struct Hooks {
     components: RuntimeComponents,
@@ -68,12 +69,9 @@ impl Hooks {
         &self.headers[at]
     }
 
-    /// What the SDK's own types cost for the two stamps any interceptor
-    /// that writes both carriers makes, with their values ready: the
-    /// message attribute inserted into the input, the header replaced on
-    /// the request. The floor under both hooks, whoever writes them.
-    pub fn run_sdk_floor(&self, attribute: &MessageAttributeValue, header: &str) {
-        let mut cfg = ConfigBag::base();
+    /// The SDK's own cost of the two stamps, their values ready
+    /// (`tests/support/sdk_floor.rs`): the floor under both hooks.
+    pub fn run_sdk_floor(&self, stamps: &Stamps) {
         let mut context = InterceptorContext::new(Input::erase(self.input.clone()));
         let request = http::Request::builder()
             .header("x-amzn-trace-id", self.header())
@@ -82,25 +80,18 @@ impl Hooks {
             .try_into()
             .unwrap();
         self.chain.clone().sync_scope(|| {
-            if let Some(send) = context
-                .input_mut()
-                .and_then(|i| i.downcast_mut::<SendMessageInput>())
-            {
-                send.message_attributes
-                    .get_or_insert_with(Default::default)
-                    .insert("loop-guard".to_owned(), attribute.clone());
+            if let Some(input) = context.input_mut() {
+                stamps.stamp_input(input);
             }
             let input = context.take_input();
             context.enter_serialization_phase();
             context.set_request(request);
             context.enter_before_transmit_phase();
             if let Some(request) = context.request_mut() {
-                const NAME: http::HeaderName = http::HeaderName::from_static("x-amzn-trace-id");
-                black_box(request.headers_mut().try_insert(NAME, header.to_owned())).unwrap();
+                stamps.stamp_request(request);
             }
             black_box(input);
         });
-        black_box(&mut cfg);
         black_box(context);
     }
 

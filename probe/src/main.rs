@@ -11,6 +11,8 @@ mod fixtures;
 #[path = "../../tests/support/floor.rs"]
 mod floor;
 mod hooks;
+#[path = "../../tests/support/sdk_floor.rs"]
+mod sdk_floor;
 
 use std::hint::black_box;
 
@@ -131,12 +133,7 @@ fn main() {
     };
     let hooks = hooks::Hooks::new(TYPICAL);
     // The two stamps' values, ready: what the SDK alone costs to take them.
-    let floor_header = format!("{TYPICAL};LoopGuard={}", probe_at(2));
-    let floor_attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(probe_at(2))
-        .build()
-        .unwrap();
+    let stamps = sdk_floor::Stamps::new(TYPICAL, &probe_at(2));
     // Each call from a header of its own (an instrumented SDK stamps a
     // `Parent` per call): the kept stamped header never matches.
     let hooks_new = hooks::Hooks::varying(TYPICAL);
@@ -145,7 +142,7 @@ fn main() {
         match case.as_str() {
             "hooks_bare" => hooks.run(false),
             "hooks_guarded" => hooks.run(true),
-            "hooks_sdk_floor" => hooks.run_sdk_floor(&floor_attribute, &floor_header),
+            "hooks_sdk_floor" => hooks.run_sdk_floor(&stamps),
             "aws10_bare" => run_batch(false, &aws_10),
             "aws10_guarded" => run_batch(true, &aws_10),
             "aws10_floor" => run_floor(&aws_10),

@@ -9,7 +9,7 @@ use super::shared::Shared;
 use crate::chain::{Chain, HeaderText};
 use crate::config::Mode;
 use crate::error::{GuardUnavailableError, Limit, LoopGuardError, RecursiveInvocationError};
-use crate::incoming::{DecisionInputs, DecodeCache, EventSource, Handed, Incoming, Units};
+use crate::incoming::{Decide, DecisionInputs, DecodeCache, EventSource, Incoming, Units};
 use crate::lineage::Lineage;
 use crate::metric::DropEvent;
 use crate::source::{Batch, GuardedEvent};
@@ -130,6 +130,18 @@ pub(super) struct Inspection<'s, 'a> {
     last_ran: [Option<Ran<'a>>; 2],
 }
 
+impl<'a> Decide<'a> for Inspection<'_, 'a> {
+    #[inline]
+    fn unit(&mut self, unit: Incoming<'a>) -> bool {
+        self.decide_unit(unit)
+    }
+
+    #[inline]
+    fn repeat(&mut self) -> bool {
+        self.repeat_last()
+    }
+}
+
 /// A unit that ran (its lineage merged): what it was decided on, and the
 /// lineages its resolution counted as unverified. A unit with the same
 /// inputs runs with nothing more to do: merging a lineage again changes
@@ -208,20 +220,13 @@ impl<'s, 'a> Inspection<'s, 'a> {
             last_ran: [None, None],
         };
         // Each unit is decided as the event hands it over: no buffer of units.
-        payload.read_incoming(
-            context,
-            config,
-            &mut Units::deciding(&mut |handed| match handed {
-                Handed::Unit(unit) => inspection.unit(unit),
-                Handed::Repeat => inspection.repeat(),
-            }),
-        );
+        payload.read_incoming(context, config, &mut Units::deciding(&mut inspection));
         inspection
     }
 
     /// Decides one unit; whether it ran as the latest kind of unit that ran
-    /// (a [`repeat`](Self::repeat) of it may follow).
-    fn unit(&mut self, unit: Incoming<'a>) -> bool {
+    /// (a [`repeat`](Self::repeat_last) of it may follow).
+    fn decide_unit(&mut self, unit: Incoming<'a>) -> bool {
         let index = self.units;
         self.units += 1;
         let config = &self.shared.config;
@@ -325,10 +330,10 @@ impl<'s, 'a> Inspection<'s, 'a> {
     }
 
     /// Decides a record whose carriers are byte for byte the last unit's,
-    /// which ran as the latest kind (its [`unit`](Self::unit) answered
-    /// true): it runs as that one did, its inputs being the same. Whether it
-    /// was taken; a reader hands over a record not taken in full.
-    fn repeat(&mut self) -> bool {
+    /// which ran as the latest kind (its [`decide_unit`](Self::decide_unit)
+    /// answered true): it runs as that one did, its inputs being the same.
+    /// Whether it was taken; a reader hands over a record not taken in full.
+    fn repeat_last(&mut self) -> bool {
         let Some(latest) = &self.last_ran[0] else {
             return false;
         };
