@@ -67,9 +67,6 @@ static FALLBACK: Mutex<Option<Chain>> = Mutex::new(None);
 pub(crate) struct Running {
     fallback: bool,
     previous: Option<Chain>,
-    // The chain's copy of the trace header, given back for the next
-    // invocation once the invocation is done.
-    header: Option<HeaderText>,
 }
 
 impl Running {
@@ -83,11 +80,7 @@ impl Running {
         } else {
             None
         };
-        Running {
-            fallback,
-            previous,
-            header: chain.incoming_trace_header.clone(),
-        }
+        Running { fallback, previous }
     }
 }
 
@@ -97,35 +90,43 @@ impl Drop for Running {
             *lock(&FALLBACK) = self.previous.take();
         }
         RUNNING.fetch_sub(1, Ordering::SeqCst);
-        // After the fallback: its copy of the chain is gone by now.
-        if let Some(header) = self.header.take() {
-            header.give_back();
-        }
     }
 }
 
 /// An invocation's incoming trace header, as its chain keeps it.
 #[derive(Clone)]
-pub(crate) enum HeaderText {
+pub(crate) struct HeaderText(HeaderRepr);
+
+#[derive(Clone)]
+enum HeaderRepr {
     /// As given to [`Chain::new`].
     Given(Arc<str>),
-    /// Copied by the guard into a buffer that the next invocation on this
-    /// thread reuses once nothing holds it ([`HeaderText::copy_of`]).
-    Copied(Arc<String>),
+    /// Copied by the guard into a buffer that, once its last holder is
+    /// dropped, the next copy on that thread reuses (`None` only while
+    /// being dropped).
+    Copied(Option<Arc<String>>),
 }
 
 /// The room a spare header buffer is made with: a Lambda trace header with
 /// our field is 100 to 200 bytes, up to ~500 with a long lineage.
 const SPARE_HEADER_BYTES: usize = 512;
 
+/// A buffer that grew past this (an unusually long header) is not kept.
+const SPARE_HEADER_MAX_BYTES: usize = 4 * SPARE_HEADER_BYTES;
+
 thread_local! {
-    // The buffer of the last header copied here whose invocation is done
-    // and nothing holds any more: an invocation allocates nothing in steady
-    // state.
+    // The buffer of the last header copied here whose holders are all
+    // gone: an invocation allocates nothing in steady state (when its
+    // chain is dropped on the thread that copies the next header, as with
+    // lambda_runtime, which calls and drops on one task).
     static SPARE_HEADER: std::cell::Cell<Option<Arc<String>>> = const { std::cell::Cell::new(None) };
 }
 
 impl HeaderText {
+    fn given(text: Arc<str>) -> Self {
+        HeaderText(HeaderRepr::Given(text))
+    }
+
     /// `text`, copied into this thread's spare buffer if it has one.
     pub(crate) fn copy_of(text: &str) -> HeaderText {
         let spare = SPARE_HEADER.try_with(|spare| spare.take()).ok().flatten();
@@ -136,13 +137,13 @@ impl HeaderText {
                     owned.push_str(text);
                     buffer
                 }
-                // Unreachable (only unshared buffers are given back), but a
+                // Unreachable (only unshared buffers are kept), but a
                 // shared one is never written.
                 None => Arc::new(text.to_owned()),
             },
             None => Arc::new(text.to_owned()),
         };
-        HeaderText::Copied(buffer)
+        HeaderText(HeaderRepr::Copied(Some(buffer)))
     }
 
     /// Makes this thread's spare buffer, if it has none, with room for a
@@ -156,23 +157,28 @@ impl HeaderText {
         });
     }
 
-    /// Gives a copied header's buffer to this thread's next invocation, if
-    /// this is its last holder (a chain kept past its invocation, by a
-    /// spawned task say, keeps its header: the buffer is then dropped with
-    /// it, not reused).
-    fn give_back(self) {
-        if let HeaderText::Copied(mut buffer) = self {
-            if Arc::get_mut(&mut buffer).is_some() {
-                // A thread being torn down keeps nothing.
-                let _ = SPARE_HEADER.try_with(|spare| spare.set(Some(buffer)));
-            }
+    fn as_str(&self) -> &str {
+        match &self.0 {
+            HeaderRepr::Given(text) => text,
+            HeaderRepr::Copied(text) => text.as_deref().map_or("", String::as_str),
         }
     }
+}
 
-    fn as_str(&self) -> &str {
-        match self {
-            HeaderText::Given(text) => text,
-            HeaderText::Copied(text) => text,
+impl Drop for HeaderText {
+    /// The last holder of a copied header gives its buffer to this
+    /// thread's next copy (a chain kept past its invocation, by a spawned
+    /// task say, keeps the header until it is dropped).
+    fn drop(&mut self) {
+        if let HeaderRepr::Copied(buffer) = &mut self.0 {
+            if let Some(mut buffer) = buffer.take() {
+                if buffer.capacity() <= SPARE_HEADER_MAX_BYTES
+                    && Arc::get_mut(&mut buffer).is_some()
+                {
+                    // A thread being torn down keeps nothing.
+                    let _ = SPARE_HEADER.try_with(|spare| spare.set(Some(buffer)));
+                }
+            }
         }
     }
 }
@@ -233,7 +239,7 @@ impl Chain {
         Chain {
             shares: shares_of(&lineage),
             lineage,
-            incoming_trace_header: incoming_trace_header.map(HeaderText::Given),
+            incoming_trace_header: incoming_trace_header.map(HeaderText::given),
             config: None,
         }
     }

@@ -263,6 +263,13 @@ impl LoopGuardConfig {
         !self.source_max_depth.is_empty()
     }
 
+    /// `source_arn` when it can change a unit's fate (some source has a
+    /// limit of its own), else `None`: what the guard compares of two
+    /// units' sources to decide them alike.
+    pub(crate) fn deciding_source<'a>(&self, source_arn: Option<&'a str>) -> Option<&'a str> {
+        source_arn.filter(|_| self.has_source_limits())
+    }
+
     /// The per-source limits, in the order given.
     pub fn source_max_depths(&self) -> impl Iterator<Item = (&str, u32)> {
         self.source_max_depth

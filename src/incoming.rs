@@ -115,7 +115,8 @@ impl<'a, 's> Units<'a, 's> {
     }
 
     /// Hands over the next unit; whether the next one may be handed over as
-    /// a [`repeat`](Self::repeat) of it, when its carriers are the same.
+    /// a [`push_repeat`](Self::push_repeat) of it, when its carriers are the
+    /// same.
     pub(crate) fn push_unit(&mut self, unit: Incoming<'a>) -> bool {
         match &mut self.sink {
             Sink::Plain(sink) => {
@@ -130,7 +131,7 @@ impl<'a, 's> Units<'a, 's> {
     /// one handed over, for which [`push_unit`](Self::push_unit) answered
     /// true: whether it was taken (decided as that one). When it was not,
     /// the caller hands the unit over in full.
-    pub(crate) fn repeat(&mut self) -> bool {
+    pub(crate) fn push_repeat(&mut self) -> bool {
         match &mut self.sink {
             Sink::Plain(_) => false,
             Sink::Deciding(decide) => decide.repeat(),
@@ -300,16 +301,20 @@ impl<'a> Incoming<'a> {
         lineage.unwrap_or_default()
     }
 
-    /// What the guard's decision on this unit depends on, besides the
-    /// configuration: `None` for a unit that holds a lineage decoded on the
-    /// way in, or that changed nothing but our stamp (decided otherwise).
-    /// The source ARN counts only `with_arn` (when some source has a limit
-    /// of its own).
-    pub(crate) fn decision_inputs(&self, with_arn: bool) -> Option<DecisionInputs<'a>> {
+    /// What the guard's decision on this unit depends on, besides
+    /// `config`: `None` for a unit that holds a lineage decoded on the way
+    /// in, or that changed nothing but our stamp (decided otherwise). The
+    /// source ARN counts only when it can ([`deciding_source`]).
+    ///
+    /// [`deciding_source`]: crate::config::LoopGuardConfig::deciding_source
+    pub(crate) fn decision_inputs(
+        &self,
+        config: &crate::config::LoopGuardConfig,
+    ) -> Option<DecisionInputs<'a>> {
         (self.decoded.is_none() && !self.unchanged).then(|| DecisionInputs {
             texts: self.texts.map(|text| text.map(|(text, _)| text)),
             source: self.source,
-            source_arn: self.source_arn.filter(|_| with_arn),
+            source_arn: config.deciding_source(self.source_arn),
         })
     }
 

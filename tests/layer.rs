@@ -1310,15 +1310,24 @@ mod repeated_records {
     const ROOT: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8";
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:events";
 
+    /// A queue's ARN, of a FIFO queue with `fifo`.
+    fn arn(queue: &str, fifo: bool) -> String {
+        if fifo {
+            format!("{queue}.fifo")
+        } else {
+            queue.to_owned()
+        }
+    }
+
     /// A limit of 4, and of 6 through the requeue queue (`per_source`).
-    fn config(mode: Mode, per_source: bool) -> LoopGuardConfig {
+    fn config(mode: Mode, per_source: bool, fifo: bool) -> LoopGuardConfig {
         let builder = LoopGuardConfig::builder()
             .function_identity(ME)
             .max_depth(4)
             .mode(mode)
             .trust_sns_topic(TOPIC);
         let builder = if per_source {
-            builder.source_max_depth(REQUEUE, 6)
+            builder.source_max_depth(arn(REQUEUE, fifo), 6)
         } else {
             builder
         };
@@ -1326,7 +1335,9 @@ mod repeated_records {
     }
 
     fn requeue() -> FunctionId {
-        config(Mode::Terminate, true).limit_for(Some(REQUEUE)).0
+        config(Mode::Terminate, true, false)
+            .limit_for(Some(REQUEUE))
+            .0
     }
 
     /// Twelve other functions that each ran once: two of them in one chain
@@ -1346,7 +1357,7 @@ mod repeated_records {
     /// attribute, the body (plain, an EventBridge event, an SNS envelope
     /// from a trusted topic, each with a lineage) and the queue of one
     /// record.
-    fn record(i: usize, header: u8, attribute: u8, body: u8, queue: u8) -> SqsMessage {
+    fn record(i: usize, header: u8, attribute: u8, body: u8, queue: u8, fifo: bool) -> SqsMessage {
         let mut m = sqs_record(&format!("r{i}"), None);
         let event =
             |l: Lineage| format!(r#"{{"version":"0","id":"e{i}","detail":{{"{KEY}":"{l}"}}}}"#);
@@ -1394,7 +1405,7 @@ mod repeated_records {
             a.string_value = Some(value);
             m.message_attributes.insert(KEY.into(), a);
         }
-        m.event_source_arn = Some(if queue == 0 { ORDERS } else { REQUEUE }.into());
+        m.event_source_arn = Some(arn(if queue == 0 { ORDERS } else { REQUEUE }, fifo));
         m
     }
 
@@ -1402,20 +1413,29 @@ mod repeated_records {
         #![proptest_config(ProptestConfig::with_cases(300))]
         #[test]
         fn each_record_is_decided_as_if_alone(
-            shapes in proptest::collection::vec((0u8..7, 0u8..5, 0u8..4, 0u8..2), 1..24),
+            // Runs of alike records (one producer run's messages), of
+            // random shapes.
+            runs in proptest::collection::vec(((0u8..7, 0u8..5, 0u8..4, 0u8..2), 1usize..5), 1..12),
             mode in prop_oneof![Just(Mode::Terminate), Just(Mode::Observe), Just(Mode::Allow)],
             per_source in any::<bool>(),
+            fifo in any::<bool>(),
         ) {
-            let records: Vec<SqsMessage> = shapes
+            let records: Vec<SqsMessage> = runs
                 .iter()
+                .flat_map(|&(shape, length)| std::iter::repeat_n(shape, length))
                 .enumerate()
-                .map(|(i, &(h, a, b, q))| record(i, h, a, b, q))
+                .map(|(i, (h, a, b, q))| record(i, h, a, b, q, fifo))
                 .collect();
-            let config = config(mode, per_source);
-            // Each record alone: its lineage, its limit, its fate.
-            let (mut expected_run, mut merged, mut runner, mut looping) =
-                (Vec::new(), Lineage::new(), None, 0);
+            let config = config(mode, per_source, fifo);
+            // Each record alone: its lineage, its limit, its fate; a FIFO
+            // batch is cut at its first dropped record (the rest fail,
+            // unreported, in order).
+            let (mut expected_run, mut merged, mut runner, mut looping, mut cut) =
+                (Vec::new(), Lineage::new(), None, 0, false);
             for r in &records {
+                if cut {
+                    continue;
+                }
                 let lineage = r.read_record(&config).lineage();
                 let (id, max_depth) = config.limit_for(r.event_source_arn.as_deref());
                 runner.get_or_insert(id);
@@ -1424,6 +1444,8 @@ mod repeated_records {
                 if !loops || mode != Mode::Terminate {
                     expected_run.push(r.message_id.clone().unwrap());
                     merged.merge(&lineage);
+                } else {
+                    cut = fifo;
                 }
             }
             let runner = runner.unwrap();
@@ -1467,12 +1489,12 @@ mod repeated_records {
     #[tokio::test]
     async fn a_record_like_the_last_from_another_queue_is_decided_anew() {
         let seen: Seen = Default::default();
-        let svc = LoopGuardLayer::new(config(Mode::Terminate, true))
+        let svc = LoopGuardLayer::new(config(Mode::Terminate, true, false))
             .metric_sink(Lines::default().sink())
             .layer(recording_batch_handler(&seen));
         // Header and attribute: this function ran 4 times (its limit on
         // orders); under the requeue queue it counts as another function.
-        let records = vec![record(0, 2, 0, 0, 1), record(1, 2, 0, 0, 0)];
+        let records = vec![record(0, 2, 0, 0, 1, false), record(1, 2, 0, 0, 0, false)];
         let response = svc
             .oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
             .await
@@ -1486,12 +1508,42 @@ mod repeated_records {
         assert_eq!(seen.lock().unwrap().as_slice(), [vec!["r0".to_owned()]]);
     }
 
+    /// In a FIFO batch, a record like one that ran, after a looping one, is
+    /// cut with the rest (not run as the one it repeats was).
+    #[tokio::test]
+    async fn a_repeat_after_a_fifo_drop_is_cut() {
+        let seen: Seen = Default::default();
+        let svc = LoopGuardLayer::new(config(Mode::Terminate, false, true))
+            .metric_sink(Lines::default().sink())
+            .layer(recording_batch_handler(&seen));
+        let runs = |i| record(i, 1, 1, 0, 0, true);
+        let records = vec![runs(0), runs(1), record(2, 2, 0, 0, 0, true), runs(3)];
+        let response = svc
+            .oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
+            .await
+            .unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["r2", "r3"]);
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            [vec!["r0".to_owned(), "r1".to_owned()]]
+        );
+    }
+
     /// Each body shape carries its lineage (else the property above would
     /// not test bodies at all).
     #[test]
     fn the_body_shapes_carry_their_lineage() {
-        let config = config(Mode::Terminate, false);
-        let body = |shape| record(0, 0, 0, shape, 0).read_record(&config).lineage();
+        let config = config(Mode::Terminate, false, false);
+        let body = |shape| {
+            record(0, 0, 0, shape, 0, false)
+                .read_record(&config)
+                .lineage()
+        };
         assert_eq!(body(0), Lineage::new());
         assert_eq!(body(1), ran(4));
         assert_eq!(body(2), ran(1));
@@ -1515,7 +1567,7 @@ mod repeated_records {
         let svc = LoopGuardLayer::new(config)
             .metric_sink(lines.sink())
             .layer(recording_batch_handler(&seen));
-        let records = (0..5).map(|i| record(i, 1, 2, 0, 0)).collect();
+        let records = (0..5).map(|i| record(i, 1, 2, 0, 0, false)).collect();
         svc.oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
             .await
             .unwrap();

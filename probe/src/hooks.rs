@@ -1,6 +1,7 @@
 //! The interceptor's own work on one `SendMessage`: both of its hooks on an
 //! input and a request, inside a chain (`hooks_guarded`), against the same
-//! contexts built and dropped without it (`hooks_bare`).
+//! contexts built and dropped without it (`hooks_bare`), and the SDK's own
+//! cost of the two stamps it writes (`hooks_sdk_floor`).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -69,33 +70,9 @@ impl Hooks {
         &self.headers[at]
     }
 
-    /// The SDK's own cost of the two stamps, their values ready
-    /// (`tests/support/sdk_floor.rs`): the floor under both hooks.
-    pub fn run_sdk_floor(&self, stamps: &Stamps) {
-        let mut context = InterceptorContext::new(Input::erase(self.input.clone()));
-        let request = http::Request::builder()
-            .header("x-amzn-trace-id", self.header())
-            .body(SdkBody::empty())
-            .unwrap()
-            .try_into()
-            .unwrap();
-        self.chain.clone().sync_scope(|| {
-            if let Some(input) = context.input_mut() {
-                stamps.stamp_input(input);
-            }
-            let input = context.take_input();
-            context.enter_serialization_phase();
-            context.set_request(request);
-            context.enter_before_transmit_phase();
-            if let Some(request) = context.request_mut() {
-                stamps.stamp_request(request);
-            }
-            black_box(input);
-        });
-        black_box(context);
-    }
-
-    pub fn run(&self, guarded: bool) {
+    /// One `SendMessage`'s contexts built, taken through both hook points
+    /// as `with` says, and dropped.
+    pub fn run(&self, with: With<'_>) {
         let mut cfg = ConfigBag::base();
         let mut context = InterceptorContext::new(Input::erase(self.input.clone()));
         let request = http::Request::builder()
@@ -104,27 +81,55 @@ impl Hooks {
             .unwrap()
             .try_into()
             .unwrap();
-        // Both variants run in a chain (a handler's task-local holds one):
-        // they differ only by the two hooks.
+        // Every variant runs in a chain (a handler's task-local holds one):
+        // they differ only at the two hook points.
         self.chain.clone().sync_scope(|| {
-            if guarded {
-                let mut ctx = (&mut context).into();
-                self.interceptor
-                    .modify_before_serialization(&mut ctx, &self.components, &mut cfg)
-                    .unwrap();
+            match with {
+                With::Nothing => {}
+                With::Interceptor => {
+                    let mut ctx = (&mut context).into();
+                    self.interceptor
+                        .modify_before_serialization(&mut ctx, &self.components, &mut cfg)
+                        .unwrap();
+                }
+                With::SdkFloor(stamps) => {
+                    if let Some(input) = context.input_mut() {
+                        stamps.stamp_input(input);
+                    }
+                }
             }
             let input = context.take_input();
             context.enter_serialization_phase();
             context.set_request(request);
             context.enter_before_transmit_phase();
-            if guarded {
-                let mut ctx = (&mut context).into();
-                self.interceptor
-                    .modify_before_transmit(&mut ctx, &self.components, &mut cfg)
-                    .unwrap();
+            match with {
+                With::Nothing => {}
+                With::Interceptor => {
+                    let mut ctx = (&mut context).into();
+                    self.interceptor
+                        .modify_before_transmit(&mut ctx, &self.components, &mut cfg)
+                        .unwrap();
+                }
+                With::SdkFloor(stamps) => {
+                    if let Some(request) = context.request_mut() {
+                        stamps.stamp_request(request);
+                    }
+                }
             }
             black_box(input);
         });
         black_box(context);
     }
+}
+
+/// What happens at the two hook points.
+#[derive(Clone, Copy)]
+pub enum With<'a> {
+    /// Nothing: the contexts alone.
+    Nothing,
+    /// The guard's interceptor.
+    Interceptor,
+    /// The two stamps written with their values ready
+    /// (`tests/support/sdk_floor.rs`): the SDK's own cost of them.
+    SdkFloor(&'a Stamps),
 }

@@ -22,6 +22,8 @@ use lambda_loop_guard::{FunctionId, Lineage, LoopGuardConfig, LoopGuardLayer};
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
+use hooks::With;
+
 use fixtures::{
     aws_shaped_sqs_event, json_body_4k, stamped_sqs_event, TYPICAL_TRACE_HEADER as TYPICAL,
 };
@@ -140,9 +142,9 @@ fn main() {
     let aws_10 = aws_shaped_sqs_event(10, "{\"order\":1}", &probe_at(2));
     for _ in 0..n {
         match case.as_str() {
-            "hooks_bare" => hooks.run(false),
-            "hooks_guarded" => hooks.run(true),
-            "hooks_sdk_floor" => hooks.run_sdk_floor(&stamps),
+            "hooks_bare" => hooks.run(With::Nothing),
+            "hooks_guarded" => hooks.run(With::Interceptor),
+            "hooks_sdk_floor" => hooks.run(With::SdkFloor(&stamps)),
             "aws10_bare" => run_batch(false, &aws_10),
             "aws10_guarded" => run_batch(true, &aws_10),
             "aws10_floor" => run_floor(&aws_10),
@@ -189,7 +191,7 @@ fn main() {
             "aws100_parents_guarded" => run_batch(true, &aws_parents),
             "aws100_two_chains_bare" => run_batch(false, &aws_two_chains),
             "aws100_two_chains_guarded" => run_batch(true, &aws_two_chains),
-            "hooks_new_header" => hooks_new.run(true),
+            "hooks_new_header" => hooks_new.run(With::Interceptor),
             "aws100_4k_bare" => run_batch(false, &aws_4k),
             "aws100_4k_guarded" => run_batch(true, &aws_4k),
             "clean1000_bare" => run_batch(false, &clean_1000),

@@ -128,17 +128,28 @@ pub(super) struct Inspection<'s, 'a> {
     // first: a later unit with the same inputs (the records of one producer
     // run, or of two in turn) is decided as it was.
     last_ran: [Option<Ran<'a>>; 2],
+    // Whether the last unit ran as `last_ran[0]` (or was a repeat of it): a
+    // record like it may be handed over as a repeat.
+    last_repeatable: bool,
 }
 
 impl<'a> Decide<'a> for Inspection<'_, 'a> {
-    #[inline]
     fn unit(&mut self, unit: Incoming<'a>) -> bool {
-        self.decide_unit(unit)
+        self.last_repeatable = self.decide(unit);
+        self.last_repeatable
     }
 
-    #[inline]
+    /// Runs as the last unit did (its inputs are the same): merging its
+    /// lineage again would change nothing.
     fn repeat(&mut self) -> bool {
-        self.repeat_last()
+        // Only right after a unit that ran as the latest kind (or a repeat
+        // of it): else it is read in full.
+        let Some(latest) = self.last_ran[0].as_ref().filter(|_| self.last_repeatable) else {
+            return false;
+        };
+        self.units += 1;
+        self.decoded.rejected += latest.rejected;
+        true
     }
 }
 
@@ -218,6 +229,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
             exact,
             claimed: Vec::new(),
             last_ran: [None, None],
+            last_repeatable: false,
         };
         // Each unit is decided as the event hands it over: no buffer of units.
         payload.read_incoming(context, config, &mut Units::deciding(&mut inspection));
@@ -225,8 +237,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
     }
 
     /// Decides one unit; whether it ran as the latest kind of unit that ran
-    /// (a [`repeat`](Self::repeat_last) of it may follow).
-    fn decide_unit(&mut self, unit: Incoming<'a>) -> bool {
+    /// (a repeat of it may follow).
+    fn decide(&mut self, unit: Incoming<'a>) -> bool {
         let index = self.units;
         self.units += 1;
         let config = &self.shared.config;
@@ -252,7 +264,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
         // Only the records of a batch repeat one another.
         let inputs = self
             .per_record
-            .then(|| unit.decision_inputs(config.has_source_limits()))
+            .then(|| unit.decision_inputs(config))
             .flatten();
         if let Some(inputs) = &inputs {
             let [latest, before] = &mut self.last_ran;
@@ -327,22 +339,6 @@ impl<'s, 'a> Inspection<'s, 'a> {
                 }
             }
         }
-    }
-
-    /// Decides a record whose carriers are byte for byte the last unit's,
-    /// which ran as the latest kind (its [`decide_unit`](Self::decide_unit)
-    /// answered true): it runs as that one did, its inputs being the same.
-    /// Whether it was taken; a reader hands over a record not taken in full.
-    fn repeat_last(&mut self) -> bool {
-        let Some(latest) = &self.last_ran[0] else {
-            return false;
-        };
-        if self.cut_at_first_drop && self.error.is_some() {
-            return false;
-        }
-        self.units += 1;
-        self.decoded.rejected += latest.rejected;
-        true
     }
 
     /// Records why the invocation refuses units: the refusal of the first

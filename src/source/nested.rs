@@ -53,7 +53,19 @@ pub(crate) fn read_sqs_body<'a>(
     incoming: &mut Incoming<'a>,
     has_attribute: impl FnOnce() -> bool,
 ) {
-    match BodyKind::of(body) {
+    read_body_of_kind(BodyKind::of(body), body, config, incoming, has_attribute);
+}
+
+/// [`read_sqs_body`] of a body whose kind is known.
+#[inline]
+pub(crate) fn read_body_of_kind<'a>(
+    kind: BodyKind,
+    body: &'a str,
+    config: &LoopGuardConfig,
+    incoming: &mut Incoming<'a>,
+    has_attribute: impl FnOnce() -> bool,
+) {
+    match kind {
         BodyKind::Plain => {}
         BodyKind::SnsEnvelope => {
             super::sqs::read_sns_envelope(body, config, incoming, has_attribute)

@@ -2,15 +2,15 @@
 //! the benchmarks and the instruction probe to measure the guard against:
 //! per record, both carriers (the `AWSTraceHeader` system attribute and the
 //! `loop-guard` message attribute) found and compared with the record
-//! before's; per invocation, a copy of the trace header made visible to the
-//! handler's SDK calls (a task-local around its future). No decoding, no
-//! limits, no metric: on a batch of one chain nothing else is needed to
+//! before's; per invocation, a value made visible to the handler's SDK
+//! calls (a task-local around its future; a guard's holds the chain and a
+//! copy of the trace header, which the floor does not make). No decoding,
+//! no limits, no metric: on a batch of one chain nothing else is needed to
 //! know every record is like the first.
 
 #![allow(dead_code)]
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -19,7 +19,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tower::Service;
 
 tokio::task_local! {
-    static HEADER: Option<Arc<str>>;
+    static CHANGES: usize;
 }
 
 /// Per record, both carriers found (a walk of the small maps) and compared
@@ -47,22 +47,21 @@ pub fn read_carriers(event: &SqsEvent) -> usize {
 }
 
 /// The floor as a service: [`read_carriers`], then the inner service with
-/// the invocation's trace header in a task-local.
+/// its result in a task-local.
 #[derive(Clone)]
 pub struct FloorGuard<S>(pub S);
 
 impl<S: Service<LambdaEvent<SqsEvent>>> Service<LambdaEvent<SqsEvent>> for FloorGuard<S> {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = TaskLocalFuture<Option<Arc<str>>, S::Future>;
+    type Future = TaskLocalFuture<usize, S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.0.poll_ready(cx)
     }
 
     fn call(&mut self, event: LambdaEvent<SqsEvent>) -> Self::Future {
-        black_box(read_carriers(black_box(&event.payload)));
-        let header = event.context.xray_trace_id.as_deref().map(Arc::from);
-        HEADER.scope(header, self.0.call(event))
+        let changes = read_carriers(black_box(&event.payload));
+        CHANGES.scope(changes, self.0.call(event))
     }
 }

@@ -88,7 +88,7 @@ impl<T: Serialize> GuardedRecord for SqsMessageObj<T> {
 
 /// One message on its own.
 fn read_one<'a>(message: Parts<'a>, config: &LoopGuardConfig) -> Incoming<'a> {
-    let carriers = Carriers::of(&message, false);
+    let carriers = Carriers::of(&message, config);
     read_message(message, carriers, config, &mut LastHeader::default())
 }
 
@@ -139,19 +139,18 @@ fn read_messages<'a, M: SqsParts>(
     config: &LoopGuardConfig,
     out: &mut Units<'a, '_>,
 ) {
-    let with_arn = config.has_source_limits();
     let mut last = LastHeader::default();
     // The carriers of the message before, when it ran and its body carried
     // nothing.
     let mut repeatable: Option<Carriers<'a>> = None;
     for message in messages {
         let message = message.parts();
-        let carriers = Carriers::of(&message, with_arn);
-        if carriers.body_plain && repeatable == Some(carriers) && out.repeat() {
+        let carriers = Carriers::of(&message, config);
+        if repeatable == Some(carriers) && out.push_repeat() {
             continue;
         }
         let ran = out.push_unit(read_message(message, carriers, config, &mut last));
-        repeatable = (ran && carriers.body_plain).then_some(carriers);
+        repeatable = (ran && carriers.body == BodyKind::Plain).then_some(carriers);
     }
 }
 
@@ -162,22 +161,20 @@ fn read_messages<'a, M: SqsParts>(
 struct Carriers<'a> {
     header: Option<&'a str>,
     attribute: Option<&'a str>,
-    // The body cannot be an envelope or an event of ours (or is typed).
-    body_plain: bool,
-    // Only when some source has a limit of its own.
+    // What the body may carry (a typed body is not read: plain).
+    body: BodyKind,
+    // Only when it can change the decision.
     arn: Option<&'a str>,
 }
 
 impl<'a> Carriers<'a> {
-    fn of(message: &Parts<'a>, with_arn: bool) -> Self {
+    fn of(message: &Parts<'a>, config: &LoopGuardConfig) -> Self {
         Carriers {
             header: crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
                 .map(String::as_str),
             attribute: MessageAttribute::default().sqs_value(message.message_attributes),
-            body_plain: message
-                .body
-                .is_none_or(|body| BodyKind::of(body) == BodyKind::Plain),
-            arn: message.arn.filter(|_| with_arn),
+            body: message.body.map_or(BodyKind::Plain, BodyKind::of),
+            arn: config.deciding_source(message.arn),
         }
     }
 }
@@ -199,12 +196,18 @@ fn read_message<'a>(
     if let Some(value) = carriers.attribute {
         incoming.read_lineage_value(value, SQS_ATTRIBUTE_CARRIER);
     }
-    // A message with our attribute was sent by a guarded producer (or
-    // delivered raw): its body is not an envelope of ours to read.
-    if let (Some(body), false) = (message.body, carriers.body_plain) {
-        crate::source::nested::read_sqs_body(body, config, &mut incoming, || {
-            crate::carrier::small_map_get(message.message_attributes, KEY).is_some()
-        });
+    if let Some(body) = message.body {
+        crate::source::nested::read_body_of_kind(
+            carriers.body,
+            body,
+            config,
+            &mut incoming,
+            || {
+                // A message with our attribute was sent by a guarded producer
+                // (or delivered raw): its body is not an envelope of ours.
+                crate::carrier::small_map_get(message.message_attributes, KEY).is_some()
+            },
+        );
     }
     incoming.set_source_arn(message.arn);
     incoming
@@ -300,11 +303,7 @@ pub(crate) fn sns_envelope_lineage(body: &str) -> Option<SnsEnvelopeLineage<'_>>
 
     // SNS writes `{"Type" : ...` first (JSON whitespace, which is ASCII,
     // aside): any other body is passed over without a scan.
-    let shaped = body
-        .trim_ascii_start()
-        .strip_prefix('{')
-        .is_some_and(|rest| rest.trim_ascii_start().starts_with("\"Type\""));
-    if !shaped || !body.contains(KEY) {
+    if BodyKind::of(body) != BodyKind::SnsEnvelope || !body.contains(KEY) {
         return None;
     }
     let envelope = serde_json::from_str::<Envelope<'_>>(body).ok()?;
@@ -521,7 +520,80 @@ pub(crate) mod tests {
         assert_eq!(ids, ["b", "a"]);
     }
 
+    /// A message of a small alphabet of carriers (so that two are often
+    /// alike): header, attribute, body and queue choices.
+    fn shaped(header: u8, attribute: u8, body: u8, queue: u8) -> SqsMessage {
+        let lineage = |n: u16| {
+            (0..n)
+                .fold(crate::Lineage::new(), |l, _| {
+                    l.record_run(FunctionId::from_identity("test"))
+                })
+                .to_string()
+        };
+        let header = match header {
+            0 => None,
+            1 => Some(format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;LoopGuard={}",
+                lineage(2)
+            )),
+            2 => Some(format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;LoopGuard={}",
+                lineage(5)
+            )),
+            _ => Some(format!(
+                "Root=1-5759e988-bd862e3fe1be46a994272793;LoopGuard={};LoopGuard={}",
+                lineage(1),
+                lineage(3)
+            )),
+        };
+        let attribute = match attribute {
+            0 => None,
+            1 => Some(lineage(2)),
+            _ => Some("not a lineage".to_owned()),
+        };
+        let mut m = record("m", attribute.as_deref(), header.as_deref());
+        m.body = Some(match body {
+            0 => "plain".to_owned(),
+            1 => "{\"order\":1}".to_owned(),
+            _ => format!(
+                r#"{{"version":"0","id":"e","detail":{{"{KEY}":"{}"}}}}"#,
+                lineage(4)
+            ),
+        });
+        m.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:123456789012:q{queue}"));
+        m
+    }
+
     proptest::proptest! {
+        /// Two messages whose carriers are alike (a repeat is handed over
+        /// for the second) have the same decision inputs: the guard's
+        /// shortcut for units decides them alike, with source limits or
+        /// without.
+        #[test]
+        fn alike_carriers_mean_alike_decision_inputs(
+            a in (0u8..4, 0u8..3, 0u8..3, 0u8..2),
+            b in (0u8..4, 0u8..3, 0u8..3, 0u8..2),
+            per_source in proptest::bool::ANY,
+        ) {
+            let config = if per_source {
+                LoopGuardConfig::builder()
+                    .function_identity("test")
+                    .source_max_depth("arn:aws:sqs:us-east-1:123456789012:q1", 6)
+                    .build()
+                    .unwrap()
+            } else {
+                test_config()
+            };
+            let (a, b) = (shaped(a.0, a.1, a.2, a.3), shaped(b.0, b.1, b.2, b.3));
+            let (pa, pb) = (a.parts(), b.parts());
+            let (ca, cb) = (Carriers::of(&pa, &config), Carriers::of(&pb, &config));
+            if ca == cb && ca.body == BodyKind::Plain {
+                let (ua, ub) = (read_one(a.parts(), &config), read_one(b.parts(), &config));
+                proptest::prop_assert!(ua.decision_inputs(&config).is_some());
+                proptest::prop_assert_eq!(ua.decision_inputs(&config), ub.decision_inputs(&config));
+            }
+        }
+
         #[test]
         fn envelope_reader_never_panics(body in "\\PC{0,200}") {
             let _ = sns_envelope_lineage(&body);
