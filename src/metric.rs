@@ -118,16 +118,13 @@ emf_numbers!(u16, u32, u64);
 
 /// Appends `n` in decimal, zero-padded to `width` digits (no formatting
 /// machinery: a drop line has a dozen numbers).
-fn push_digits(out: &mut String, mut n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut start = digits.len();
-    while n > 0 || start == digits.len() {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
+fn push_digits(out: &mut String, n: u64, width: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
     }
-    start = start.min(digits.len().saturating_sub(width));
-    out.extend(digits[start..].iter().map(|&digit| char::from(digit)));
+    out.push_str(digits);
 }
 
 /// Whether `bytes` holds a byte JSON must escape (`"`, `\\`, or a control

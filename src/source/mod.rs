@@ -297,9 +297,15 @@ pub(crate) fn add_missing(
     ids: Vec<String>,
     mut push: impl FnMut(String),
 ) {
-    let mut seen: std::collections::HashSet<String> = reported.flatten().collect();
-    for id in ids {
-        if seen.insert(id.clone()) {
+    let reported: std::collections::HashSet<String> = reported.flatten().collect();
+    // Which of `ids` to add, decided on borrowed ids (none is copied).
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    let add: Vec<bool> = ids
+        .iter()
+        .map(|id| !reported.contains(id) && seen.insert(id.as_str()))
+        .collect();
+    for (id, add) in ids.into_iter().zip(add) {
+        if add {
             push(id);
         }
     }
