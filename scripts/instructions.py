@@ -9,9 +9,10 @@ usage: scripts/instructions.py [--check] PROBE_BINARY
 
 With --check, every row with a budget must be within it (a regression gate
 that cannot flake: the counts are exact, up to the order of the events'
-hash maps, which moves a batch's count by a few percent between processes;
-the budgets of batches leave 15 to 25 % of room, those of single paths
-6 to 10 %); exit 1 otherwise. Without
+hash maps, which moves a batch's count between processes: a few percent
+at batch 100, up to a fifth at batch 10; the budgets of batches leave 15
+to 45 % of room, those of single paths 8 to 12 %); exit 1 otherwise. The
+floors are reported, not budgeted. Without
 valgrind, --check says so loudly and exits 0.
 """
 import re, shutil, subprocess, sys
@@ -45,7 +46,7 @@ def added_per_record(name, records, low=20, high=120):
 rows = [
     ("read Root + our lineage, 150-byte header", per_iteration("header_150", 200, 1200), None, None),
     ("read Root + our lineage, 2 KiB header", per_iteration("header_2k", 200, 1200), None, None),
-    ("stamp a 150-byte header into a reused buffer", per_iteration("stamp_150", 200, 1200), None, 1_500),
+    ("stamp a 150-byte header into a reused buffer", per_iteration("stamp_150", 200, 1200), None, 1_550),
     ("decode a 1-entry lineage", per_iteration("decode_1", 200, 1200), None, None),
     ("decode a 16-entry lineage", per_iteration("decode_16", 200, 1200), None, None),
     ("encode a 3-entry lineage", per_iteration("encode_16", 200, 1200), None, None),
@@ -57,7 +58,7 @@ rows.append(("SQS batch of 100, per record: added by the guard", value, context,
 value, context = added_per_record("aws10", 10, 200, 1200)
 rows.append(("AWS-shaped SQS records (batch 10), per record: added, invocation share included", value, context, 1_000))
 floor10 = (per_iteration("aws10_floor", 200, 1200) - per_iteration("aws10_bare", 200, 1200)) / 10
-rows.append(("the floor at batch 10 (both carriers found and compared, the header in a task-local), per record", floor10, "tests/support/floor.rs", None))
+rows.append(("the floor at batch 10 (both carriers found and compared, a task-local scoped), per record", floor10, "tests/support/floor.rs", None))
 value, context = added_per_record("aws100", 100)
 rows.append(("AWS-shaped SQS records (batch 100), per record: added", value, context, 450))
 floor100 = (per_iteration("aws100_floor") - per_iteration("aws100_bare")) / 100
