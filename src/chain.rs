@@ -93,99 +93,125 @@ impl Drop for Running {
     }
 }
 
-/// An invocation's incoming trace header, as its chain keeps it.
-#[derive(Clone)]
-pub(crate) struct HeaderText(HeaderRepr);
-
-#[derive(Clone)]
-enum HeaderRepr {
+/// An invocation's incoming trace header, as a chain's state keeps it.
+enum HeaderText {
+    /// No header; the buffer of an earlier copy, kept for the next one.
+    Absent(String),
     /// As given to [`Chain::new`].
     Given(Arc<str>),
-    /// Copied by the guard into a buffer that, once its last holder is
-    /// dropped, the next copy on that thread reuses (`None` only while
-    /// being dropped).
-    Copied(Option<Arc<String>>),
-}
-
-/// The room a spare header buffer is made with: a Lambda trace header with
-/// our field is 100 to 200 bytes, up to ~500 with a long lineage.
-const SPARE_HEADER_BYTES: usize = 512;
-
-/// A buffer that grew past this (an unusually long header) is not kept.
-const SPARE_HEADER_MAX_BYTES: usize = 4 * SPARE_HEADER_BYTES;
-
-thread_local! {
-    // The buffer of the last header copied here whose holders are all
-    // gone: an invocation allocates nothing in steady state (when its
-    // chain is dropped on the thread that copies the next header, as with
-    // lambda_runtime, which calls and drops on one task).
-    static SPARE_HEADER: std::cell::Cell<Option<Arc<String>>> = const { std::cell::Cell::new(None) };
+    /// Copied by the guard into a buffer the state keeps for reuse.
+    Copied(String),
 }
 
 impl HeaderText {
-    fn given(text: Arc<str>) -> Self {
-        HeaderText(HeaderRepr::Given(text))
-    }
-
-    /// `text`, copied into this thread's spare buffer if it has one.
-    pub(crate) fn copy_of(text: &str) -> HeaderText {
-        let spare = SPARE_HEADER.try_with(|spare| spare.take()).ok().flatten();
-        let buffer = match spare {
-            Some(mut buffer) => match Arc::get_mut(&mut buffer) {
-                Some(owned) => {
-                    owned.clear();
-                    owned.push_str(text);
-                    buffer
-                }
-                // Unreachable (only unshared buffers are kept), but a
-                // shared one is never written.
-                None => Arc::new(text.to_owned()),
-            },
-            None => Arc::new(text.to_owned()),
+    /// `text`, copied into the buffer this one holds (if it holds one).
+    fn set(&mut self, text: Option<&str>) {
+        let mut buffer = match self {
+            HeaderText::Absent(buffer) | HeaderText::Copied(buffer) => std::mem::take(buffer),
+            HeaderText::Given(_) => String::new(),
         };
-        HeaderText(HeaderRepr::Copied(Some(buffer)))
+        buffer.clear();
+        *self = match text {
+            Some(text) => {
+                buffer.push_str(text);
+                HeaderText::Copied(buffer)
+            }
+            None => HeaderText::Absent(buffer),
+        };
     }
 
-    /// Makes this thread's spare buffer, if it has none, with room for a
-    /// typical header (a longer one grows it once).
-    pub(crate) fn prepare_spare() {
-        let _ = SPARE_HEADER.try_with(|spare| {
-            let buffer = spare
-                .take()
-                .unwrap_or_else(|| Arc::new(String::with_capacity(SPARE_HEADER_BYTES)));
-            spare.set(Some(buffer));
-        });
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            HeaderText::Absent(_) => None,
+            HeaderText::Given(text) => Some(text),
+            HeaderText::Copied(text) => Some(text),
+        }
     }
 
-    fn as_str(&self) -> &str {
-        match &self.0 {
-            HeaderRepr::Given(text) => text,
-            HeaderRepr::Copied(text) => text.as_deref().map_or("", String::as_str),
+    /// The room its buffer holds.
+    fn capacity(&self) -> usize {
+        match self {
+            HeaderText::Absent(buffer) | HeaderText::Copied(buffer) => buffer.capacity(),
+            HeaderText::Given(_) => 0,
         }
     }
 }
 
-impl Drop for HeaderText {
-    /// The last holder of a copied header gives its buffer to this
-    /// thread's next copy (a chain kept past its invocation, by a spawned
-    /// task say, keeps the header until it is dropped).
-    fn drop(&mut self) {
-        if let HeaderRepr::Copied(buffer) = &mut self.0 {
-            if let Some(mut buffer) = buffer.take() {
-                if buffer.capacity() <= SPARE_HEADER_MAX_BYTES
-                    && Arc::get_mut(&mut buffer).is_some()
-                {
-                    // A thread being torn down keeps nothing.
-                    let _ = SPARE_HEADER.try_with(|spare| spare.set(Some(buffer)));
-                }
+/// The room a spare chain's header buffer is made with: a Lambda trace
+/// header with our field is 100 to 200 bytes, up to ~500 with a long lineage.
+const SPARE_HEADER_BYTES: usize = 512;
+
+/// A chain whose header buffer grew past this (an unusually long header)
+/// keeps no buffer when it is given back.
+const SPARE_HEADER_MAX_BYTES: usize = 4 * SPARE_HEADER_BYTES;
+
+thread_local! {
+    // The state of the last chain dropped here with no holder left: the
+    // next chain made on this thread reuses it (its header buffer too), so
+    // an invocation allocates nothing in steady state (when its chain is
+    // dropped on the thread that makes the next one, as with
+    // lambda_runtime, which calls and drops on one task).
+    static SPARE: std::cell::Cell<Option<Arc<ChainState>>> = const { std::cell::Cell::new(None) };
+}
+
+/// What a [`Chain`] holds, behind one pointer: a chain moves, is cloned and
+/// is swapped in and out of its task-local as a pointer.
+struct ChainState {
+    lineage: Lineage,
+    incoming_trace_header: HeaderText,
+    // The guard's configuration, to derive a record's own chain
+    // (`Chain::for_record`); shared, never copied.
+    config: Option<Arc<LoopGuardConfig>>,
+    // A budgeted chain: what is left of this run's budget for its sends,
+    // shared by every clone (the task-local one, carried ones).
+    shares: Option<Arc<Shares>>,
+}
+
+impl ChainState {
+    /// A state holding these, copying `header`: this thread's spare if it
+    /// has one (no allocation), else a new one.
+    fn make(
+        lineage: Lineage,
+        header: Option<&str>,
+        config: Option<Arc<LoopGuardConfig>>,
+        shares: Option<Arc<Shares>>,
+    ) -> Arc<ChainState> {
+        if let Some(mut spare) = SPARE.try_with(std::cell::Cell::take).ok().flatten() {
+            // Only unshared states are kept: this always holds.
+            if let Some(state) = Arc::get_mut(&mut spare) {
+                state.lineage = lineage;
+                state.incoming_trace_header.set(header);
+                state.config = config;
+                state.shares = shares;
+                return spare;
             }
         }
+        let mut incoming_trace_header = HeaderText::Absent(String::new());
+        incoming_trace_header.set(header);
+        Arc::new(ChainState {
+            lineage,
+            incoming_trace_header,
+            config,
+            shares,
+        })
     }
-}
 
-impl std::fmt::Debug for HeaderText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
+    /// Makes this thread's spare state, if it has none, with room for a
+    /// typical header (a longer one grows it once).
+    fn prepare_spare() {
+        let _ = SPARE.try_with(|spare| {
+            let state = spare.take().unwrap_or_else(|| {
+                Arc::new(ChainState {
+                    lineage: Lineage::new(),
+                    incoming_trace_header: HeaderText::Absent(String::with_capacity(
+                        SPARE_HEADER_BYTES,
+                    )),
+                    config: None,
+                    shares: None,
+                })
+            });
+            spare.set(Some(state));
+        });
     }
 }
 
@@ -203,20 +229,36 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The state of the chain for the running invocation. Two chains are equal
 /// when their lineages and incoming headers are.
 #[derive(Clone)]
-pub struct Chain {
-    lineage: Lineage,
-    incoming_trace_header: Option<HeaderText>,
-    // The guard's configuration, to derive a record's own chain
-    // (`Chain::for_record`); shared, never copied.
-    config: Option<Arc<LoopGuardConfig>>,
-    // A budgeted chain: what is left of this run's budget for its sends,
-    // shared by every clone (the task-local one, carried ones).
-    shares: Option<Arc<Shares>>,
+pub struct Chain(Arc<ChainState>);
+
+/// Makes the spare chain state of this thread (see [`Chain`]'s drop), at
+/// init rather than amid the first invocation's event.
+pub(crate) fn prepare_spare() {
+    ChainState::prepare_spare();
+}
+
+impl Drop for Chain {
+    /// The last holder of a chain gives its state (and header buffer) to
+    /// the next chain made on this thread (a chain kept past its
+    /// invocation, by a spawned task say, keeps it until it is dropped).
+    fn drop(&mut self) {
+        let Some(state) = Arc::get_mut(&mut self.0) else {
+            return;
+        };
+        state.config = None;
+        state.shares = None;
+        if state.incoming_trace_header.capacity() > SPARE_HEADER_MAX_BYTES {
+            state.incoming_trace_header = HeaderText::Absent(String::new());
+        }
+        let kept = Arc::clone(&self.0);
+        // A thread being torn down keeps nothing.
+        let _ = SPARE.try_with(|spare| spare.set(Some(kept)));
+    }
 }
 
 impl PartialEq for Chain {
     fn eq(&self, other: &Chain) -> bool {
-        self.lineage == other.lineage
+        self.lineage() == other.lineage()
             && self.incoming_trace_header() == other.incoming_trace_header()
     }
 }
@@ -226,8 +268,8 @@ impl Eq for Chain {}
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
-            .field("lineage", &self.lineage)
-            .field("incoming_trace_header", &self.incoming_trace_header)
+            .field("lineage", self.lineage())
+            .field("incoming_trace_header", &self.incoming_trace_header())
             .finish_non_exhaustive()
     }
 }
@@ -236,12 +278,13 @@ impl Chain {
     /// A chain whose outgoing lineage is `lineage`, entered with
     /// `incoming_trace_header` (the invocation's `X-Amzn-Trace-Id`).
     pub fn new(lineage: Lineage, incoming_trace_header: Option<Arc<str>>) -> Self {
-        Chain {
+        Chain(Arc::new(ChainState {
             shares: shares_of(&lineage),
             lineage,
-            incoming_trace_header: incoming_trace_header.map(HeaderText::given),
+            incoming_trace_header: incoming_trace_header
+                .map_or(HeaderText::Absent(String::new()), HeaderText::Given),
             config: None,
-        }
+        }))
     }
 
     /// A chain whose every carrier holds `lineage` exactly as given (its
@@ -249,41 +292,37 @@ impl Chain {
     /// run going on.
     #[cfg(feature = "continuation")]
     pub(crate) fn unchanged(lineage: Lineage, incoming_trace_header: Option<&str>) -> Self {
-        Chain {
-            lineage,
-            incoming_trace_header: incoming_trace_header.map(HeaderText::copy_of),
-            config: None,
-            shares: None,
-        }
+        Chain(ChainState::make(lineage, incoming_trace_header, None, None))
     }
 
-    /// A chain set by the guard, which knows its configuration.
+    /// A chain set by the guard, which knows its configuration (the
+    /// incoming header copied).
     pub(crate) fn guarded(
         lineage: Lineage,
-        incoming_trace_header: Option<HeaderText>,
+        incoming_trace_header: Option<&str>,
         config: Arc<LoopGuardConfig>,
     ) -> Self {
-        Chain {
-            shares: shares_of(&lineage),
-            lineage: config.outgoing(lineage),
+        Chain(ChainState::make(
+            config.outgoing(lineage),
             incoming_trace_header,
-            config: Some(config),
-        }
+            Some(config),
+            shares_of(&lineage),
+        ))
     }
 
     /// A chain set by a guard with an exact chain budget: counted in its
     /// store, so every send carries `lineage`'s whole budget, not a share.
     pub(crate) fn guarded_unshared(
         lineage: Lineage,
-        incoming_trace_header: Option<HeaderText>,
+        incoming_trace_header: Option<&str>,
         config: Arc<LoopGuardConfig>,
     ) -> Self {
-        Chain {
-            shares: None,
-            lineage: config.outgoing(lineage),
+        Chain(ChainState::make(
+            config.outgoing(lineage),
             incoming_trace_header,
-            config: Some(config),
-        }
+            Some(config),
+            None,
+        ))
     }
 
     /// This chain with the outgoing lineage of one record of its batch
@@ -302,7 +341,7 @@ impl Chain {
         // if it arrived in a budgeted one (or, without any budget, in any
         // one), else the invocation's (where the budget, or the id,
         // started), never a fresh one per record.
-        match (self.lineage.chain(), self.lineage.budget()) {
+        match (self.lineage().chain(), self.lineage().budget()) {
             (Some(chain), Some(budget)) => {
                 let own = arrived.chain().filter(|_| arrived.budget().is_some());
                 lineage = lineage.with_budget(own.unwrap_or(chain), budget);
@@ -310,18 +349,24 @@ impl Chain {
             (Some(chain), None) => lineage = lineage.in_chain(arrived.chain().unwrap_or(chain)),
             (None, _) => {}
         }
-        Chain {
-            shares: self.shares.clone(),
-            lineage: self.signed(lineage),
-            incoming_trace_header: self.incoming_trace_header.clone(),
-            config: self.config.clone(),
-        }
+        self.with_lineage(self.signed(lineage))
+    }
+
+    /// This chain (its header, configuration and budget left), carrying
+    /// `lineage` instead of its own.
+    fn with_lineage(&self, lineage: Lineage) -> Self {
+        Chain(ChainState::make(
+            lineage,
+            self.incoming_trace_header(),
+            self.0.config.clone(),
+            self.0.shares.clone(),
+        ))
     }
 
     /// `lineage` signed, when the guard that set this chain signs and it is
     /// not signed already.
     fn signed(&self, lineage: Lineage) -> Lineage {
-        match &self.config {
+        match &self.0.config {
             Some(config) if lineage.tag().is_none() => config.outgoing(lineage),
             _ => lineage,
         }
@@ -333,9 +378,9 @@ impl Chain {
     /// not [`lineage`](Self::lineage), on a message you stamp by hand (or use
     /// [`stamp_current`]): `lineage` holds the whole budget left.
     pub fn lineage_for_send(&self, messages: u32) -> Lineage {
-        match &self.shares {
-            Some(shares) => self.signed(self.lineage.with_share(shares.take(messages))),
-            None => self.lineage,
+        match &self.0.shares {
+            Some(shares) => self.signed(self.lineage().with_share(shares.take(messages))),
+            None => *self.lineage(),
         }
     }
 
@@ -344,10 +389,7 @@ impl Chain {
     /// still this run's.
     #[cfg(feature = "interceptor")]
     pub(crate) fn with_lineage_of_send(&self, lineage: Lineage) -> Self {
-        Chain {
-            lineage,
-            ..self.clone()
-        }
+        self.with_lineage(lineage)
     }
 
     /// Declares that this run's next `sends` messages are all it will send
@@ -357,7 +399,7 @@ impl Chain {
     /// several messages (`SendMessageBatch`) counts each. Without a budget
     /// it does nothing.
     pub fn declare_sends(&self, sends: u32) {
-        if let Some(shares) = &self.shares {
+        if let Some(shares) = &self.0.shares {
             shares.declare(sends);
         }
     }
@@ -365,18 +407,18 @@ impl Chain {
     /// Whether this chain has a budget to share out among its sends.
     #[cfg(feature = "interceptor")]
     pub(crate) fn is_budgeted(&self) -> bool {
-        self.shares.is_some()
+        self.0.shares.is_some()
     }
 
     /// In a budgeted chain, the runs left to share out among this run's
     /// sends.
     pub fn budget_left(&self) -> Option<u32> {
-        self.shares.as_ref().map(|shares| shares.remaining())
+        self.0.shares.as_ref().map(|shares| shares.remaining())
     }
 
     /// The configuration of the guard that set this chain, if a guard did.
     pub(crate) fn config(&self) -> Option<&LoopGuardConfig> {
-        self.config.as_deref()
+        self.0.config.as_deref()
     }
 
     /// The chain of the running guarded invocation, if any: the one in
@@ -403,12 +445,12 @@ impl Chain {
     /// The lineage that outgoing calls carry: the incoming one with this
     /// function's run and one hop added.
     pub fn lineage(&self) -> &Lineage {
-        &self.lineage
+        &self.0.lineage
     }
 
     /// The invocation's incoming `X-Amzn-Trace-Id`, as received.
     pub fn incoming_trace_header(&self) -> Option<&str> {
-        self.incoming_trace_header.as_ref().map(HeaderText::as_str)
+        self.0.incoming_trace_header.as_str()
     }
 
     /// Runs the synchronous `f` with this chain as the current one.
@@ -546,6 +588,38 @@ mod tests {
             Some(Some("Root=1-3".to_string()))
         );
     }
+    #[test]
+    fn a_dropped_chain_state_is_reused_and_a_held_one_never_is() {
+        let config = Arc::new(
+            LoopGuardConfig::builder()
+                .function_identity("pool")
+                .build()
+                .unwrap(),
+        );
+        let lineage = |n| Lineage::new().record_run(FunctionId::from_u32(n));
+        let first = Chain::guarded(lineage(1), Some("Root=1-a"), config.clone());
+        let at = Arc::as_ptr(&first.0);
+        drop(first);
+        // Its last holder gone, the next chain made here takes its state.
+        let second = Chain::guarded(lineage(2), Some("Root=1-b"), config.clone());
+        assert_eq!(Arc::as_ptr(&second.0), at);
+        assert_eq!(second.incoming_trace_header(), Some("Root=1-b"));
+        // A chain still held (a clone kept past its invocation) is not
+        // given back: later chains leave it as it was.
+        let kept = second.clone();
+        drop(second);
+        let third = Chain::guarded(lineage(3), None, config.clone());
+        assert_ne!(Arc::as_ptr(&third.0), at);
+        assert_eq!(kept.incoming_trace_header(), Some("Root=1-b"));
+        assert_eq!(kept.lineage(), &config.outgoing(lineage(2)));
+        assert_eq!(third.incoming_trace_header(), None);
+        // Given back, a state holds no configuration or budget.
+        drop(kept);
+        let spare = SPARE.with(std::cell::Cell::take).unwrap();
+        assert_eq!(Arc::as_ptr(&spare), at);
+        assert!(spare.config.is_none() && spare.shares.is_none());
+    }
+
     #[tokio::test]
     async fn stamp_current_writes_only_inside_a_chain() {
         let carrier = crate::carrier::MapKey::default();

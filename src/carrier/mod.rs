@@ -201,7 +201,8 @@ where
     if map.len() > 16 {
         return map.get(key);
     }
-    map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    // The key first: `memcmp`'s length is then the constant one's.
+    map.iter().find(|(k, _)| key == k.as_str()).map(|(_, v)| v)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use lambda_runtime::Context;
 
 use super::shared::Shared;
-use crate::chain::{Chain, HeaderText};
+use crate::chain::Chain;
 use crate::config::Mode;
 use crate::error::{GuardUnavailableError, Limit, LoopGuardError, RecursiveInvocationError};
 use crate::incoming::{Decide, DecisionInputs, DecodeCache, EventSource, Incoming, Units};
@@ -545,11 +545,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
             }
         }
         let outgoing = config.record_run(&self.merged, self.runner_source.flatten());
-        let incoming_trace_header = self
-            .context
-            .xray_trace_id
-            .as_deref()
-            .map(HeaderText::copy_of);
+        let incoming_trace_header = self.context.xray_trace_id.as_deref();
         let budget = self.merged.budget().or(config.chain_budget());
         let chain = match (self.exact, outgoing.chain(), budget) {
             // An exact budget is counted in its store, not shared out: every

@@ -37,9 +37,9 @@ pub(crate) struct Shared {
 impl Shared {
     /// `config`, EMF lines on stdout, the default policy.
     pub(crate) fn new(config: LoopGuardConfig) -> Self {
-        // The trace headers' buffer, made now, at init, rather than
-        // amid the first invocation's event.
-        crate::chain::HeaderText::prepare_spare();
+        // The chains' state, made now, at init, rather than amid the
+        // first invocation's event.
+        crate::chain::prepare_spare();
         Shared {
             config: Arc::new(config),
             sink: Arc::new(StdoutSink),

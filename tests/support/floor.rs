@@ -31,12 +31,12 @@ pub fn read_carriers(event: &SqsEvent) -> usize {
         let header = record
             .attributes
             .iter()
-            .find(|(k, _)| k.as_str() == "AWSTraceHeader")
+            .find(|(k, _)| "AWSTraceHeader" == k.as_str())
             .map(|(_, v)| v.as_str());
         let attribute = record
             .message_attributes
             .iter()
-            .find(|(k, _)| k.as_str() == "loop-guard")
+            .find(|(k, _)| "loop-guard" == k.as_str())
             .and_then(|(_, v)| v.string_value.as_deref());
         if (header, attribute) != last {
             changes += 1;

@@ -23,8 +23,7 @@ use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::carrier::{
-    LastHeader, MessageAttribute, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY,
-    SQS_ATTRIBUTE_CARRIER,
+    LastHeader, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY, SQS_ATTRIBUTE_CARRIER,
 };
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming, Units};
@@ -172,7 +171,8 @@ impl<'a> Carriers<'a> {
         Carriers {
             header: crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
                 .map(String::as_str),
-            attribute: MessageAttribute::default().sqs_value(message.message_attributes),
+            attribute: crate::carrier::small_map_get(message.message_attributes, KEY)
+                .and_then(|a| a.string_value.as_deref()),
             body: message.body.map_or(BodyKind::Plain, BodyKind::of),
             arn: config.deciding_source(message.arn),
         }
