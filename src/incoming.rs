@@ -7,10 +7,11 @@
 //!
 //! [`Carrier`]: crate::Carrier
 
+use std::cell::RefCell;
 use std::fmt;
 
 use crate::excerpt;
-use crate::lineage::Lineage;
+use crate::lineage::{Lineage, MAX_ENCODED_LEN};
 use crate::signing::{SigningKeys, Verified};
 
 /// Where an invocation or record came from (the metric's `Source`).
@@ -358,6 +359,55 @@ pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineag
     }
 }
 
+/// A valid lineage text this thread decoded last, and what it decoded to.
+struct Remembered {
+    text: [u8; MAX_ENCODED_LEN],
+    len: usize,
+    lineage: Lineage,
+}
+
+thread_local! {
+    // The invocations one producer feeds usually carry one text (its runs
+    // stamp what they received, one hop further): the next invocation
+    // compares instead of decoding. No heap: a text that decodes fits.
+    static REMEMBERED: RefCell<Option<Remembered>> = const { RefCell::new(None) };
+}
+
+/// [`decode_logged`], through the text this thread decoded last: a
+/// comparison instead of a decode when it is the same. Only valid texts
+/// are remembered (a malformed one is warned about each time it is read).
+fn decode_remembered(text: &str, carrier: &'static str) -> Option<Lineage> {
+    let same = |r: &Remembered| r.text.get(..r.len) == Some(text.as_bytes());
+    let known = REMEMBERED
+        .try_with(|slot| {
+            let remembered = slot.try_borrow().ok()?;
+            remembered.as_ref().filter(|r| same(r)).map(|r| r.lineage)
+        })
+        .ok()
+        .flatten();
+    if known.is_some() {
+        return known;
+    }
+    let lineage = decode_logged(text, carrier)?;
+    let _ = REMEMBERED.try_with(|slot| {
+        let Ok(mut slot) = slot.try_borrow_mut() else {
+            return;
+        };
+        let remembered = slot.get_or_insert(Remembered {
+            text: [0; MAX_ENCODED_LEN],
+            len: 0,
+            lineage,
+        });
+        // A text that decodes is at most MAX_ENCODED_LEN bytes.
+        if let Some(room) = remembered.text.get_mut(..text.len()) {
+            room.copy_from_slice(text.as_bytes());
+            remembered.len = text.len();
+            remembered.lineage = lineage;
+        }
+    });
+    Some(lineage)
+}
+
 /// The last lineage text decoded and what it decoded to (a malformed text
 /// too: it is then warned about once). The records of a batch usually carry
 /// the text one producer run stamped on all of them: a hit costs a
@@ -386,7 +436,7 @@ impl<'a, 'k> DecodeCache<'a, 'k> {
             Some((last, lineage)) if last == text => lineage,
             _ => {
                 let lineage = match self.keys {
-                    None => decode_logged(text, carrier),
+                    None => decode_remembered(text, carrier),
                     Some(keys) => match keys.verify(text) {
                         Verified::Signed(lineage) => Some(lineage),
                         Verified::Rejected => {
@@ -429,6 +479,30 @@ mod tests {
         assert_eq!(l.count(FunctionId::from_u32(2)), 1);
         assert_eq!(l.hops(), 5);
         assert_eq!(incoming.chain_root(), Some("1-a"));
+    }
+
+    #[test]
+    fn a_remembered_text_decodes_as_it_always_does() {
+        let long = format!("v1.1.{}", ["00000001-1"; 40].join("."));
+        let texts = [
+            "v1.3.00000001-3",
+            "v1.3.00000001-3",
+            "v1.3.00000001-4",
+            "garbage",
+            "v1.3.00000001-4",
+            long.as_str(),
+            "v1.3.00000001-4",
+            "v1.3.00000001-3",
+            "",
+            "v1.3.00000001-3.00000002-1",
+        ];
+        for text in texts.iter().chain(texts.iter().rev()) {
+            assert_eq!(
+                decode_remembered(text, "test"),
+                Lineage::decode(text).ok(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
