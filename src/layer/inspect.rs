@@ -99,7 +99,11 @@ pub(super) fn inspect<T: GuardedEvent>(
     context: &Context,
     reports_failures: bool,
 ) -> Verdict {
-    Inspection::read(shared, payload, context, reports_failures, false).finish()
+    // Built in place and finished by reference: the decision (some 700
+    // bytes) is never moved.
+    let mut inspection = Inspection::new(shared, payload, context, reports_failures, false);
+    inspection.read_units(payload);
+    inspection.finish()
 }
 
 /// The decision so far, unit by unit.
@@ -203,7 +207,21 @@ impl<'s, 'a> Inspection<'s, 'a> {
     /// Reads and decides every unit of `payload`. With `exact`, units that
     /// pass are held back for [`settle`](Self::settle) (in modes that drop
     /// or report): their chains' claims decide them.
+    #[cfg(feature = "exact-budget")]
     pub(super) fn read<T: GuardedEvent>(
+        shared: &'s Shared,
+        payload: &'a T,
+        context: &'a Context,
+        reports_failures: bool,
+        exact: bool,
+    ) -> Self {
+        let mut inspection = Inspection::new(shared, payload, context, reports_failures, exact);
+        inspection.read_units(payload);
+        inspection
+    }
+
+    /// Nothing read yet of `payload`.
+    fn new<T: GuardedEvent>(
         shared: &'s Shared,
         payload: &'a T,
         context: &'a Context,
@@ -212,7 +230,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
     ) -> Self {
         let batch = payload.batch();
         let config = &shared.config;
-        let mut inspection = Inspection {
+        Inspection {
             shared,
             context,
             per_record: batch.drops_per_record(),
@@ -230,10 +248,14 @@ impl<'s, 'a> Inspection<'s, 'a> {
             claimed: Vec::new(),
             last_ran: [None, None],
             last_repeatable: false,
-        };
-        // Each unit is decided as the event hands it over: no buffer of units.
-        payload.read_incoming(context, config, &mut Units::deciding(&mut inspection));
-        inspection
+        }
+    }
+
+    /// Reads and decides every unit of `payload`, as it hands them over
+    /// (no buffer of units).
+    fn read_units<T: GuardedEvent>(&mut self, payload: &'a T) {
+        let (context, config) = (self.context, &self.shared.config);
+        payload.read_incoming(context, config, &mut Units::deciding(self));
     }
 
     /// Decides one unit; whether it ran as the latest kind of unit that ran
@@ -523,7 +545,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
             .collect();
     }
 
-    pub(super) fn finish(self) -> Verdict {
+    /// The verdict: what was decided, and the chain the handler runs in.
+    pub(super) fn finish(&mut self) -> Verdict {
         let config = &self.shared.config;
         if self.decoded.rejected > 0 && config.mode() != Mode::Allow {
             report_unverified(self.shared, self.decoded.rejected, &self.context.request_id);
@@ -560,9 +583,9 @@ impl<'s, 'a> Inspection<'s, 'a> {
         Verdict {
             chain,
             units: self.units,
-            dropped: self.dropped,
-            error: self.error,
-            claimed: self.claimed,
+            dropped: std::mem::take(&mut self.dropped),
+            error: self.error.take(),
+            claimed: std::mem::take(&mut self.claimed),
         }
     }
 }
