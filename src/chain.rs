@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -145,13 +146,19 @@ const SPARE_HEADER_BYTES: usize = 512;
 /// keeps no buffer when it is given back.
 const SPARE_HEADER_MAX_BYTES: usize = 4 * SPARE_HEADER_BYTES;
 
+/// Chain states a thread keeps for reuse: the invocation's chain, and the
+/// chains made while it runs (a record's, `Chain::for_record`; a budgeted
+/// send's, in the interceptor), each dropped before the next is made.
+const SPARE_STATES: usize = 3;
+
 thread_local! {
-    // The state of the last chain dropped here with no holder left: the
-    // next chain made on this thread reuses it (its header buffer too), so
-    // an invocation allocates nothing in steady state (when its chain is
-    // dropped on the thread that makes the next one, as with
+    // The states of the last chains dropped here with no holder left: the
+    // next chains made on this thread reuse them (their header buffers
+    // too), so an invocation allocates nothing in steady state (when its
+    // chains are dropped on the thread that makes the next ones, as with
     // lambda_runtime, which calls and drops on one task).
-    static SPARE: std::cell::Cell<Option<Arc<ChainState>>> = const { std::cell::Cell::new(None) };
+    static SPARES: [Cell<Option<Arc<ChainState>>>; SPARE_STATES] =
+        const { [const { Cell::new(None) }; SPARE_STATES] };
 }
 
 /// What a [`Chain`] holds, behind one pointer: a chain moves, is cloned and
@@ -168,51 +175,91 @@ struct ChainState {
 }
 
 impl ChainState {
-    /// A state holding these, copying `header`: this thread's spare if it
-    /// has one (no allocation), else a new one.
+    /// An empty state whose header buffer has room for `header_bytes`.
+    fn empty(header_bytes: usize) -> Self {
+        ChainState {
+            lineage: Lineage::new(),
+            incoming_trace_header: HeaderText::Absent(String::with_capacity(header_bytes)),
+            config: None,
+            shares: None,
+        }
+    }
+
+    /// A state holding these, copying `header`: one of this thread's spare
+    /// states if it has one (no allocation), else a new one.
     fn make(
         lineage: Lineage,
         header: Option<&str>,
         config: Option<Arc<LoopGuardConfig>>,
         shares: Option<Arc<Shares>>,
     ) -> Arc<ChainState> {
-        if let Some(mut spare) = SPARE.try_with(std::cell::Cell::take).ok().flatten() {
-            // Only unshared states are kept: this always holds.
-            if let Some(state) = Arc::get_mut(&mut spare) {
-                state.lineage = lineage;
-                state.incoming_trace_header.set(header);
-                state.config = config;
-                state.shares = shares;
-                return spare;
+        let mut state = SPARES
+            .try_with(|spares| spares.iter().find_map(Cell::take))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::new(ChainState::empty(0)));
+        match Arc::get_mut(&mut state) {
+            Some(reused) => {
+                reused.lineage = lineage;
+                reused.incoming_trace_header.set(header);
+                reused.config = config;
+                reused.shares = shares;
+                state
+            }
+            // Unreachable: only unshared states are kept, and a new one is
+            // unshared. A shared one is never written.
+            None => {
+                let mut fresh = ChainState {
+                    lineage,
+                    config,
+                    shares,
+                    ..ChainState::empty(0)
+                };
+                fresh.incoming_trace_header.set(header);
+                Arc::new(fresh)
             }
         }
-        let mut incoming_trace_header = HeaderText::Absent(String::new());
-        incoming_trace_header.set(header);
-        Arc::new(ChainState {
-            lineage,
-            incoming_trace_header,
-            config,
-            shares,
-        })
     }
 
-    /// Makes this thread's spare state, if it has none, with room for a
-    /// typical header (a longer one grows it once).
+    /// Makes a spare state for this thread, if it has none, with room for
+    /// a typical header (a longer one grows it once).
     fn prepare_spare() {
-        let _ = SPARE.try_with(|spare| {
-            let state = spare.take().unwrap_or_else(|| {
-                Arc::new(ChainState {
-                    lineage: Lineage::new(),
-                    incoming_trace_header: HeaderText::Absent(String::with_capacity(
-                        SPARE_HEADER_BYTES,
-                    )),
-                    config: None,
-                    shares: None,
-                })
-            });
-            spare.set(Some(state));
+        let _ = SPARES.try_with(|spares| {
+            if spares.iter().all(|spare| !has_state(spare)) {
+                spares[0].set(Some(Arc::new(ChainState::empty(SPARE_HEADER_BYTES))));
+            }
         });
     }
+
+    /// Keeps `state`, if its holder is the last one, for the next chain
+    /// made on this thread (if a slot is free): no configuration, budget or
+    /// header of the chain it was is kept alive.
+    fn give_back(state: &mut Arc<ChainState>) {
+        let Some(unshared) = Arc::get_mut(state) else {
+            return;
+        };
+        unshared.config = None;
+        unshared.shares = None;
+        if unshared.incoming_trace_header.capacity() > SPARE_HEADER_MAX_BYTES {
+            unshared.incoming_trace_header = HeaderText::Absent(String::new());
+        } else {
+            unshared.incoming_trace_header.set(None);
+        }
+        // A thread being torn down keeps nothing.
+        let _ = SPARES.try_with(|spares| {
+            if let Some(free) = spares.iter().find(|spare| !has_state(spare)) {
+                free.set(Some(Arc::clone(state)));
+            }
+        });
+    }
+}
+
+/// Whether a spare slot holds a state.
+fn has_state(spare: &Cell<Option<Arc<ChainState>>>) -> bool {
+    let state = spare.take();
+    let held = state.is_some();
+    spare.set(state);
+    held
 }
 
 /// How many guarded invocations are in flight in this process.
@@ -242,17 +289,7 @@ impl Drop for Chain {
     /// the next chain made on this thread (a chain kept past its
     /// invocation, by a spawned task say, keeps it until it is dropped).
     fn drop(&mut self) {
-        let Some(state) = Arc::get_mut(&mut self.0) else {
-            return;
-        };
-        state.config = None;
-        state.shares = None;
-        if state.incoming_trace_header.capacity() > SPARE_HEADER_MAX_BYTES {
-            state.incoming_trace_header = HeaderText::Absent(String::new());
-        }
-        let kept = Arc::clone(&self.0);
-        // A thread being torn down keeps nothing.
-        let _ = SPARE.try_with(|spare| spare.set(Some(kept)));
+        ChainState::give_back(&mut self.0);
     }
 }
 
@@ -283,7 +320,7 @@ impl Chain {
             lineage,
             incoming_trace_header: incoming_trace_header
                 .map_or(HeaderText::Absent(String::new()), HeaderText::Given),
-            config: None,
+            ..ChainState::empty(0)
         }))
     }
 
@@ -615,9 +652,34 @@ mod tests {
         assert_eq!(third.incoming_trace_header(), None);
         // Given back, a state holds no configuration or budget.
         drop(kept);
-        let spare = SPARE.with(std::cell::Cell::take).unwrap();
+        let spare = SPARES.with(|spares| spares[0].take()).unwrap();
         assert_eq!(Arc::as_ptr(&spare), at);
         assert!(spare.config.is_none() && spare.shares.is_none());
+        assert_eq!(spare.incoming_trace_header.as_str(), None);
+    }
+
+    #[test]
+    fn chains_made_while_one_runs_reuse_states_too() {
+        let config = Arc::new(
+            LoopGuardConfig::builder()
+                .function_identity("pool")
+                .build()
+                .unwrap(),
+        );
+        let lineage = Lineage::new().record_run(FunctionId::from_u32(1));
+        // An invocation's chain, and a record's made and dropped in turn
+        // while it runs: the second record's takes the first one's state.
+        let running = Chain::guarded(lineage, Some("Root=1-a"), config.clone());
+        let first = running.with_lineage(lineage);
+        let at = Arc::as_ptr(&first.0);
+        drop(first);
+        let second = running.with_lineage(lineage);
+        assert_eq!(Arc::as_ptr(&second.0), at);
+        assert_eq!(second.incoming_trace_header(), Some("Root=1-a"));
+        // A header given by the caller is not kept alive by a spare.
+        let given: Arc<str> = Arc::from("Root=1-given");
+        drop(Chain::new(lineage, Some(given.clone())));
+        assert_eq!(Arc::strong_count(&given), 1);
     }
 
     #[tokio::test]

@@ -390,7 +390,8 @@ fn decode_remembered(text: &str, carrier: &'static str) -> Option<Lineage> {
     }
     let lineage = decode_logged(text, carrier)?;
     let _ = REMEMBERED.try_with(|slot| {
-        let Ok(mut slot) = slot.try_borrow_mut() else {
+        // A text that decodes is at most MAX_ENCODED_LEN bytes.
+        let (Ok(mut slot), true) = (slot.try_borrow_mut(), text.len() <= MAX_ENCODED_LEN) else {
             return;
         };
         let remembered = slot.get_or_insert(Remembered {
@@ -398,12 +399,9 @@ fn decode_remembered(text: &str, carrier: &'static str) -> Option<Lineage> {
             len: 0,
             lineage,
         });
-        // A text that decodes is at most MAX_ENCODED_LEN bytes.
-        if let Some(room) = remembered.text.get_mut(..text.len()) {
-            room.copy_from_slice(text.as_bytes());
-            remembered.len = text.len();
-            remembered.lineage = lineage;
-        }
+        remembered.text[..text.len()].copy_from_slice(text.as_bytes());
+        remembered.len = text.len();
+        remembered.lineage = lineage;
     });
     Some(lineage)
 }

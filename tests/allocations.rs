@@ -107,6 +107,37 @@ fn hot_paths_allocate_nothing() {
     let (bare_10, guarded_10) = (batch(10, false), batch(10, true));
     let (bare_1000, guarded_1000) = (batch(1000, false), batch(1000, true));
 
+    // A handler that scopes each record's own chain (`for_record`): its
+    // chains reuse the thread's spare states too, once warm.
+    let per_record_handler = service_fn(|e: LambdaEvent<SqsEvent>| async move {
+        for record in &e.payload.records {
+            lambda_loop_guard::for_record(record, async { black_box(record) }).await;
+        }
+        Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
+    });
+    let guarded_per_record = LoopGuardLayer::new(
+        LoopGuardConfig::builder()
+            .function_identity("alloc-fn")
+            .build()
+            .unwrap(),
+    )
+    .metric_sink(())
+    .layer(per_record_handler);
+    let per_record = |guarded: bool| {
+        let event = LambdaEvent::new(stamped_sqs_event(10), context());
+        allocations(|| {
+            let response = if guarded {
+                rt.block_on(guarded_per_record.clone().oneshot(event))
+                    .unwrap()
+            } else {
+                rt.block_on(per_record_handler.oneshot(event)).unwrap()
+            };
+            black_box(response);
+        })
+    };
+    let (bare_scoped, _warm) = (per_record(false), per_record(true));
+    let guarded_scoped = per_record(true);
+
     println!("allocations: trace header parse+read = {parse}");
     println!("allocations: lineage decode+record_run+encode = {codec}");
     println!("allocations: stamp into a reused buffer = {stamp}");
@@ -116,6 +147,10 @@ fn hot_paths_allocate_nothing() {
     );
     println!("allocations: sqs batch of 10 bare = {bare_10}, guarded = {guarded_10}");
     println!("allocations: sqs batch of 1000 bare = {bare_1000}, guarded = {guarded_1000}");
+    println!(
+        "allocations: sqs batch of 10, each record's chain scoped: bare = {bare_scoped}, \
+         guarded = {guarded_scoped}"
+    );
 
     assert_eq!(parse, 0, "reading a trace header must not allocate");
     assert_eq!(codec, 0, "the lineage codec must not allocate");
@@ -123,8 +158,8 @@ fn hot_paths_allocate_nothing() {
         stamp, 0,
         "stamping into a buffer with room must not allocate"
     );
-    // Per invocation: none. The chain's copy of the trace header goes into
-    // the buffer the guard made when it was built, reused by each
+    // Per invocation: none. The chain's state (its copy of the trace
+    // header too) is one the guard made when it was built, reused by each
     // invocation once the one before is done (units are decided as they
     // are read, not buffered).
     assert_eq!(guarded_direct, bare_direct);
@@ -132,4 +167,6 @@ fn hot_paths_allocate_nothing() {
     // Nor per record, whatever the batch's size.
     assert_eq!(guarded_10, bare_10);
     assert_eq!(guarded_1000, bare_1000);
+    // Records' own chains, made and dropped in turn, reuse states as well.
+    assert_eq!(guarded_scoped, bare_scoped);
 }

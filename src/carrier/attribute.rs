@@ -93,8 +93,17 @@ impl MessageAttribute {
         &self,
         map: &'a HashMap<String, SqsMessageAttribute>,
     ) -> Option<&'a str> {
-        super::small_map_get(map, self.name()).and_then(|a| a.string_value.as_deref())
+        sqs_attribute_value(map, self.name())
     }
+}
+
+/// The string value of the SQS message attribute `name` in `map`.
+#[inline(always)]
+pub(crate) fn sqs_attribute_value<'a>(
+    map: &'a HashMap<String, SqsMessageAttribute>,
+    name: &str,
+) -> Option<&'a str> {
+    super::small_map_get(map, name).and_then(|a| a.string_value.as_deref())
 }
 
 impl Carrier<HashMap<String, SqsMessageAttribute>> for MessageAttribute {

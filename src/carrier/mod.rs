@@ -80,7 +80,7 @@ pub(crate) mod trace;
 
 #[cfg(any(feature = "sqs", feature = "sns"))]
 pub(crate) use attribute::stamp_attribute;
-pub(crate) use attribute::SQS_ATTRIBUTE_CARRIER;
+pub(crate) use attribute::{sqs_attribute_value, SQS_ATTRIBUTE_CARRIER};
 pub use attribute::{MessageAttribute, MAX_MESSAGE_ATTRIBUTES};
 #[cfg(feature = "http")]
 pub use http::{HttpHeader, HTTP_HEADER};
@@ -188,8 +188,9 @@ pub(crate) fn log_skipped(carrier: &'static str, error: &StampError) {
 
 /// `map[key]` for the small maps of events (message attributes, system
 /// attributes: ten entries at most): a walk comparing lengths first costs
-/// less than hashing the key. Inlined, so that a constant key is compared
-/// in place, without a call to `memcmp`.
+/// less than hashing the key. Inlined, and the key compared first (its
+/// length is the comparison's), so that a constant key is compared in
+/// place, without a call to `memcmp`.
 #[inline(always)]
 pub(crate) fn small_map_get<'a, V, S>(
     map: &'a std::collections::HashMap<String, V, S>,
@@ -201,7 +202,6 @@ where
     if map.len() > 16 {
         return map.get(key);
     }
-    // The key first: `memcmp`'s length is then the constant one's.
     map.iter().find(|(k, _)| key == k.as_str()).map(|(_, v)| v)
 }
 

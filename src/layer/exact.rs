@@ -52,13 +52,14 @@ impl<T: GuardedEvent + Send + Sync + 'static> Stage<T> for ExactBudget {
         reports_failures: bool,
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'e>> {
         Box::pin(async move {
-            let mut inspection = Inspection::read(
+            let mut inspection = Inspection::new(
                 shared,
                 &event.payload,
                 &event.context,
                 reports_failures,
                 true,
             );
+            inspection.read_units(&event.payload);
             let mut claims = inspection.exact_claims();
             claim(shared, self, &mut claims, &event.context.request_id).await;
             inspection.settle(claims);

@@ -204,24 +204,10 @@ pub(super) struct ExactClaim {
 }
 
 impl<'s, 'a> Inspection<'s, 'a> {
-    /// Reads and decides every unit of `payload`. With `exact`, units that
-    /// pass are held back for [`settle`](Self::settle) (in modes that drop
-    /// or report): their chains' claims decide them.
-    #[cfg(feature = "exact-budget")]
-    pub(super) fn read<T: GuardedEvent>(
-        shared: &'s Shared,
-        payload: &'a T,
-        context: &'a Context,
-        reports_failures: bool,
-        exact: bool,
-    ) -> Self {
-        let mut inspection = Inspection::new(shared, payload, context, reports_failures, exact);
-        inspection.read_units(payload);
-        inspection
-    }
-
-    /// Nothing read yet of `payload`.
-    fn new<T: GuardedEvent>(
+    /// Nothing read yet of `payload`. With `exact`, units that pass are
+    /// held back for [`settle`](Self::settle) (in modes that drop or
+    /// report): their chains' claims decide them.
+    pub(super) fn new<T: GuardedEvent>(
         shared: &'s Shared,
         payload: &'a T,
         context: &'a Context,
@@ -253,7 +239,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
 
     /// Reads and decides every unit of `payload`, as it hands them over
     /// (no buffer of units).
-    fn read_units<T: GuardedEvent>(&mut self, payload: &'a T) {
+    pub(super) fn read_units<T: GuardedEvent>(&mut self, payload: &'a T) {
         let (context, config) = (self.context, &self.shared.config);
         payload.read_incoming(context, config, &mut Units::deciding(self));
     }
@@ -546,6 +532,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
     }
 
     /// The verdict: what was decided, and the chain the handler runs in.
+    /// Called once, last (it takes what was decided).
     pub(super) fn finish(&mut self) -> Verdict {
         let config = &self.shared.config;
         if self.decoded.rejected > 0 && config.mode() != Mode::Allow {

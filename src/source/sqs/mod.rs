@@ -23,7 +23,8 @@ use lambda_runtime::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::carrier::{
-    LastHeader, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY, SQS_ATTRIBUTE_CARRIER,
+    sqs_attribute_value, LastHeader, TraceField, AWS_TRACE_HEADER_ATTRIBUTE, KEY,
+    SQS_ATTRIBUTE_CARRIER,
 };
 use crate::config::LoopGuardConfig;
 use crate::incoming::{EventSource, Incoming, Units};
@@ -171,8 +172,7 @@ impl<'a> Carriers<'a> {
         Carriers {
             header: crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
                 .map(String::as_str),
-            attribute: crate::carrier::small_map_get(message.message_attributes, KEY)
-                .and_then(|a| a.string_value.as_deref()),
+            attribute: sqs_attribute_value(message.message_attributes, KEY),
             body: message.body.map_or(BodyKind::Plain, BodyKind::of),
             arn: config.deciding_source(message.arn),
         }
