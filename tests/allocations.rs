@@ -85,14 +85,7 @@ fn hot_paths_allocate_nothing() {
         black_box(e.payload.records.len());
         Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
     });
-    let guarded_batch = LoopGuardLayer::new(
-        LoopGuardConfig::builder()
-            .function_identity("alloc-fn")
-            .build()
-            .unwrap(),
-    )
-    .metric_sink(())
-    .layer(batch_handler);
+    let guarded_batch = guard.layer(batch_handler);
     let batch = |records: usize, guarded: bool| {
         let event = LambdaEvent::new(stamped_sqs_event(records), context());
         allocations(|| {
@@ -115,14 +108,7 @@ fn hot_paths_allocate_nothing() {
         }
         Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
     });
-    let guarded_per_record = LoopGuardLayer::new(
-        LoopGuardConfig::builder()
-            .function_identity("alloc-fn")
-            .build()
-            .unwrap(),
-    )
-    .metric_sink(())
-    .layer(per_record_handler);
+    let guarded_per_record = guard.layer(per_record_handler);
     let per_record = |guarded: bool| {
         let event = LambdaEvent::new(stamped_sqs_event(10), context());
         allocations(|| {
