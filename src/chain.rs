@@ -197,7 +197,7 @@ impl ChainState {
             .try_with(|spares| spares.iter().find_map(Cell::take))
             .ok()
             .flatten()
-            .unwrap_or_else(|| Arc::new(ChainState::empty(0)));
+            .unwrap_or_else(|| Arc::new(ChainState::empty(SPARE_HEADER_BYTES)));
         match Arc::get_mut(&mut state) {
             Some(reused) => {
                 reused.lineage = lineage;
