@@ -1488,50 +1488,47 @@ mod repeated_records {
     /// one that runs through the requeue queue says nothing of the other.
     #[tokio::test]
     async fn a_record_like_the_last_from_another_queue_is_decided_anew() {
-        let seen: Seen = Default::default();
-        let svc = LoopGuardLayer::new(config(Mode::Terminate, true, false))
-            .metric_sink(Lines::default().sink())
-            .layer(recording_batch_handler(&seen));
         // Header and attribute: this function ran 4 times (its limit on
         // orders); under the requeue queue it counts as another function.
         let records = vec![record(0, 2, 0, 0, 1, false), record(1, 2, 0, 0, 0, false)];
+        let (failed, seen) = run_recorded(config(Mode::Terminate, true, false), records).await;
+        assert_eq!(failed, ["r1"]);
+        assert_eq!(seen, [vec!["r0".to_owned()]]);
+    }
+
+    /// Runs `records` through a guard with `config` around a recording
+    /// handler: the ids reported as batch item failures, and the records
+    /// each handler call saw.
+    async fn run_recorded(
+        config: LoopGuardConfig,
+        records: Vec<SqsMessage>,
+    ) -> (Vec<String>, Vec<Vec<String>>) {
+        let seen: Seen = Default::default();
+        let svc = LoopGuardLayer::new(config)
+            .metric_sink(Lines::default().sink())
+            .layer(recording_batch_handler(&seen));
         let response = svc
             .oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
             .await
             .unwrap();
-        let failed: Vec<_> = response
+        let failed = response
             .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
+            .into_iter()
+            .map(|f| f.item_identifier)
             .collect();
-        assert_eq!(failed, ["r1"]);
-        assert_eq!(seen.lock().unwrap().as_slice(), [vec!["r0".to_owned()]]);
+        let seen = seen.lock().unwrap().clone();
+        (failed, seen)
     }
 
     /// In a FIFO batch, a record like one that ran, after a looping one, is
     /// cut with the rest (not run as the one it repeats was).
     #[tokio::test]
     async fn a_repeat_after_a_fifo_drop_is_cut() {
-        let seen: Seen = Default::default();
-        let svc = LoopGuardLayer::new(config(Mode::Terminate, false, true))
-            .metric_sink(Lines::default().sink())
-            .layer(recording_batch_handler(&seen));
         let runs = |i| record(i, 1, 1, 0, 0, true);
         let records = vec![runs(0), runs(1), record(2, 2, 0, 0, 0, true), runs(3)];
-        let response = svc
-            .oneshot(LambdaEvent::new(sqs_event(records), context_with(None)))
-            .await
-            .unwrap();
-        let failed: Vec<_> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.as_str())
-            .collect();
+        let (failed, seen) = run_recorded(config(Mode::Terminate, false, true), records).await;
         assert_eq!(failed, ["r2", "r3"]);
-        assert_eq!(
-            seen.lock().unwrap().as_slice(),
-            [vec!["r0".to_owned(), "r1".to_owned()]]
-        );
+        assert_eq!(seen, [vec!["r0".to_owned(), "r1".to_owned()]]);
     }
 
     /// Each body shape carries its lineage (else the property above would
@@ -1586,10 +1583,10 @@ mod repeated_records {
     }
 }
 
-/// The guard copies each invocation's trace header into one buffer it
-/// reuses: a chain kept past its invocation (a stored clone, a spawned
-/// task) keeps its own header, and every invocation sees its own, long
-/// ones included.
+/// The guard reuses chain states (and their header buffers) once their
+/// last holder is gone: a chain kept past its invocation (a stored clone,
+/// a spawned task) keeps its own header, and every invocation sees its
+/// own, long ones included.
 #[tokio::test]
 async fn a_chain_kept_past_its_invocation_keeps_its_trace_header() {
     type Kept = Arc<Mutex<(Option<Chain>, Vec<String>)>>;
