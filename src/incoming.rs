@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use crate::excerpt;
-use crate::lineage::{Lineage, MAX_ENCODED_LEN};
+use crate::lineage::{Lineage, LineageError, MAX_ENCODED_LEN};
 use crate::signing::{SigningKeys, Verified};
 
 /// Where an invocation or record came from (the metric's `Source`).
@@ -353,10 +353,29 @@ pub(crate) fn decode_logged(value: &str, carrier: &'static str) -> Option<Lineag
     match Lineage::decode(value) {
         Ok(lineage) => Some(lineage),
         Err(error) => {
-            tracing::warn!(%error, carrier, value = %excerpt::head(value), "ignoring malformed loop guard lineage");
+            warn_malformed(&error, value, carrier);
             None
         }
     }
+}
+
+/// Warns about a malformed lineage value (out of the hot path's code).
+#[cold]
+#[inline(never)]
+fn warn_malformed(error: &LineageError, value: &str, carrier: &'static str) {
+    tracing::warn!(%error, carrier, value = %excerpt::head(value), "ignoring malformed loop guard lineage");
+}
+
+/// Logs a lineage whose signature did not verify (out of the hot path's
+/// code).
+#[cold]
+#[inline(never)]
+fn debug_rejected(text: &str, carrier: &'static str) {
+    tracing::debug!(
+        carrier,
+        value = %excerpt::head(text),
+        "loop guard lineage without a valid signature: counted as absent"
+    );
 }
 
 /// A valid lineage text this thread decoded last, and what it decoded to.
@@ -438,11 +457,7 @@ impl<'a, 'k> DecodeCache<'a, 'k> {
                     Some(keys) => match keys.verify(text) {
                         Verified::Signed(lineage) => Some(lineage),
                         Verified::Rejected => {
-                            tracing::debug!(
-                                carrier,
-                                value = %excerpt::head(text),
-                                "loop guard lineage without a valid signature: counted as absent"
-                            );
+                            debug_rejected(text, carrier);
                             None
                         }
                     },

@@ -140,6 +140,7 @@ fn main() {
     // `Parent` per call): the kept stamped header never matches.
     let hooks_new = hooks::Hooks::varying(TYPICAL);
     let aws_10 = aws_shaped_sqs_event(10, "{\"order\":1}", &probe_at(2));
+    let aws_10_4k = aws_shaped_sqs_event(10, &json_body_4k(), &probe_at(2));
     for _ in 0..n {
         match case.as_str() {
             "hooks_bare" => hooks.run(With::Nothing),
@@ -148,6 +149,9 @@ fn main() {
             "aws10_bare" => run_batch(false, &aws_10),
             "aws10_guarded" => run_batch(true, &aws_10),
             "aws10_floor" => run_floor(&aws_10),
+            "aws10_4k_bare" => run_batch(false, &aws_10_4k),
+            "aws10_4k_guarded" => run_batch(true, &aws_10_4k),
+            "aws10_4k_floor" => run_floor(&aws_10_4k),
             "aws100_floor" => run_floor(&aws_small),
             "header_150" => drop(black_box(
                 TraceHeader::parse(black_box(TYPICAL))

@@ -252,21 +252,11 @@ impl<'s, 'a> Inspection<'s, 'a> {
         let config = &self.shared.config;
         let mode = config.mode();
         if self.cut_at_first_drop && self.error.is_some() {
-            self.dropped
-                .push(DroppedUnit::refused(index, unit.item_id(), false));
+            self.cut(index, &unit);
             return false;
         }
         if unit.is_unchanged() && self.per_record {
-            tracing::debug!(
-                item = unit.item_id().unwrap_or(""),
-                "a write that changed nothing but the loop guard stamp: not passed to the handler"
-            );
-            self.dropped.push(DroppedUnit {
-                index,
-                item_id: None,
-                unchanged: true,
-                retry: false,
-            });
+            self.set_aside_unchanged(index, &unit);
             return false;
         }
         // Only the records of a batch repeat one another.
@@ -297,9 +287,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
         let lineage = unit.resolve(&mut self.decoded);
         if unit.source() == EventSource::Http && !config.trust_http() {
             if !lineage.is_empty() {
-                tracing::debug!(
-                    "lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)"
-                );
+                untrusted_http_lineage_ignored();
             }
             return false;
         }
@@ -324,13 +312,16 @@ impl<'s, 'a> Inspection<'s, 'a> {
         match &mut self.deferred {
             // A unit reported already (`observe`) runs: no claim for it.
             Some(deferred) if !reported => {
-                deferred.push(Deferred {
-                    index,
-                    unit,
-                    lineage,
-                    over,
-                    claim: None,
-                });
+                defer(
+                    deferred,
+                    Deferred {
+                        index,
+                        unit,
+                        lineage,
+                        over,
+                        claim: None,
+                    },
+                );
                 false
             }
             _ => {
@@ -349,6 +340,31 @@ impl<'s, 'a> Inspection<'s, 'a> {
         }
     }
 
+    /// Refuses a unit of an ordered batch after its first refused one.
+    #[cold]
+    #[inline(never)]
+    fn cut(&mut self, index: usize, unit: &Incoming<'a>) {
+        self.dropped
+            .push(DroppedUnit::refused(index, unit.item_id(), false));
+    }
+
+    /// Sets aside a write that changed nothing but our stamp: done, not run
+    /// and not reported. Rare: kept out of the hot path's code.
+    #[cold]
+    #[inline(never)]
+    fn set_aside_unchanged(&mut self, index: usize, unit: &Incoming<'a>) {
+        tracing::debug!(
+            item = unit.item_id().unwrap_or(""),
+            "a write that changed nothing but the loop guard stamp: not passed to the handler"
+        );
+        self.dropped.push(DroppedUnit {
+            index,
+            item_id: None,
+            unchanged: true,
+            retry: false,
+        });
+    }
+
     /// Records why the invocation refuses units: the refusal of the first
     /// unit (by index) refused.
     fn refuse(&mut self, index: usize, refusal: impl FnOnce() -> Refusal) {
@@ -359,7 +375,10 @@ impl<'s, 'a> Inspection<'s, 'a> {
     }
 
     /// Reports a unit past `limit`; drops it in `terminate` mode (returns
-    /// whether it did).
+    /// whether it did). Kept out of the hot path's code: a unit past a
+    /// limit is the exception.
+    #[cold]
+    #[inline(never)]
     fn past_limit(
         &mut self,
         index: usize,
@@ -405,6 +424,27 @@ impl<'s, 'a> Inspection<'s, 'a> {
             })
         });
         true
+    }
+
+    /// Logs how many records of an ordered batch were cut after its first
+    /// looping one.
+    #[cold]
+    #[inline(never)]
+    fn log_ordered_cut(&self) {
+        let looping = self.error.as_ref().map_or(0, |_| 1);
+        let after = self
+            .dropped
+            .iter()
+            .filter(|d| !d.unchanged)
+            .count()
+            .saturating_sub(looping);
+        if after > 0 {
+            tracing::info!(
+                records = after,
+                "ordered batch cut at its first looping record: the later ones are reported \
+                 for retry, in order, not run"
+            );
+        }
     }
 
     /// Adds a unit that runs to the invocation's outgoing lineage.
@@ -538,21 +578,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
         if self.decoded.rejected > 0 && config.mode() != Mode::Allow {
             report_unverified(self.shared, self.decoded.rejected, &self.context.request_id);
         }
-        if self.cut_at_first_drop {
-            let looping = self.error.as_ref().map_or(0, |_| 1);
-            let after = self
-                .dropped
-                .iter()
-                .filter(|d| !d.unchanged)
-                .count()
-                .saturating_sub(looping);
-            if after > 0 {
-                tracing::info!(
-                    records = after,
-                    "ordered batch cut at its first looping record: the later ones are reported \
-                     for retry, in order, not run"
-                );
-            }
+        if self.cut_at_first_drop && !self.dropped.is_empty() {
+            self.log_ordered_cut();
         }
         let outgoing = config.record_run(&self.merged, self.runner_source.flatten());
         let incoming_trace_header = self.context.xray_trace_id.as_deref();
@@ -575,6 +602,21 @@ impl<'s, 'a> Inspection<'s, 'a> {
             claimed: std::mem::take(&mut self.claimed),
         }
     }
+}
+
+/// Holds a unit back for its chain's claim on an exact budget (out of the
+/// usual path's code: only with an exact budget).
+#[cold]
+#[inline(never)]
+fn defer<'a>(deferred: &mut Vec<Deferred<'a>>, unit: Deferred<'a>) {
+    deferred.push(unit);
+}
+
+/// Logs that an HTTP unit's lineage was ignored (its source is not trusted).
+#[cold]
+#[inline(never)]
+fn untrusted_http_lineage_ignored() {
+    tracing::debug!("lineage from an untrusted HTTP source ignored (LOOP_GUARD_TRUST_HTTP)");
 }
 
 /// Where a unit stands against the limits.
@@ -609,6 +651,8 @@ struct PastLimit<'u> {
     chain_root: Option<&'u str>,
 }
 
+#[cold]
+#[inline(never)]
 fn report(shared: &Shared, unit: &Incoming<'_>, past: &PastLimit<'_>, request_id: &str) {
     let PastLimit {
         limit,
@@ -643,6 +687,8 @@ fn report(shared: &Shared, unit: &Incoming<'_>, past: &PastLimit<'_>, request_id
 
 /// Lineages whose signature did not verify (with `LOOP_GUARD_SIGNING_KEYS`):
 /// counted as absent, and reported once per invocation with their number.
+#[cold]
+#[inline(never)]
 fn report_unverified(shared: &Shared, count: u32, request_id: &str) {
     let config = &shared.config;
     tracing::warn!(

@@ -126,6 +126,25 @@ pub(super) fn decide<T: GuardedEvent, R: GuardedResponse>(
     payload: &mut T,
     verdict: Verdict,
 ) -> Decision<R> {
+    if verdict.error.is_none() && verdict.dropped.is_empty() {
+        // Nothing loops and nothing is set aside: the usual case.
+        return Decision::Run {
+            chain: verdict.chain,
+            failures: Vec::new(),
+        };
+    }
+    decide_with_drops(shared, payload, verdict)
+}
+
+/// [`decide`] for a verdict that drops or sets aside units. Kept out of the
+/// usual path's code: a loop is the exception.
+#[cold]
+#[inline(never)]
+fn decide_with_drops<T: GuardedEvent, R: GuardedResponse>(
+    shared: &Shared,
+    payload: &mut T,
+    verdict: Verdict,
+) -> Decision<R> {
     let Verdict {
         chain,
         units,
