@@ -235,6 +235,11 @@ impl ChainState {
     /// made on this thread (if a slot is free): no configuration, budget or
     /// header of the chain it was is kept alive.
     fn give_back(state: &mut Arc<ChainState>) {
+        // A clone is dropped while others hold the state (the usual drop):
+        // a plain load says so, without `get_mut`'s locked instruction.
+        if Arc::strong_count(state) > 1 {
+            return;
+        }
         let Some(unshared) = Arc::get_mut(state) else {
             return;
         };
