@@ -223,15 +223,19 @@ fn layer(c: &mut Criterion) {
                 |e| drop(rt.block_on(floor_batch.clone().oneshot(e)).unwrap()),
             );
             let n = records as f64;
+            // The ratio to the bare run moves less than either time when the
+            // machine speeds up or slows down between runs.
             println!(
                 "layer/sqs_{shape}_{records}/paired: bare median {:.1} ns per record (handler and event drop); \
-                 guarded - bare: median {:.1} ns per record, IQR {:.1} .. {:.1}; \
-                 floor - bare: median {:.1} ns per record, IQR {:.1} .. {:.1}",
+                 guarded - bare: median {:.1} ns per record ({:.1} % of bare), IQR {:.1} .. {:.1}; \
+                 floor - bare: median {:.1} ns per record ({:.1} % of bare), IQR {:.1} .. {:.1}",
                 bare_median / n,
                 added.median / n,
+                100.0 * added.median / bare_median,
                 added.q1 / n,
                 added.q3 / n,
                 floor_added.median / n,
+                100.0 * floor_added.median / bare_median,
                 floor_added.q1 / n,
                 floor_added.q3 / n,
             );
