@@ -137,21 +137,16 @@ impl<'a> TraceHeader<'a> {
     /// [`loop_guard_values`](Self::loop_guard_values), without visiting the
     /// other fields.
     pub(crate) fn each_loop_guard_value(&self, mut on_value: impl FnMut(&'a str)) {
-        let raw = self.raw;
-        self.each_loop_guard_segment(|segment| {
-            if let Some(value) = value_of(raw[segment].trim_ascii_start(), LOOP_GUARD_FIELD) {
-                on_value(value);
-            }
-        });
+        self.each_loop_guard_segment(|_, value| on_value(value));
     }
 
     /// Calls `on_segment` with the byte range of each of our field's
     /// segments, in order, from the start of the segment (after the `;`,
-    /// leading spaces included) to its separator. Headers are short: a SIMD
-    /// scan for one byte of the name, then a prefix test, costs less
-    /// than setting up a substring search.
+    /// leading spaces included) to its separator, and with the field's
+    /// value. Headers are short: a SIMD scan for one byte of the name, then
+    /// a prefix test, costs less than setting up a substring search.
     #[inline]
-    fn each_loop_guard_segment(&self, mut on_segment: impl FnMut(std::ops::Range<usize>)) {
+    fn each_loop_guard_segment(&self, mut on_segment: impl FnMut(std::ops::Range<usize>, &'a str)) {
         // The scan looks for the `G` of `LoopGuard`: no other field of an
         // X-Ray header has one (`Lineage`, which Lambda adds, starts with
         // `L` too), so nearly every hit is ours.
@@ -172,8 +167,8 @@ impl<'a> TraceHeader<'a> {
                 continue;
             }
             let end = at + next_separator(&bytes[at..]);
-            if value_of(&raw[at..end], LOOP_GUARD_FIELD).is_some() {
-                on_segment(before.len()..end);
+            if let Some(value) = value_of(&raw[at..end], LOOP_GUARD_FIELD) {
+                on_segment(before.len()..end, value);
             }
         }
     }
@@ -215,7 +210,7 @@ impl<'a> TraceHeader<'a> {
         // The bytes up to `copied` are written (or dropped) already.
         let mut copied = 0;
         let mut replaced = false;
-        self.each_loop_guard_segment(|segment| {
+        self.each_loop_guard_segment(|segment, _| {
             if replaced {
                 // A later field of ours goes, with the `;` before it.
                 out.push_str(&raw[copied..segment.start - 1]);
