@@ -294,8 +294,8 @@ impl<'a> Incoming<'a> {
         for (text, carrier) in self.texts.iter().flatten() {
             if let Some(decoded) = cache.decode(text, carrier) {
                 match &mut lineage {
-                    None => lineage = Some(decoded),
-                    Some(merged) => merged.merge(&decoded),
+                    None => lineage = Some(*decoded),
+                    Some(merged) => merged.merge(decoded),
                 }
             }
         }
@@ -448,24 +448,24 @@ impl<'a, 'k> DecodeCache<'a, 'k> {
         }
     }
 
-    pub(crate) fn decode(&mut self, text: &'a str, carrier: &'static str) -> Option<Lineage> {
-        let lineage = match self.last {
-            Some((last, lineage)) if last == text => lineage,
-            _ => {
-                let lineage = match self.keys {
-                    None => decode_remembered(text, carrier),
-                    Some(keys) => match keys.verify(text) {
-                        Verified::Signed(lineage) => Some(lineage),
-                        Verified::Rejected => {
-                            debug_rejected(text, carrier);
-                            None
-                        }
-                    },
-                };
-                self.last = Some((text, lineage));
-                lineage
-            }
-        };
+    /// The lineage `text` decodes to (`None` when it is malformed or, with
+    /// keys, does not verify), kept until the next text: lent, not copied
+    /// (a lineage is 128 bytes).
+    pub(crate) fn decode(&mut self, text: &'a str, carrier: &'static str) -> Option<&Lineage> {
+        if !matches!(self.last, Some((last, _)) if last == text) {
+            let lineage = match self.keys {
+                None => decode_remembered(text, carrier),
+                Some(keys) => match keys.verify(text) {
+                    Verified::Signed(lineage) => Some(lineage),
+                    Verified::Rejected => {
+                        debug_rejected(text, carrier);
+                        None
+                    }
+                },
+            };
+            self.last = Some((text, lineage));
+        }
+        let lineage = self.last.as_ref().and_then(|(_, lineage)| lineage.as_ref());
         if lineage.is_none() && self.keys.is_some() {
             self.rejected += 1;
         }
@@ -534,7 +534,7 @@ mod tests {
         let mut cache = DecodeCache::default();
         for text in texts.iter().chain(texts.iter().rev()) {
             assert_eq!(
-                cache.decode(text, "test"),
+                cache.decode(text, "test").copied(),
                 Lineage::decode(text).ok(),
                 "{text}"
             );
