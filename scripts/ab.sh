@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # The guard of the working tree against the guard of another revision,
-# timed in one process (probe/ab): batches of 10 AWS-shaped SQS records
-# through no guard, the revision's guard and the working tree's, in turn.
+# timed in one process (probe/ab): batches of AWS-shaped SQS records (10 by
+# default) through no guard, the revision's guard and the working tree's, in
+# turn.
 # Prints, per process, the medians per record and the paired difference
 # new - base; run it with the working tree as the revision (HEAD, nothing
 # changed) to see the bias of the two copies' code layouts (about 1 ns here).
 #
-# usage: scripts/ab.sh <revision> [small|4k] [processes] [rounds per process]
+# usage: scripts/ab.sh <revision> [small|4k] [records] [processes] [rounds per process]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rev=${1:?usage: scripts/ab.sh <revision> [small|4k] [processes] [rounds]}
+rev=${1:?usage: scripts/ab.sh <revision> [small|4k] [records] [processes] [rounds]}
 shape=${2:-small}
-processes=${3:-4}
-rounds=${4:-8000}
+records=${3:-10}
+processes=${4:-4}
+rounds=${5:-8000}
 base=target/ab-base
 git worktree remove --force "$base" 2>/dev/null || rm -rf "$base"
 git worktree prune
@@ -21,6 +23,6 @@ git worktree add --quiet --detach "$base" "$rev"
 sed -i '0,/^version = ".*"/s//version = "0.0.0-ab-base"/' "$base/Cargo.toml"
 cargo build --quiet --release --manifest-path probe/ab/Cargo.toml --target-dir target/ab
 for _ in $(seq "$processes"); do
-  target/ab/release/lambda-loop-guard-ab "$shape" "$rounds"
+  target/ab/release/lambda-loop-guard-ab "$shape" "$records" "$rounds"
 done
 git worktree remove --force "$base"

@@ -5,7 +5,7 @@
 //! machine's changes of speed between processes cannot move.
 //!
 //! ```text
-//! bash scripts/ab.sh <revision> [small|4k] [processes]
+//! bash scripts/ab.sh <revision> [small|4k] [records] [processes] [rounds]
 //! ```
 
 #[path = "../../../tests/support/fixtures.rs"]
@@ -19,11 +19,10 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Context, LambdaEvent};
 use tower::{service_fn, Layer, ServiceExt};
 
-const RECORDS: usize = 10;
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let shape = args.next().unwrap_or_else(|| "small".into());
+    let records: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
     let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(8000);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -58,7 +57,7 @@ fn main() {
         "4k" => fixtures::json_body_4k(),
         _ => "{\"order\":1}".to_owned(),
     };
-    let event = fixtures::aws_shaped_sqs_event(RECORDS, &body, &lineage);
+    let event = fixtures::aws_shaped_sqs_event(records, &body, &lineage);
     let context = || {
         let mut c = Context::default();
         c.request_id = "req".into();
@@ -91,12 +90,12 @@ fn main() {
     }
     let per_record = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2] / RECORDS as f64
+        v[v.len() / 2] / records as f64
     };
     let bare = per_record(bare);
     let (base_added, new_added) = (per_record(base_added), per_record(new_added));
     println!(
-        "{shape}: bare {bare:.1} ns/record; base - bare {base_added:.1} ({:.1} % of bare); \
+        "{shape} x {records}: bare {bare:.1} ns/record; base - bare {base_added:.1} ({:.1} % of bare); \
          new - bare {new_added:.1} ({:.1} %); new - base {:+.1} ns/record",
         100.0 * base_added / bare,
         100.0 * new_added / bare,
