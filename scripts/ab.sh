@@ -16,13 +16,18 @@ records=${3:-10}
 processes=${4:-4}
 rounds=${5:-8000}
 base=target/ab-base
-git worktree remove --force "$base" 2>/dev/null || rm -rf "$base"
-git worktree prune
+# The revision's checkout goes, whatever happens (only ever this path).
+remove_base() {
+  git worktree remove --force "$base" 2>/dev/null || rm -rf "$base"
+  git worktree prune
+}
+remove_base
+trap remove_base EXIT
 git worktree add --quiet --detach "$base" "$rev"
-# Another version, so that Cargo builds the two copies side by side.
-sed -i '0,/^version = ".*"/s//version = "0.0.0-ab-base"/' "$base/Cargo.toml"
+# Another version (the package's first), so that Cargo builds the two
+# copies side by side.
+perl -0pi -e 's/^version = ".*"$/version = "0.0.0-ab-base"/m' "$base/Cargo.toml"
 cargo build --quiet --release --manifest-path probe/ab/Cargo.toml --target-dir target/ab
 for _ in $(seq "$processes"); do
   target/ab/release/lambda-loop-guard-ab "$shape" "$records" "$rounds"
 done
-git worktree remove --force "$base"

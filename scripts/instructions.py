@@ -14,8 +14,9 @@ at batch 100, up to a fifth at batch 10; the budgets of batches leave 15
 to 45 % of room, those of single paths 8 to 12 %); exit 1 otherwise. The
 floors are reported, not budgeted. One row counts misses of a simulated
 L1 instruction cache (cachegrind) instead of instructions: what the guard's
-code costs beyond its instructions, as exact as they are. Without
-valgrind, --check says so loudly and exits 0.
+code costs beyond its instructions, repeatable like them, but moved by the
+code's layout (by ~10 % from one change or compiler to the next; its budget
+leaves 28 % of room). Without valgrind, --check says so loudly and exits 0.
 """
 import re, shutil, subprocess, sys
 
@@ -31,26 +32,23 @@ if shutil.which("valgrind") is None:
     print("=" * 72)
     sys.exit(0 if check else 1)
 
-def instructions(case, n):
-    run = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", probe, case, str(n)],
-                         check=True, capture_output=True, text=True)
-    return int(re.search(r"Collected : (\d+)", run.stderr).group(1))
+# What valgrind counts: instructions (callgrind), or misses of a simulated
+# L1 instruction cache (cachegrind, its caches fixed rather than read off
+# the host: 32 KiB 8-way L1s, as on the x86 cores Lambda runs on).
+INSTRUCTIONS = (["--tool=callgrind", "--callgrind-out-file=/dev/null"], r"Collected : ([\d,]+)")
+L1I_MISSES = (["--tool=cachegrind", "--cache-sim=yes", "--cachegrind-out-file=/dev/null",
+               "--I1=32768,8,64", "--D1=32768,8,64", "--LL=33554432,16,64"], r"I1\s+misses:\s+([\d,]+)")
 
-def per_iteration(case, low=20, high=120):
-    return (instructions(case, high) - instructions(case, low)) / (high - low)
+def count(case, n, measure=INSTRUCTIONS):
+    options, pattern = measure
+    run = subprocess.run(["valgrind", *options, probe, case, str(n)], check=True, capture_output=True, text=True)
+    found = re.search(pattern, run.stderr)
+    if found is None:
+        sys.exit(f"valgrind printed no count for {case} {n} ({pattern!r}):\n{run.stderr}")
+    return int(found.group(1).replace(",", ""))
 
-# The caches cachegrind simulates, fixed (not read off the host): a 32 KiB
-# 8-way L1 for instructions and one for data, as on the x86 cores Lambda
-# runs on.
-CACHES = ["--I1=32768,8,64", "--D1=32768,8,64", "--LL=33554432,16,64"]
-
-def l1i_misses(case, n):
-    run = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--cachegrind-out-file=/dev/null", *CACHES, probe, case, str(n)],
-                         check=True, capture_output=True, text=True)
-    return int(re.search(r"I1\s+misses:\s+([\d,]+)", run.stderr).group(1).replace(",", ""))
-
-def l1i_misses_per_iteration(case, low=100, high=500):
-    return (l1i_misses(case, high) - l1i_misses(case, low)) / (high - low)
+def per_iteration(case, low=20, high=120, measure=INSTRUCTIONS):
+    return (count(case, high, measure) - count(case, low, measure)) / (high - low)
 
 def added_per_record(name, records, low=20, high=120):
     bare = per_iteration(f"{name}_bare", low, high)
@@ -79,7 +77,8 @@ rows.append(("the same with a 4 KB JSON body (batch 10), per record: added, invo
 # What the guard's code costs beyond its instructions: the loop of bare
 # invocations fits the L1 instruction cache, and the guard's code makes it
 # spill (misses of the guard's code and of the code around it).
-bare, guarded = l1i_misses_per_iteration("aws10_bare"), l1i_misses_per_iteration("aws10_guarded")
+bare = per_iteration("aws10_bare", 100, 500, L1I_MISSES)
+guarded = per_iteration("aws10_guarded", 100, 500, L1I_MISSES)
 rows.append(("L1 instruction cache misses (32 KiB simulated), batch of 10, per invocation: added (misses, not instructions)", guarded - bare, f"{bare:,.0f} / {guarded:,.0f}", 420))
 value, context = added_per_record("aws100", 100)
 rows.append(("AWS-shaped SQS records (batch 100), per record: added", value, context, 450))
@@ -101,7 +100,7 @@ clean = per_iteration("clean1000_guarded", 2, 12) / 1000
 looping = per_iteration("looping1000_guarded", 2, 12) / 1000
 rows.append(("1,000 records, all looping, per record (guarded)", looping, f"all clean: {clean:,.0f}; ratio {looping / clean:.2f}", 2 * clean))
 
-print("| operation | instructions | context | budget |")
+print("| operation | instructions (one row: misses) | context | budget |")
 print("| --- | ---: | --- | ---: |")
 over = []
 for what, value, context, budget in rows:
@@ -113,4 +112,4 @@ if check:
     if over:
         print("OVER BUDGET:\n  " + "\n  ".join(over))
         sys.exit(1)
-    print("every budgeted path is within its instruction budget")
+    print("every budgeted path is within its budget")

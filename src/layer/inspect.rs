@@ -252,7 +252,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
         let config = &self.shared.config;
         let mode = config.mode();
         if self.cut_at_first_drop && self.error.is_some() {
-            self.cut(index, &unit);
+            self.drop_refused(index, &unit);
             return false;
         }
         if unit.is_unchanged() && self.per_record {
@@ -340,10 +340,11 @@ impl<'s, 'a> Inspection<'s, 'a> {
         }
     }
 
-    /// Refuses a unit of an ordered batch after its first refused one.
+    /// Drops a refused unit (a looping one, or one of an ordered batch cut
+    /// before it), reported by its id.
     #[cold]
     #[inline(never)]
-    fn cut(&mut self, index: usize, unit: &Incoming<'a>) {
+    fn drop_refused(&mut self, index: usize, unit: &Incoming<'a>) {
         self.dropped
             .push(DroppedUnit::refused(index, unit.item_id(), false));
     }
@@ -408,8 +409,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
         if config.mode() != Mode::Terminate {
             return false;
         }
-        self.dropped
-            .push(DroppedUnit::refused(index, unit.item_id(), false));
+        self.drop_refused(index, unit);
         self.refuse(index, || {
             Refusal::Loop(RecursiveInvocationError {
                 function_name: config.function_name().to_owned(),
@@ -510,8 +510,7 @@ impl<'s, 'a> Inspection<'s, 'a> {
         } in deferred
         {
             if self.cut_at_first_drop && cut_at.is_some_and(|at| at < index) {
-                self.dropped
-                    .push(DroppedUnit::refused(index, unit.item_id(), false));
+                self.drop_refused(index, &unit);
                 continue;
             }
             // Whether the unit's chain has a run left for it (taken now).
@@ -604,9 +603,8 @@ impl<'s, 'a> Inspection<'s, 'a> {
     }
 }
 
-/// Holds a unit back for its chain's claim on an exact budget (out of the
-/// usual path's code: only with an exact budget).
-#[cold]
+/// Holds a unit back for its chain's claim on an exact budget (out of line:
+/// only an exact budget needs it, and then for every unit, so not cold).
 #[inline(never)]
 fn defer<'a>(deferred: &mut Vec<Deferred<'a>>, unit: Deferred<'a>) {
     deferred.push(unit);

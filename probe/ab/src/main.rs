@@ -31,22 +31,21 @@ fn main() {
         black_box(e.payload.records.len());
         Ok::<_, lambda_runtime::Error>(SqsBatchResponse::default())
     });
-    let mut new = guard_new::LoopGuardLayer::new(
-        guard_new::LoopGuardConfig::builder()
-            .function_identity("bench-fn")
-            .build()
-            .expect("a configuration"),
-    )
-    .metric_sink(())
-    .layer(handler);
-    let mut base = guard_base::LoopGuardLayer::new(
-        guard_base::LoopGuardConfig::builder()
-            .function_identity("bench-fn")
-            .build()
-            .expect("a configuration"),
-    )
-    .metric_sink(())
-    .layer(handler);
+    // The same guard from either copy of the crate (two crates: two types).
+    macro_rules! guarded {
+        ($krate:ident) => {
+            $krate::LoopGuardLayer::new(
+                $krate::LoopGuardConfig::builder()
+                    .function_identity("bench-fn")
+                    .build()
+                    .expect("a configuration"),
+            )
+            .metric_sink(())
+            .layer(handler)
+        };
+    }
+    let mut new = guarded!(guard_new);
+    let mut base = guarded!(guard_base);
     // A chain in which this function ran twice, in both carriers.
     let lineage = (0..2)
         .fold(guard_new::Lineage::new(), |l, _| {
