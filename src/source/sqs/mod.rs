@@ -168,6 +168,7 @@ struct Carriers<'a> {
 }
 
 impl<'a> Carriers<'a> {
+    #[inline(always)]
     fn of(message: &Parts<'a>, config: &LoopGuardConfig) -> Self {
         Carriers {
             header: crate::carrier::small_map_get(message.attributes, AWS_TRACE_HEADER_ATTRIBUTE)
