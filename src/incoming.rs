@@ -88,10 +88,11 @@ pub(crate) trait Decide<'a> {
     /// a [`repeat`](Self::repeat) (it ran as the latest kind of unit).
     fn unit(&mut self, unit: Incoming<'a>) -> bool;
 
-    /// Decides a record whose carriers are byte for byte the last unit's,
-    /// for which [`unit`](Self::unit) answered true, as that one was:
-    /// whether it was taken (else it is handed over in full).
-    fn repeat(&mut self) -> bool;
+    /// Decides `count` records in a row whose carriers are byte for byte
+    /// the last unit's, for which [`unit`](Self::unit) answered true, as
+    /// that one was: whether they were taken (else they are handed over in
+    /// full).
+    fn repeat(&mut self, count: usize) -> bool;
 }
 
 impl<'a, 's> Units<'a, 's> {
@@ -128,14 +129,15 @@ impl<'a, 's> Units<'a, 's> {
         }
     }
 
-    /// Hands over a unit whose carriers are byte for byte those of the last
-    /// one handed over, for which [`push_unit`](Self::push_unit) answered
-    /// true: whether it was taken (decided as that one). When it was not,
-    /// the caller hands the unit over in full.
-    pub(crate) fn push_repeat(&mut self) -> bool {
+    /// Hands over `count` units in a row whose carriers are byte for byte
+    /// those of the last one handed over, for which
+    /// [`push_unit`](Self::push_unit) answered true: whether they were taken
+    /// (decided as that one). When they were not, the caller hands them
+    /// over in full.
+    pub(crate) fn push_repeats(&mut self, count: usize) -> bool {
         match &mut self.sink {
             Sink::Plain(_) => false,
-            Sink::Deciding(decide) => decide.repeat(),
+            Sink::Deciding(decide) => decide.repeat(count),
         }
     }
 }

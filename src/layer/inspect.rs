@@ -143,16 +143,20 @@ impl<'a> Decide<'a> for Inspection<'_, 'a> {
         self.last_repeatable
     }
 
-    /// Runs as the last unit did (its inputs are the same): merging its
-    /// lineage again would change nothing.
-    fn repeat(&mut self) -> bool {
+    /// Runs `count` units as the last unit did (their inputs are the same):
+    /// merging its lineage again would change nothing.
+    fn repeat(&mut self, count: usize) -> bool {
         // Only right after a unit that ran as the latest kind (or a repeat
-        // of it): else it is read in full.
+        // of it): else they are read in full.
         let Some(latest) = self.last_ran[0].as_ref().filter(|_| self.last_repeatable) else {
             return false;
         };
-        self.units += 1;
-        self.decoded.rejected += latest.rejected;
+        let Ok(repeats) = u32::try_from(count) else {
+            return false;
+        };
+        self.units += count;
+        self.decoded.rejected =
+            (self.decoded.rejected).saturating_add(latest.rejected.saturating_mul(repeats));
         true
     }
 }

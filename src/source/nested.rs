@@ -25,6 +25,17 @@ pub(crate) enum BodyKind {
 impl BodyKind {
     /// The kind `body` opens like.
     pub(crate) fn of(body: &str) -> BodyKind {
+        // The usual body, text or JSON (`{"` then a key), is told apart by
+        // its first bytes alone: only `"Type"` and `"version"` can open one
+        // of these events.
+        match body.as_bytes() {
+            [b'{', b'"', b'T' | b'v', ..] => {}
+            [b'{', b'"', ..] => return BodyKind::Plain,
+            [first, ..] if *first != b'{' && !first.is_ascii_whitespace() => {
+                return BodyKind::Plain
+            }
+            _ => {}
+        }
         let Some(first_key) = body
             .trim_ascii_start()
             .strip_prefix('{')
@@ -148,7 +159,46 @@ mod tests {
         );
     }
 
+    /// [`BodyKind::of`] without its look at the first bytes.
+    fn kind_by_first_key(body: &str) -> BodyKind {
+        let first_key = body.trim_ascii_start().strip_prefix('{');
+        match first_key.map(str::trim_ascii_start) {
+            Some(key) if key.starts_with("\"Type\"") => BodyKind::SnsEnvelope,
+            Some(key) if key.starts_with("\"version\"") => BodyKind::EventBridgeEvent,
+            _ => BodyKind::Plain,
+        }
+    }
+
+    #[test]
+    fn a_body_is_told_apart_by_its_first_key() {
+        for (body, kind) in [
+            (r#"{"Type":"Notification"}"#, BodyKind::SnsEnvelope),
+            (" \n{ \"Type\" : 1}", BodyKind::SnsEnvelope),
+            (r#"{"version":"0"}"#, BodyKind::EventBridgeEvent),
+            ("\t{\n\"version\"", BodyKind::EventBridgeEvent),
+            (r#"{"Types":1}"#, BodyKind::Plain),
+            (r#"{"TopicArn":"x","Type":"Notification"}"#, BodyKind::Plain),
+            (r#"{"order":1}"#, BodyKind::Plain),
+            ("hello", BodyKind::Plain),
+            ("", BodyKind::Plain),
+            ("{", BodyKind::Plain),
+        ] {
+            assert_eq!(BodyKind::of(body), kind, "{body:?}");
+        }
+    }
+
     proptest! {
+        /// The look at the first bytes decides as the first key does.
+        #[test]
+        fn first_bytes_decide_as_the_first_key(
+            opening in "[ \t\n{\"Tv]{0,6}",
+            key in prop::sample::select(vec!["\"Type\"", "\"version\"", "\"Typ", "\"v", "x"]),
+            rest in "\\PC{0,20}",
+        ) {
+            let body = format!("{opening}{key}{rest}");
+            prop_assert_eq!(BodyKind::of(&body), kind_by_first_key(&body));
+        }
+
         /// Any text: never panics; a lineage only from a JSON event's detail.
         #[test]
         fn any_body(body in "\\PC{0,120}", tail in "[a-z0-9\" :,{}-]{0,60}") {

@@ -131,26 +131,47 @@ impl<T: Serialize> SqsParts for SqsMessageObj<T> {
 }
 
 /// One unit per message, in order. A trace header equal to the one before
-/// it is not scanned again; a message whose carriers are byte for byte
-/// those of the one before it, which ran, is handed over as a repeat
-/// (nothing to read or decide again).
+/// it is not scanned again; messages whose carriers are byte for byte
+/// those of the one before them, which ran, are handed over as repeats of
+/// it, a run of them at once (nothing to read or decide again).
 fn read_messages<'a, M: SqsParts>(
     messages: &'a [M],
     config: &LoopGuardConfig,
     out: &mut Units<'a, '_>,
 ) {
     let mut last = LastHeader::default();
-    // The carriers of the message before, when it ran and its body carried
-    // nothing.
+    // The carriers of the last message read in full, when it ran and its
+    // body carried nothing; the messages like it since, not handed over yet.
     let mut repeatable: Option<Carriers<'a>> = None;
+    let mut repeats: &'a [M] = &[];
+    for (index, message) in messages.iter().enumerate() {
+        let carriers = Carriers::of(&message.parts(), config);
+        if repeatable == Some(carriers) {
+            repeats = &messages[index - repeats.len()..=index];
+            continue;
+        }
+        hand_over_repeats(std::mem::take(&mut repeats), config, out, &mut last);
+        let ran = out.push_unit(read_message(message.parts(), carriers, config, &mut last));
+        repeatable = (ran && carriers.body == BodyKind::Plain).then_some(carriers);
+    }
+    hand_over_repeats(repeats, config, out, &mut last);
+}
+
+/// Hands over `messages`, repeats of the last message handed over, at
+/// once; read in full if they are not taken as such.
+fn hand_over_repeats<'a, M: SqsParts>(
+    messages: &'a [M],
+    config: &LoopGuardConfig,
+    out: &mut Units<'a, '_>,
+    last: &mut LastHeader<'a>,
+) {
+    if messages.is_empty() || out.push_repeats(messages.len()) {
+        return;
+    }
     for message in messages {
         let message = message.parts();
         let carriers = Carriers::of(&message, config);
-        if repeatable == Some(carriers) && out.push_repeat() {
-            continue;
-        }
-        let ran = out.push_unit(read_message(message, carriers, config, &mut last));
-        repeatable = (ran && carriers.body == BodyKind::Plain).then_some(carriers);
+        out.push_unit(read_message(message, carriers, config, last));
     }
 }
 
@@ -364,6 +385,59 @@ pub(crate) mod tests {
         assert!(out[2].lineage().is_empty());
         assert_eq!(out[2].chain_root(), Some("1-r-c"));
         assert!(out.iter().all(|i| i.source() == EventSource::Sqs));
+    }
+
+    /// A decision that takes repeats or not, and notes what it was given.
+    struct Noting {
+        take_repeats: bool,
+        // Per unit read in full, its item id; per run of repeats, `*` each.
+        seen: Vec<String>,
+    }
+
+    impl<'a> crate::incoming::Decide<'a> for Noting {
+        fn unit(&mut self, unit: Incoming<'a>) -> bool {
+            self.seen.push(unit.item_id().unwrap_or("").to_owned());
+            true
+        }
+
+        fn repeat(&mut self, count: usize) -> bool {
+            if self.take_repeats {
+                self.seen.extend(std::iter::repeat_n("*".to_owned(), count));
+            }
+            self.take_repeats
+        }
+    }
+
+    #[test]
+    fn runs_of_like_messages_are_handed_over_at_once_or_read_in_full() {
+        let like = |id| {
+            record(
+                id,
+                Some("v1.2.00000001-2"),
+                Some("Root=1-r;LoopGuard=v1.2.00000001-2"),
+            )
+        };
+        let mut event = SqsEvent::default();
+        event.records = vec![
+            like("a"),
+            like("b"),
+            like("c"),
+            record("d", None, None),
+            like("e"),
+            like("f"),
+        ];
+        let ctx = Context::default();
+        for (take_repeats, expected) in [
+            (true, vec!["a", "*", "*", "d", "e", "*"]),
+            (false, vec!["a", "b", "c", "d", "e", "f"]),
+        ] {
+            let mut noting = Noting {
+                take_repeats,
+                seen: Vec::new(),
+            };
+            event.read_incoming(&ctx, &test_config(), &mut Units::deciding(&mut noting));
+            assert_eq!(noting.seen, expected, "repeats taken: {take_repeats}");
+        }
     }
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:1:t";
