@@ -143,18 +143,25 @@ fn read_messages<'a, M: SqsParts>(
     // The carriers of the last message read in full, when it ran and its
     // body carried nothing; the messages like it since, not handed over yet.
     let mut repeatable: Option<Carriers<'a>> = None;
-    let mut repeats: &'a [M] = &[];
+    let mut repeats = 0;
     for (index, message) in messages.iter().enumerate() {
         let carriers = Carriers::of(&message.parts(), config);
         if repeatable == Some(carriers) {
-            repeats = &messages[index - repeats.len()..=index];
+            repeats += 1;
             continue;
         }
-        hand_over_repeats(std::mem::take(&mut repeats), config, out, &mut last);
+        if repeats > 0 {
+            let run = messages.get(index - repeats..index).unwrap_or_default();
+            hand_over_repeats(run, config, out, &mut last);
+            repeats = 0;
+        }
         let ran = out.push_unit(read_message(message.parts(), carriers, config, &mut last));
         repeatable = (ran && carriers.body == BodyKind::Plain).then_some(carriers);
     }
-    hand_over_repeats(repeats, config, out, &mut last);
+    if repeats > 0 {
+        let run = messages.get(messages.len() - repeats..).unwrap_or_default();
+        hand_over_repeats(run, config, out, &mut last);
+    }
 }
 
 /// Hands over `messages`, repeats of the last message handed over, at
@@ -165,7 +172,7 @@ fn hand_over_repeats<'a, M: SqsParts>(
     out: &mut Units<'a, '_>,
     last: &mut LastHeader<'a>,
 ) {
-    if messages.is_empty() || out.push_repeats(messages.len()) {
+    if out.push_repeats(messages.len()) {
         return;
     }
     for message in messages {
