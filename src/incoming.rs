@@ -284,7 +284,11 @@ impl<'a> Incoming<'a> {
     /// one cache through a whole batch.
     pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a, '_>) -> Lineage {
         // One value read (the usual case) is returned as decoded, its
-        // signature included, so that it can be passed on unchanged.
+        // signature included, so that it can be passed on unchanged. Texts
+        // fill their slots in order: one text is the first slot's alone.
+        if let (None, [Some((text, carrier)), None, _]) = (&self.decoded, self.texts) {
+            return cache.decode(text, carrier).copied().unwrap_or_default();
+        }
         let mut lineage = None;
         if let Some(decoded) = &self.decoded {
             if cache.keys.is_none() {
