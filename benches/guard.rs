@@ -211,14 +211,14 @@ fn layer(c: &mut Criterion) {
             });
             // The same difference as paired runs, back to back in
             // alternating order (drift hits both): per record.
-            let (bare_median, added) = paired_differences_with(
+            let paired = paired_differences_with(
                 if records > 1000 { 200 } else { 4_000 },
                 || LambdaEvent::new(event.clone(), context()),
                 |e| drop(rt.block_on(batch_handler.oneshot(e)).unwrap()),
                 |e| drop(rt.block_on((&mut guarded_batch).oneshot(e)).unwrap()),
             );
             // The floor, paired the same way.
-            let (_, floor_added) = paired_differences_with(
+            let floor = paired_differences_with(
                 if records > 1000 { 200 } else { 4_000 },
                 || LambdaEvent::new(event.clone(), context()),
                 |e| drop(rt.block_on(batch_handler.oneshot(e)).unwrap()),
@@ -226,20 +226,23 @@ fn layer(c: &mut Criterion) {
             );
             let n = records as f64;
             // The ratio to the bare run moves less than either time when the
-            // machine speeds up or slows down between runs.
+            // machine speeds up or slows down between runs; taken pair by
+            // pair, less than either median when it does so during the run.
             println!(
                 "layer/sqs_{shape}_{records}/paired: bare median {:.1} ns per record (handler and event drop); \
-                 guarded - bare: median {:.1} ns per record ({:.1} % of bare), IQR {:.1} .. {:.1}; \
-                 floor - bare: median {:.1} ns per record ({:.1} % of bare), IQR {:.1} .. {:.1}",
-                bare_median / n,
-                added.median / n,
-                100.0 * added.median / bare_median,
-                added.q1 / n,
-                added.q3 / n,
-                floor_added.median / n,
-                100.0 * floor_added.median / bare_median,
-                floor_added.q1 / n,
-                floor_added.q3 / n,
+                 guarded - bare: median {:.1} ns per record ({:.1} % of bare; per pair {:.1} %), IQR {:.1} .. {:.1}; \
+                 floor - bare: median {:.1} ns per record ({:.1} % of bare; per pair {:.1} %), IQR {:.1} .. {:.1}",
+                paired.bare_median / n,
+                paired.added.median / n,
+                100.0 * paired.added.median / paired.bare_median,
+                100.0 * paired.share.median,
+                paired.added.q1 / n,
+                paired.added.q3 / n,
+                floor.added.median / n,
+                100.0 * floor.added.median / paired.bare_median,
+                100.0 * floor.share.median,
+                floor.added.q1 / n,
+                floor.added.q3 / n,
             );
         }
     }

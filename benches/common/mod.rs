@@ -40,15 +40,28 @@ impl Spread {
     }
 }
 
+/// What paired runs measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Paired {
+    /// The median `bare` run.
+    pub bare_median: f64,
+    /// The per-pair differences `guarded - bare`.
+    pub added: Spread,
+    /// The per-pair shares `(guarded - bare) / bare`: what `guarded` adds
+    /// relative to the work around it at that moment, which a change of the
+    /// machine's speed during the run moves less than either time.
+    pub share: Spread,
+}
+
 /// Runs `pairs` pairs of `bare` and `guarded`, back to back in alternating
-/// order, after a warm-up; returns the median `bare` call and the spread of
-/// the per-pair differences `guarded - bare` (what `guarded` adds, with the
-/// drift common to both cancelled pair by pair).
+/// order, after a warm-up: the median `bare` call and the spread of the
+/// per-pair differences `guarded - bare` (what `guarded` adds, with the
+/// drift common to both cancelled pair by pair) and of their shares.
 pub fn paired_differences(
     pairs: usize,
     mut bare: impl FnMut(),
     mut guarded: impl FnMut(),
-) -> (f64, Spread) {
+) -> Paired {
     paired_differences_with(pairs, || (), |()| bare(), |()| guarded())
 }
 
@@ -59,7 +72,7 @@ pub fn paired_differences_with<I>(
     mut setup: impl FnMut() -> I,
     mut bare: impl FnMut(I),
     mut guarded: impl FnMut(I),
-) -> (f64, Spread) {
+) -> Paired {
     let mut time = |f: &mut dyn FnMut(I)| {
         let input = setup();
         let start = Instant::now();
@@ -72,6 +85,7 @@ pub fn paired_differences_with<I>(
     }
     let mut bare_times = Vec::with_capacity(pairs);
     let mut differences = Vec::with_capacity(pairs);
+    let mut shares = Vec::with_capacity(pairs);
     for i in 0..pairs {
         let (b, g) = if i % 2 == 0 {
             let b = time(&mut bare);
@@ -82,18 +96,25 @@ pub fn paired_differences_with<I>(
         };
         bare_times.push(b);
         differences.push(g - b);
+        shares.push((g - b) / b.max(1.0));
     }
-    (Spread::of(bare_times).median, Spread::of(differences))
+    Paired {
+        bare_median: Spread::of(bare_times).median,
+        added: Spread::of(differences),
+        share: Spread::of(shares),
+    }
 }
 
 /// Prints what [`paired_differences`] measured, under `name`.
-pub fn print_paired(name: &str, (bare_median, difference): (f64, Spread)) {
+pub fn print_paired(name: &str, paired: Paired) {
     println!(
-        "{name}: bare median {bare_median:.0} ns; guarded - bare: median {:.0} ns ({:.2} %), \
-         IQR {:.0} .. {:.0} ns",
-        difference.median,
-        100.0 * difference.median / bare_median,
-        difference.q1,
-        difference.q3,
+        "{name}: bare median {:.0} ns; guarded - bare: median {:.0} ns ({:.2} % of the bare median; \
+         per pair {:.2} %), IQR {:.0} .. {:.0} ns",
+        paired.bare_median,
+        paired.added.median,
+        100.0 * paired.added.median / paired.bare_median,
+        100.0 * paired.share.median,
+        paired.added.q1,
+        paired.added.q3,
     );
 }
