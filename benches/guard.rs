@@ -239,7 +239,7 @@ fn layer(c: &mut Criterion) {
                 paired.added.q1 / n,
                 paired.added.q3 / n,
                 floor.added.median / n,
-                100.0 * floor.added.median / paired.bare_median,
+                100.0 * floor.added.median / floor.bare_median,
                 100.0 * floor.share.median,
                 floor.added.q1 / n,
                 floor.added.q3 / n,

@@ -11,7 +11,7 @@ With --check, every row with a budget must be within it (a regression gate
 that cannot flake: the counts are exact, up to the order of the events'
 hash maps, which moves a batch's count between processes: a few percent
 at batch 100, up to a fifth at batch 10; the budgets of batches leave 25
-to 35 % of room, those of single paths 8 to 12 %); exit 1 otherwise. The
+to 60 % of room over the counts seen, those of single paths 8 to 12 %); exit 1 otherwise. The
 floors are reported, not budgeted. One row counts misses of a simulated
 L1 instruction cache (cachegrind) instead of instructions: what the guard's
 code costs beyond its instructions, repeatable like them, but moved by the

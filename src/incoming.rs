@@ -117,7 +117,7 @@ impl<'a, 's> Units<'a, 's> {
     }
 
     /// Hands over the next unit; whether the next one may be handed over as
-    /// a [`push_repeat`](Self::push_repeat) of it, when its carriers are the
+    /// a [`push_repeats`](Self::push_repeats) of it, when its carriers are the
     /// same.
     pub(crate) fn push_unit(&mut self, unit: Incoming<'a>) -> bool {
         match &mut self.sink {
@@ -284,9 +284,8 @@ impl<'a> Incoming<'a> {
     /// one cache through a whole batch.
     pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a, '_>) -> Lineage {
         // One value read (the usual case) is returned as decoded, its
-        // signature included, so that it can be passed on unchanged. Texts
-        // fill their slots in order: one text is the first slot's alone.
-        if let (None, [Some((text, carrier)), None, _]) = (&self.decoded, self.texts) {
+        // signature included, so that it can be passed on unchanged.
+        if let (None, [Some((text, carrier)), None, None]) = (&self.decoded, self.texts) {
             return cache.decode(text, carrier).copied().unwrap_or_default();
         }
         let mut lineage = None;

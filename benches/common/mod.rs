@@ -20,7 +20,7 @@ pub fn interleaved(b: &mut Bencher<'_>, mut timed: impl FnMut(), mut other: impl
     })
 }
 
-/// The median, first and third quartiles of a sample, in nanoseconds.
+/// The median, first and third quartiles of a sample.
 #[derive(Debug, Clone, Copy)]
 pub struct Spread {
     pub median: f64,
@@ -45,7 +45,7 @@ impl Spread {
 pub struct Paired {
     /// The median `bare` run.
     pub bare_median: f64,
-    /// The per-pair differences `guarded - bare`.
+    /// The per-pair differences `guarded - bare`, in nanoseconds.
     pub added: Spread,
     /// The per-pair shares `(guarded - bare) / bare`: what `guarded` adds
     /// relative to the work around it at that moment, which a change of the

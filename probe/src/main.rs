@@ -180,9 +180,7 @@ fn main() {
                         .oneshot(LambdaEvent::new(serde_json::Value::Null, context())),
                 ),
             ),
-            "sqs100_bare" => {
-                drop(rt.block_on(batch.oneshot(LambdaEvent::new(event.clone(), context()))))
-            }
+            "sqs100_bare" => run_batch(false, &event),
             "sqs100_guarded" => run_batch(true, &event),
             "aws100_bare" => run_batch(false, &aws_small),
             "aws100_guarded" => run_batch(true, &aws_small),

@@ -155,8 +155,9 @@ impl<'a> Decide<'a> for Inspection<'_, 'a> {
             return false;
         };
         self.units += count;
-        self.decoded.rejected =
-            (self.decoded.rejected).saturating_add(latest.rejected.saturating_mul(repeats));
+        // Counted as `count` single repeats would count them (a batch is
+        // at most thousands of units, each rejecting at most three texts).
+        self.decoded.rejected += latest.rejected * repeats;
         true
     }
 }

@@ -141,26 +141,26 @@ fn read_messages<'a, M: SqsParts>(
 ) {
     let mut last = LastHeader::default();
     // The carriers of the last message read in full, when it ran and its
-    // body carried nothing; the messages like it since, not handed over yet.
+    // body carried nothing; where the run of messages like it since, not
+    // handed over yet, starts.
     let mut repeatable: Option<Carriers<'a>> = None;
-    let mut repeats = 0;
+    let mut run_from = None;
     for (index, message) in messages.iter().enumerate() {
         let carriers = Carriers::of(&message.parts(), config);
         if repeatable == Some(carriers) {
-            repeats += 1;
+            run_from.get_or_insert(index);
             continue;
         }
-        if repeats > 0 {
-            let run = messages.get(index - repeats..index).unwrap_or_default();
-            hand_over_repeats(run, config, out, &mut last);
-            repeats = 0;
+        if let Some(from) = run_from.take() {
+            hand_over_repeats(&messages[from..index], config, out, &mut last);
         }
+        // Built again rather than kept: the loop then keeps only what the
+        // comparison needs.
         let ran = out.push_unit(read_message(message.parts(), carriers, config, &mut last));
         repeatable = (ran && carriers.body == BodyKind::Plain).then_some(carriers);
     }
-    if repeats > 0 {
-        let run = messages.get(messages.len() - repeats..).unwrap_or_default();
-        hand_over_repeats(run, config, out, &mut last);
+    if let Some(from) = run_from {
+        hand_over_repeats(&messages[from..], config, out, &mut last);
     }
 }
 
@@ -172,13 +172,26 @@ fn hand_over_repeats<'a, M: SqsParts>(
     out: &mut Units<'a, '_>,
     last: &mut LastHeader<'a>,
 ) {
-    if out.push_repeats(messages.len()) {
-        return;
+    if !out.push_repeats(messages.len()) {
+        read_in_full(messages, config, out, last);
     }
+}
+
+/// Hands over `messages` read in full, one by one: a run of repeats the
+/// decision did not take (it takes every run it can, so this is kept out
+/// of the usual path's code).
+#[cold]
+#[inline(never)]
+fn read_in_full<'a, M: SqsParts>(
+    messages: &'a [M],
+    config: &LoopGuardConfig,
+    out: &mut Units<'a, '_>,
+    last: &mut LastHeader<'a>,
+) {
     for message in messages {
-        let message = message.parts();
-        let carriers = Carriers::of(&message, config);
-        out.push_unit(read_message(message, carriers, config, last));
+        let parts = message.parts();
+        let carriers = Carriers::of(&parts, config);
+        out.push_unit(read_message(parts, carriers, config, last));
     }
 }
 
