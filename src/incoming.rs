@@ -285,9 +285,6 @@ impl<'a> Incoming<'a> {
     pub(crate) fn resolve(&self, cache: &mut DecodeCache<'a, '_>) -> Lineage {
         // One value read (the usual case) is returned as decoded, its
         // signature included, so that it can be passed on unchanged.
-        if let (None, [Some((text, carrier)), None, None]) = (&self.decoded, self.texts) {
-            return cache.decode(text, carrier).copied().unwrap_or_default();
-        }
         let mut lineage = None;
         if let Some(decoded) = &self.decoded {
             if cache.keys.is_none() {
